@@ -1,0 +1,345 @@
+//! The crate's one public error type.
+//!
+//! `Error` is opaque: a boxed private [`Kind`] plus an optional source, so it stays one pointer wide
+//! on the happy path and can grow variants without breaking users. Callers ask it questions through
+//! predicates (`is_timeout()`, `is_auth()`, `code()`, ...) instead of matching on variants, the way
+//! tokio-postgres and deadpool expose theirs. `source()` walks down to the `io::Error`, the
+//! [`DbError`] or the codec's [`WireError`] that caused it.
+//!
+//! Invariant: no constructor here ever receives a password or a SCRAM key, so neither `Debug` nor
+//! `Display` can leak one.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::wire::{DbError, WireError};
+
+/// `Result` with wirepool's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every error wirepool returns: connecting, authenticating, querying, and pool checkout.
+///
+/// Ask it what happened with the predicates; read the server's error with [`Error::as_db_error`]
+/// or [`Error::code`]; walk [`std::error::Error::source`] for the underlying cause.
+///
+/// ```
+/// fn is_retryable(e: &wirepool::Error) -> bool {
+///     e.is_timeout() || e.is_closed() || e.code() == Some("57P03")
+/// }
+/// ```
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: Kind,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+/// What went wrong. Private so variants can be added freely.
+#[derive(Debug)]
+pub(crate) enum Kind {
+    /// A socket read or write failed; the source is the `io::Error`.
+    Io,
+    /// The server closed the connection (EOF), or the connection was already marked broken.
+    Closed,
+    /// `connect_timeout` elapsed while connecting or authenticating.
+    ConnectTimeout,
+    /// The connection string or a setting is invalid.
+    Config(String),
+    /// Authentication failed on the client side (no password, `require_auth` refused the
+    /// server's request, an unverifiable SCRAM signature, an unsupported method).
+    Auth(String),
+    /// The server sent an ErrorResponse; the source is the [`DbError`].
+    Db,
+    /// The server broke the protocol; the source is the [`WireError`].
+    Protocol,
+    /// A feature the server asked for is not built in (TLS, COPY, ...).
+    Unsupported(String),
+    /// The pool could not hand out a connection before its deadline.
+    PoolTimeout(Box<PoolTimeoutInfo>),
+    /// The pool is closed.
+    PoolClosed,
+    /// `max_waiting` requests were already queued.
+    TooManyRequests {
+        /// The pool's name.
+        pool: String,
+        /// The configured limit.
+        max_waiting: usize,
+    },
+    /// `putconn` was given a connection that belongs to another pool.
+    ForeignConnection,
+    /// A user hook (`configure`, `check`, `reset`) failed; the source is its error.
+    Hook(&'static str),
+}
+
+/// What a [`PoolTimeout`](Error::is_pool_timeout) error knows about the pool when it gave up.
+#[derive(Debug, Clone)]
+pub struct PoolTimeoutInfo {
+    /// The pool's name.
+    pub pool: String,
+    /// How long the request waited.
+    pub waited: Duration,
+    /// Live connections (idle, in use and being opened) when the request gave up.
+    pub size: usize,
+    /// Idle connections when the request gave up.
+    pub idle: usize,
+    /// Requests waiting when the request gave up, this one included.
+    pub waiting: usize,
+    /// The most recent connection error, if connecting was failing (so a user sees
+    /// "password authentication failed", not only "timeout"). Also the error's `source()`.
+    pub last_connect_error: Option<String>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: Kind) -> Error {
+        Error {
+            inner: Box::new(Inner { kind, source: None }),
+        }
+    }
+
+    pub(crate) fn with_source(
+        kind: Kind,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Error {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                source: Some(source.into()),
+            }),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> &Kind {
+        &self.inner.kind
+    }
+
+    pub(crate) fn io(e: io::Error) -> Error {
+        // An EOF seen as an io::Error is still "the server closed the connection".
+        let kind = match e.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted => Kind::Closed,
+            _ => Kind::Io,
+        };
+        Error::with_source(kind, e)
+    }
+
+    pub(crate) fn closed() -> Error {
+        Error::new(Kind::Closed)
+    }
+
+    pub(crate) fn connect_timeout() -> Error {
+        Error::new(Kind::ConnectTimeout)
+    }
+
+    pub(crate) fn config(msg: impl Into<String>) -> Error {
+        Error::new(Kind::Config(msg.into()))
+    }
+
+    pub(crate) fn auth(msg: impl Into<String>) -> Error {
+        Error::new(Kind::Auth(msg.into()))
+    }
+
+    pub(crate) fn db(e: DbError) -> Error {
+        Error::with_source(Kind::Db, e)
+    }
+
+    pub(crate) fn protocol(e: WireError) -> Error {
+        Error::with_source(Kind::Protocol, e)
+    }
+
+    pub(crate) fn unsupported(msg: impl Into<String>) -> Error {
+        Error::new(Kind::Unsupported(msg.into()))
+    }
+
+    pub(crate) fn pool_timeout(info: PoolTimeoutInfo, last: Option<Error>) -> Error {
+        match last {
+            Some(last) => Error::with_source(Kind::PoolTimeout(Box::new(info)), last),
+            None => Error::new(Kind::PoolTimeout(Box::new(info))),
+        }
+    }
+
+    pub(crate) fn pool_closed() -> Error {
+        Error::new(Kind::PoolClosed)
+    }
+
+    pub(crate) fn too_many_requests(pool: &str, max_waiting: usize) -> Error {
+        Error::new(Kind::TooManyRequests {
+            pool: pool.to_owned(),
+            max_waiting,
+        })
+    }
+
+    pub(crate) fn foreign_connection() -> Error {
+        Error::new(Kind::ForeignConnection)
+    }
+
+    pub(crate) fn hook(which: &'static str, source: Error) -> Error {
+        Error::with_source(Kind::Hook(which), source)
+    }
+
+    /// The server's error, if this error is (or was caused by) an ErrorResponse.
+    pub fn as_db_error(&self) -> Option<&DbError> {
+        let mut cur: Option<&(dyn StdError + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(db) = e.downcast_ref::<DbError>() {
+                return Some(db);
+            }
+            cur = e.source();
+        }
+        None
+    }
+
+    /// The SQLSTATE code of the server's error (`"28P01"`, `"57014"`, ...), if there is one.
+    pub fn code(&self) -> Option<&str> {
+        self.as_db_error().map(DbError::code)
+    }
+
+    /// The codec error, if the server broke the protocol.
+    pub fn as_wire_error(&self) -> Option<WireError> {
+        match self.inner.source.as_deref() {
+            Some(s) => s.downcast_ref::<WireError>().copied(),
+            None => None,
+        }
+    }
+
+    /// A timeout: `connect_timeout` while connecting, or the pool's checkout `timeout`.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.kind(), Kind::ConnectTimeout | Kind::PoolTimeout(_))
+    }
+
+    /// The pool could not hand out a connection before its `timeout`.
+    pub fn is_pool_timeout(&self) -> bool {
+        matches!(self.kind(), Kind::PoolTimeout(_))
+    }
+
+    /// What the pool knew when a checkout timed out.
+    pub fn pool_timeout_info(&self) -> Option<&PoolTimeoutInfo> {
+        match self.kind() {
+            Kind::PoolTimeout(info) => Some(info),
+            _ => None,
+        }
+    }
+
+    /// The pool is closed.
+    pub fn is_pool_closed(&self) -> bool {
+        matches!(self.kind(), Kind::PoolClosed)
+    }
+
+    /// The pool refused the request at once because `max_waiting` requests were queued.
+    pub fn is_too_many_requests(&self) -> bool {
+        matches!(self.kind(), Kind::TooManyRequests { .. })
+    }
+
+    /// The connection is gone: the server closed it, or it was reset. The connection must not
+    /// be used again.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.kind(), Kind::Closed)
+    }
+
+    /// Authentication failed: on the client side (no password, `require_auth`, a bad SCRAM
+    /// signature) or on the server side (SQLSTATE class 28: invalid authorization).
+    pub fn is_auth(&self) -> bool {
+        match self.kind() {
+            Kind::Auth(_) => true,
+            Kind::Db => self.code().is_some_and(|c| c.starts_with("28")),
+            _ => false,
+        }
+    }
+
+    /// The server sent an ErrorResponse ([`Error::as_db_error`] has it).
+    pub fn is_db(&self) -> bool {
+        matches!(self.kind(), Kind::Db)
+    }
+
+    /// The server broke the protocol (malformed or unexpected message, a limit exceeded).
+    pub fn is_protocol(&self) -> bool {
+        matches!(self.kind(), Kind::Protocol)
+    }
+
+    /// The connection string or a setting is invalid.
+    pub fn is_config(&self) -> bool {
+        matches!(self.kind(), Kind::Config(_))
+    }
+
+    /// A socket-level I/O error other than the peer closing the connection.
+    pub fn is_io(&self) -> bool {
+        matches!(self.kind(), Kind::Io)
+    }
+
+    /// The server asked for something wirepool does not implement (TLS, COPY, GSSAPI, ...).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self.kind(), Kind::Unsupported(_))
+    }
+
+    /// `putconn` was given a connection from another pool.
+    pub fn is_foreign_connection(&self) -> bool {
+        matches!(self.kind(), Kind::ForeignConnection)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind() {
+            Kind::Io => f.write_str("I/O error")?,
+            Kind::Closed => f.write_str("connection closed")?,
+            Kind::ConnectTimeout => f.write_str("timed out connecting to the server")?,
+            Kind::Config(msg) => write!(f, "invalid configuration: {msg}")?,
+            Kind::Auth(msg) => write!(f, "authentication failed: {msg}")?,
+            Kind::Db => f.write_str("server error")?,
+            Kind::Protocol => f.write_str("protocol error")?,
+            Kind::Unsupported(msg) => write!(f, "unsupported: {msg}")?,
+            Kind::PoolTimeout(i) => write!(
+                f,
+                "pool '{}': couldn't get a connection after {:.3} s (size {}, idle {}, waiting {})",
+                i.pool,
+                i.waited.as_secs_f64(),
+                i.size,
+                i.idle,
+                i.waiting
+            )?,
+            Kind::PoolClosed => f.write_str("the pool is closed")?,
+            Kind::TooManyRequests { pool, max_waiting } => write!(
+                f,
+                "pool '{pool}': too many requests waiting (max_waiting = {max_waiting})"
+            )?,
+            Kind::ForeignConnection => f.write_str("the connection does not belong to this pool")?,
+            Kind::Hook(which) => write!(f, "the pool's `{which}` hook failed")?,
+        }
+        // Fold the cause into the message so a plain `{}` shows "server error: FATAL 28P01 ...".
+        if let Some(src) = &self.inner.source {
+            write!(f, ": {src}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind);
+        if let Some(src) = &self.inner.source {
+            d.field("source", src);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static))
+    }
+}
+
+impl From<WireError> for Error {
+    fn from(e: WireError) -> Error {
+        Error::protocol(e)
+    }
+}

@@ -1,0 +1,42 @@
+//! wirepool: a PostgreSQL connection pool that speaks the wire protocol itself.
+//!
+//! # Layout
+//!
+//! ```text
+//! bytes ──► wire (pure codec + handshake state machine) ──► conn (socket, buffers, timeouts) ──► pool (slots, permits, guards)
+//! ```
+//!
+//! - [`wire`] is sans-IO: encoders append to a caller's buffer, the decoder takes bytes and returns
+//!   messages, and startup/authentication is a state machine that is fed messages. No sockets, no
+//!   runtime, no clock: it can be fuzzed and read on its own.
+//! - `conn` is the only place that touches a socket: [`Connection`] owns the stream and buffers,
+//!   drives the handshake and knows the transaction status from the last ReadyForQuery.
+//! - `pool` holds idle connections in a lock-free `ArrayQueue`, bounds checkouts with a FIFO
+//!   `tokio::sync::Semaphore`, and returns connections from a guard's `Drop` without network I/O.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), wirepool::Error> {
+//! let config: wirepool::Config = "host=127.0.0.1 port=5432 dbname=test_db user=postgres".parse()?;
+//! let mut conn = wirepool::Connection::connect(&config).await?;
+//! let rows = conn.simple_query("SELECT 1, NULL").await?;
+//! assert_eq!(rows[0].get(0), Some("1"));
+//! assert_eq!(rows[0].get(1), None);
+//! conn.close().await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod conn;
+mod error;
+pub mod pool;
+pub mod wire;
+
+pub use config::Config;
+pub use conn::{CancelToken, Connection, Row};
+pub use error::{Error, PoolTimeoutInfo, Result};
+pub use pool::{Pool, PoolBuilder, PooledConnection};
+pub use wire::{DbError, TransactionStatus};
