@@ -94,6 +94,24 @@ impl Connection {
         self.params.get(name).map(String::as_str)
     }
 
+    /// Whether an I/O or protocol error (or `close`) has made the connection unusable.
+    pub fn is_broken(&self) -> bool {
+        false
+    }
+
+    /// Whether a query was sent and its ReadyForQuery not yet read (a `simple_query` future was
+    /// dropped mid-flight). Such a connection cannot be reused without draining it.
+    pub fn is_busy(&self) -> bool {
+        false
+    }
+
+    /// Non-blocking, no round trip: has the server closed the connection (EOF, reset, or a FATAL
+    /// such as 57P01 sent while idle)? Harmless asynchronous messages (ParameterStatus, notices)
+    /// are consumed. Marks the connection broken when it returns `true`.
+    pub fn check_closed(&mut self) -> bool {
+        false
+    }
+
     /// A token that cancels this connection's running query from anywhere.
     pub fn cancel_token(&self) -> CancelToken {
         CancelToken {}

@@ -2,6 +2,7 @@
 //!
 //! STUB: to be filled in (issue #2). The items below are the interface the rest of the crate uses.
 
+pub mod auth;
 mod error_response;
 
 pub use error_response::DbError;
