@@ -126,12 +126,20 @@ async fn a_connection_returned_in_a_transaction_is_rolled_back() {
     // max_size 1: the next checkout waits for the background ROLLBACK to give the slot back.
     let mut conn = pool.connection().await.unwrap();
     assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
-    assert_eq!(conn.backend_pid(), pid, "the rolled-back connection is reused");
+    assert_eq!(
+        conn.backend_pid(),
+        pid,
+        "the rolled-back connection is reused"
+    );
     let err = conn
         .simple_query("select * from abandoned")
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("42P01"), "the temp table must be gone: {err}");
+    assert_eq!(
+        err.code(),
+        Some("42P01"),
+        "the temp table must be gone: {err}"
+    );
     drop(conn);
     pool.close().await;
 }
