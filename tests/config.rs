@@ -415,6 +415,7 @@ fn every_c_blank_separates() {
 #[test]
 fn nul_is_refused() {
     assert!(err("host=a\0b").contains("NUL"));
+    assert!(err("postgresql://h/a\0b").contains("NUL"));
 }
 
 #[test]
@@ -525,6 +526,8 @@ fn assert_round_trip(s: &str) {
         .parse()
         .unwrap_or_else(|e| panic!("{s:?} printed as {printed:?}, which fails: {e}"));
     assert_eq!(again, original, "{s:?} printed as {printed:?}");
+    // Resolving arbitrary values may fail, but must not panic.
+    let _ = original.resolve_with(&|_| None, None);
     // Display is the same string without the password, and parses to the same minus password.
     let shown: Config = original.to_string().parse().unwrap();
     assert_eq!(shown.get_password(), None);
@@ -543,21 +546,28 @@ fn tricky_strings_round_trip() {
 fn pseudo_random_strings_round_trip() {
     // A fixed xorshift sequence over the characters that matter to the grammar: a cheap,
     // deterministic stand-in for the fuzz target.
-    let alphabet: Vec<char> = "= '\\\t\r\u{0B}ab,%:/?@&[]é😀"
-        .chars()
-        .chain("hostportpassworduserdbnameoptions".chars())
-        .collect();
+    let alphabet: Vec<char> = "= '\\\t\r\n\u{0B}\u{0C}\0ab,%:/?@&[]#é😀".chars().collect();
     let words = [
         "host",
+        "hostaddr",
         "port",
         "password",
         "user",
         "dbname",
         "options",
         "postgresql://",
+        "postgres://",
         "=",
         "'",
         "\\",
+        "%2F",
+        "%00",
+        "%C3%A9",
+        "%FF",
+        "?ssl=true",
+        "&host=",
+        "requiressl",
+        "sslrootcert",
     ];
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = move || {
@@ -1197,11 +1207,46 @@ fn pgpass_location_passfile_env_home() {
     let _ = std::fs::remove_dir(&dir);
 }
 
+/// Collects what a `tracing` subscriber writes, to check the warnings' wording.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn pgpass_readable_by_others_is_ignored() {
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let f = TempFile::new("pgpass-open", "*:*:*:*:leaky\n", 0o644);
-    assert_eq!(one(&pgpass_password("host=h", &f.0, &[])), None);
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    {
+        let _guard = subscriber.set_default();
+        assert_eq!(one(&pgpass_password("host=h", &f.0, &[])), None);
+    }
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("WARN") && logs.contains("group or world access"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(f.0.to_str().unwrap()),
+        "the warning names the file: {logs}"
+    );
+    assert!(!logs.contains("leaky"), "{logs}");
     let g = TempFile::new("pgpass-group", "*:*:*:*:leaky\n", 0o640);
     assert_eq!(one(&pgpass_password("host=h", &g.0, &[])), None);
     let ok = TempFile::new("pgpass-private", "*:*:*:*:private\n", 0o400);

@@ -2,8 +2,7 @@
 //! by line port of libpq's `conninfo_parse` (fe-connect.c), and the printer that inverts it.
 //!
 //! Invariant: for every `Config` the parser returns, `write` prints a string the parser turns back
-//! into an equal `Config` (the fuzz target asserts it). Deviation from libpq: a NUL character is an
-//! error rather than the silent end of the string that C sees.
+//! into an equal `Config` (the fuzz target asserts it).
 //!
 //! Error messages quote the offending token as libpq does, except right after a `password` value:
 //! there the token is most likely the rest of a badly quoted password, so it is not echoed.
@@ -23,11 +22,6 @@ pub(crate) fn is_space(c: char) -> bool {
 /// Parses a keyword/value string. Values are stored as given; nothing is validated but the
 /// syntax and the keyword names.
 pub(crate) fn parse(s: &str) -> Result<Config, Error> {
-    if s.contains('\0') {
-        return Err(Error::config(
-            "connection info string contains a NUL character",
-        ));
-    }
     let mut config = Config::new();
     let mut chars = s.chars().peekable();
     let mut after_password = false;

@@ -249,6 +249,13 @@ impl FromStr for Config {
     /// Bad syntax or an unknown keyword, with libpq's wording (`invalid connection option
     /// "foo"`). Values are checked later, when connecting.
     fn from_str(s: &str) -> Result<Config, Error> {
+        // libpq sees the end of a C string there and drops the rest; refusing it is safer than
+        // silently connecting with half a setting.
+        if s.contains('\0') {
+            return Err(Error::config(
+                "connection info string contains a NUL character",
+            ));
+        }
         match uri::prefix_len(s) {
             Some(prefix) => uri::parse(s, prefix),
             None => conninfo::parse(s),
