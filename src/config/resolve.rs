@@ -113,7 +113,7 @@ impl Config {
             .unwrap_or(user.as_str())
             .to_owned();
         let sslmode = sslmode(&s)?;
-        check_tls_free(&s)?;
+        check_unsupported_modes(&s)?;
         check_client_encoding(&s)?;
         let require_auth = match s.non_empty(Keyword::RequireAuth) {
             Some(v) => v.parse::<RequireAuth>().map_err(Error::config)?,
@@ -236,7 +236,7 @@ fn sslmode(s: &Settings) -> Result<SslMode, Error> {
 
 /// `channel_binding` and `target_session_attrs`: libpq's values are all recognised, and the
 /// ones wirepool cannot honour fail loudly instead of being ignored.
-fn check_tls_free(s: &Settings) -> Result<(), Error> {
+fn check_unsupported_modes(s: &Settings) -> Result<(), Error> {
     match s.get(Keyword::ChannelBinding) {
         None | Some("disable" | "prefer") => {}
         Some("require") => {
