@@ -183,6 +183,7 @@ impl FromStr for RequireAuth {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
