@@ -133,6 +133,31 @@ pub enum BackendMessage {
     CopyDone,
 }
 
+impl BackendMessage {
+    /// The message's type byte.
+    pub fn tag(&self) -> u8 {
+        match self {
+            BackendMessage::Authentication(_) => b'R',
+            BackendMessage::ParameterStatus { .. } => b'S',
+            BackendMessage::BackendKeyData { .. } => b'K',
+            BackendMessage::ReadyForQuery(_) => b'Z',
+            BackendMessage::ErrorResponse(_) => b'E',
+            BackendMessage::NoticeResponse(_) => b'N',
+            BackendMessage::RowDescription(_) => b'T',
+            BackendMessage::DataRow(_) => b'D',
+            BackendMessage::CommandComplete(_) => b'C',
+            BackendMessage::EmptyQueryResponse => b'I',
+            BackendMessage::NotificationResponse { .. } => b'A',
+            BackendMessage::NegotiateProtocolVersion { .. } => b'v',
+            BackendMessage::CopyInResponse(_) => b'G',
+            BackendMessage::CopyOutResponse(_) => b'H',
+            BackendMessage::CopyBothResponse(_) => b'W',
+            BackendMessage::CopyData(_) => b'd',
+            BackendMessage::CopyDone => b'c',
+        }
+    }
+}
+
 /// Caps on message lengths after startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecoderLimits {

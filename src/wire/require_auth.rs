@@ -183,7 +183,6 @@ impl FromStr for RequireAuth {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
