@@ -1,0 +1,9 @@
+//! Shared support for integration tests: a throwaway PostgreSQL cluster ([`cluster`]) and a
+//! scripted fake server for fault tests ([`fake_server`]).
+//!
+//! Each test binary compiles this module separately and uses only part of it, hence
+//! `allow(dead_code)`. `cluster.rs` stays std-only because examples and benches include it by path.
+#![allow(dead_code)]
+
+pub mod cluster;
+pub mod fake_server;
