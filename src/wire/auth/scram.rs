@@ -44,7 +44,7 @@ pub const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
 /// The default cap on the server's `i=`: a hostile server could ask for 2^31 PBKDF2 iterations
 /// to burn the client's CPU. PostgreSQL's default is 4096 (`scram_iterations`, PG16+); OWASP
 /// recommends 600 000 for PBKDF2-HMAC-SHA256, so a hardened server may use that; 1 000 000 bounds
-/// the cost at roughly a second of one core.
+/// the cost to well under a second of one core in an optimized build.
 pub const DEFAULT_MAX_SCRAM_ITERATIONS: u32 = 1_000_000;
 
 /// The gs2-header of a client that does not do channel binding (RFC 5802 §7, flag `n`, no authzid:

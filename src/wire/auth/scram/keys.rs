@@ -152,6 +152,45 @@ mod tests {
         );
     }
 
+    /// The intermediate values `docs/protocol-scram.md` shows for the psql exchange.
+    #[test]
+    fn psql_vector_intermediates() {
+        let salt = [
+            0x7e, 0xcd, 0xc8, 0x5c, 0x1c, 0xbb, 0x53, 0xbf, 0x88, 0xbd, 0x58, 0xd9,
+        ]; // base64 "fs3IXBy7U7+IvVjZ"
+        let salted = pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(b"foobar", &salt, 4096);
+        assert_eq!(
+            hex(&salted),
+            "e4b4d9c652db2cf77c399a781d6b4f23c30d3f95925f932fe581e85d4649962c"
+        );
+        let keys = ScramKeys::derive(b"foobar", &salt, 4096);
+        assert_eq!(
+            hex(&keys.client_key),
+            "864e070b1cd5f07b7cd9773e8fd91b9076abd8c69230a9c3d3446b6605cb241a"
+        );
+        assert_eq!(
+            hex(&Sha256::digest(keys.client_key)),
+            "b6681b467f6a7c38378a9fbec00c6c148934665f4f1743430799e90e355e1023"
+        );
+        assert_eq!(
+            hex(&keys.server_key),
+            "6d25398604b8beef52fc171ecb2334f9bd11c5d691b5d1f92d18e608f707c618"
+        );
+        let auth_message: &[&[u8]] = &[
+            b"n=,r=9IZ2O01zb9IgiIZ1WJ/zgpJB,",
+            b"r=9IZ2O01zb9IgiIZ1WJ/zgpJBjx/oIRLs02gGSHcw1KEty3eY,s=fs3IXBy7U7+IvVjZ,i=4096,",
+            b"c=biws,r=9IZ2O01zb9IgiIZ1WJ/zgpJBjx/oIRLs02gGSHcw1KEty3eY",
+        ];
+        assert_eq!(
+            hex(&keys.client_proof(auth_message)),
+            "02634aa2c8c9cd2df535395060db390537908dd1dd93b94e7e50e8e6b7b66a7f"
+        );
+        assert_eq!(
+            hex(&keys.server_signature(auth_message)),
+            "53ea69c43e5750ab6b69d9eff1ed8c91eba9880f0553ced283c097cd71c3033c"
+        );
+    }
+
     #[test]
     fn padded_key_hmac_equals_slice_key_hmac() {
         let key = [0xa5u8; 32];
