@@ -28,7 +28,17 @@ impl Connection {
         let mut columns: Option<usize> = None;
         let mut outcome = Outcome::Ok;
         loop {
-            match self.io.read_message().await? {
+            let msg = match self.io.read_message().await {
+                Ok(msg) => msg,
+                // A FATAL (57P01 terminated, 57P05 idle timeout...) then EOF: report the
+                // server's reason, not just "closed". The caller marks the connection broken.
+                Err(e) if e.is_closed() => match outcome {
+                    Outcome::Db(db) => return Err(db),
+                    _ => return Err(e),
+                },
+                Err(e) => return Err(e),
+            };
+            match msg {
                 BackendMessage::RowDescription(rd) => columns = Some(rd.len()),
                 BackendMessage::DataRow(row) => {
                     if columns != Some(row.len()) {
