@@ -101,7 +101,7 @@ async fn cleartext_under_require_scram_never_sends_the_password() {
 
 /// A SCRAM server that knows nothing about the password: it answers the client's nonce, then
 /// `finish` decides how it tries to end the exchange.
-async fn fake_scram(s: &mut TcpStream, finish: &'static [u8]) {
+async fn fake_scram(s: &mut TcpStream, finish: Vec<u8>) {
     fake::read_startup(s).await;
     send(s, &fake::auth_sasl(&["SCRAM-SHA-256"])).await;
     let (tag, body) = fake::read_message(s).await;
@@ -113,14 +113,14 @@ async fn fake_scram(s: &mut TcpStream, finish: &'static [u8]) {
     send(s, &fake::auth_sasl_continue(first.as_bytes())).await;
     let (tag, _) = fake::read_message(s).await;
     assert_eq!(tag, b'p');
-    send(s, finish).await;
+    send(s, &finish).await;
     send(s, &fake::trust_handshake()).await;
 }
 
 #[tokio::test]
 async fn scram_server_skipping_sasl_final_is_refused() {
     let server = FakeServer::start(|mut s| async move {
-        fake_scram(&mut s, &[]).await; // straight to AuthenticationOk (in trust_handshake)
+        fake_scram(&mut s, Vec::new()).await; // straight to AuthenticationOk (in trust_handshake)
     });
     let err = connect(&server.conninfo("u", Some("pw")))
         .await
@@ -131,12 +131,9 @@ async fn scram_server_skipping_sasl_final_is_refused() {
 
 #[tokio::test]
 async fn scram_server_with_wrong_signature_is_refused() {
-    static FORGED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let forged = FORGED.get_or_init(|| {
-        let v = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        fake::auth_sasl_final(format!("v={v}").as_bytes())
-    });
-    let server = FakeServer::start(|mut s| async move {
+    let v = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let forged = fake::auth_sasl_final(format!("v={v}").as_bytes());
+    let server = FakeServer::start(move |mut s| async move {
         fake_scram(&mut s, forged).await;
     });
     let err = connect(&server.conninfo("u", Some("pw")))
