@@ -306,3 +306,6 @@ pub(crate) fn log_notice(n: &DbError) {
         _ => tracing::debug!(code = n.code(), "server: {}", n.message()),
     }
 }
+
+#[cfg(test)]
+mod tests;
