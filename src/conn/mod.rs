@@ -12,7 +12,6 @@
 mod cancel;
 mod framed;
 mod query;
-mod resolve_shim;
 mod scram_cache;
 mod socket;
 mod startup;
