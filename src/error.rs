@@ -307,7 +307,9 @@ impl fmt::Display for Error {
                 f,
                 "pool '{pool}': too many requests waiting (max_waiting = {max_waiting})"
             )?,
-            Kind::ForeignConnection => f.write_str("the connection does not belong to this pool")?,
+            Kind::ForeignConnection => {
+                f.write_str("the connection does not belong to this pool")?
+            }
             Kind::Hook(which) => write!(f, "the pool's `{which}` hook failed")?,
         }
         // Fold the cause into the message so a plain `{}` shows "server error: FATAL 28P01 ...".
