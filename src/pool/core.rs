@@ -67,6 +67,8 @@ pub(crate) struct Core<M: Manage> {
     pub(crate) permits: Semaphore,
     pub(crate) size: AtomicUsize,
     pub(crate) connecting: AtomicUsize,
+    /// Connections being closed (still in `size` until the server has let go of them).
+    pub(crate) closing: AtomicUsize,
     /// Permit holders waiting for a connection to land.
     pub(crate) starving: AtomicUsize,
     /// Requests waiting, for a permit or for a connection (`requests_waiting`).
@@ -101,6 +103,7 @@ impl<M: Manage> Core<M> {
             permits: Semaphore::new(max),
             size: AtomicUsize::new(0),
             connecting: AtomicUsize::new(0),
+            closing: AtomicUsize::new(0),
             starving: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             min_size: AtomicUsize::new(min),
@@ -201,7 +204,7 @@ impl<M: Manage> Core<M> {
     pub(crate) fn discard(self: &Arc<Self>, slot: Slot<M::Connection>) {
         match Handle::try_current() {
             Ok(handle) => {
-                let freed = Freed(Arc::clone(self));
+                let freed = Freed::new(Arc::clone(self));
                 handle.spawn(async move {
                     let core = &freed.0;
                     let _ =
@@ -396,7 +399,10 @@ impl<M: Manage> Core<M> {
         PoolStats {
             pool_min: self.min_size.load(Relaxed),
             pool_max: self.max_size.load(Relaxed),
-            pool_size: self.size.load(Relaxed),
+            pool_size: self
+                .size
+                .load(Relaxed)
+                .saturating_sub(self.closing.load(Relaxed)),
             pool_available: self.idle_count(),
             requests_waiting: self.waiting.load(Relaxed),
             connecting: self.connecting.load(Relaxed),
@@ -406,11 +412,20 @@ impl<M: Manage> Core<M> {
     }
 }
 
-/// Frees one unit of `size` when dropped (even if the task owning it is aborted).
+/// A connection being closed: counted in `closing` while alive, and frees its unit of `size`
+/// when dropped (even if the task owning it is aborted).
 struct Freed<M: Manage>(Arc<Core<M>>);
+
+impl<M: Manage> Freed<M> {
+    fn new(core: Arc<Core<M>>) -> Self {
+        core.closing.fetch_add(1, SeqCst);
+        Freed(core)
+    }
+}
 
 impl<M: Manage> Drop for Freed<M> {
     fn drop(&mut self) {
+        self.0.closing.fetch_sub(1, SeqCst);
         self.0.slot_freed();
     }
 }
@@ -464,7 +479,7 @@ impl<M: Manage> Live<M> {
     /// freed even if this future is dropped midway.
     pub(crate) async fn close(mut self) {
         if let Some(slot) = self.slot.take() {
-            let freed = Freed(Arc::clone(&self.core));
+            let freed = Freed::new(Arc::clone(&self.core));
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.core.manager.close(slot.conn)).await;
             drop(freed);
         }
