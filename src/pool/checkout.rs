@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::TryAcquireError;
 use tokio::time::Instant;
 
+use super::connecting::{BACKOFF_JITTER, INITIAL_BACKOFF};
 use super::core::{Core, Permit};
 use super::guard::PooledConnection;
 use super::manage::Manage;
@@ -110,6 +111,7 @@ impl<M: Manage> Core<M> {
                 }
             },
         };
+        let mut check_failures = 0u32;
         loop {
             if self.is_closed() {
                 return Err(Error::pool_closed());
@@ -158,6 +160,20 @@ impl<M: Manage> Core<M> {
                     };
                     self.discard(slot);
                     permit = p;
+                    // psycopg#709: a check that keeps failing must not spin. The first retry is
+                    // immediate (one dead connection is common); later ones back off like
+                    // reconnects (1 s, doubling, ±10%), all under the one deadline.
+                    check_failures += 1;
+                    if check_failures > 1 {
+                        let delay =
+                            INITIAL_BACKOFF.saturating_mul(1 << (check_failures - 2).min(16));
+                        let jitter = 1.0 + BACKOFF_JITTER * (2.0 * self.random() - 1.0);
+                        let wake = Instant::now() + delay.mul_f64(jitter);
+                        tokio::time::sleep_until(wake.min(deadline)).await;
+                        if wake >= deadline {
+                            return Err(self.timeout_error(start));
+                        }
+                    }
                 }
                 Err(_) => return Err(self.timeout_error(start)),
             }

@@ -23,9 +23,9 @@ use super::stats::{add_ms, bump};
 use crate::error::{Error, Result};
 
 /// psycopg_pool's first reconnect delay (`AttemptWithBackoff.INITIAL_DELAY`).
-const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+pub(crate) const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 /// psycopg_pool's jitter on each delay (`DELAY_JITTER`).
-const BACKOFF_JITTER: f64 = 0.1;
+pub(crate) const BACKOFF_JITTER: f64 = 0.1;
 
 /// One unit of `size` and one of `connecting`, held by a connect in progress.
 pub(crate) struct Reservation<M: Manage> {
