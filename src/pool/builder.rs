@@ -222,7 +222,7 @@ impl<M: Manage> PoolBuilder<M> {
     /// Cancel-safe: nothing is started until it completes (it does not await).
     ///
     /// # Errors
-    /// An unparsable conninfo, or invalid sizes (`max_size < min_size`, `max_size == 0`,
+    /// An unparsable conninfo, no tokio runtime, or invalid sizes (`max_size < min_size`, `max_size == 0`,
     /// `max_connecting == 0`, `max_size_limit < max_size`).
     pub async fn open(self) -> Result<Pool<M>> {
         let PoolBuilder {
@@ -233,6 +233,11 @@ impl<M: Manage> PoolBuilder<M> {
             mut settings,
         } = self;
         let manager = manager?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::config(
+                "Pool::open must be called inside a tokio runtime",
+            ));
+        }
         let max_size = max_size.unwrap_or(min_size);
         let capacity = max_size_limit.unwrap_or(max_size);
         if max_size == 0 || max_size < min_size {

@@ -7,8 +7,9 @@
 //! connection is pushed idle or the attempt is abandoned, so a cancelled or failed connect
 //! gives its slot back. Failed attempts are retried with psycopg's backoff (1 s, doubling,
 //! ±10% jitter) while there is demand, and given up after `reconnect_timeout`, calling
-//! `reconnect_failed`; the reservation is held across the backoff, so an outage never turns
-//! into a connection storm (deadpool#201).
+//! `reconnect_failed`; the next attempt then waits for maintenance's next tick or a waiter's
+//! demand. The reservation is held across the backoff, so an outage never turns into a
+//! connection storm (deadpool#201).
 
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
@@ -31,6 +32,9 @@ pub(crate) const BACKOFF_JITTER: f64 = 0.1;
 pub(crate) struct Reservation<M: Manage> {
     core: Arc<Core<M>>,
     landed: bool,
+    /// Given up after `reconnect_timeout`: free the slot without starting another connect at
+    /// once (maintenance retries at its next tick, or a waiter on demand).
+    abandoned: bool,
 }
 
 impl<M: Manage> Reservation<M> {
@@ -46,7 +50,9 @@ impl<M: Manage> Reservation<M> {
 impl<M: Manage> Drop for Reservation<M> {
     fn drop(&mut self) {
         self.core.connecting.fetch_sub(1, SeqCst);
-        if !self.landed {
+        if self.abandoned {
+            self.core.release_size();
+        } else if !self.landed {
             self.core.slot_freed();
         }
     }
@@ -80,6 +86,7 @@ impl<M: Manage> Core<M> {
         Some(Reservation {
             core: Arc::clone(self),
             landed: false,
+            abandoned: false,
         })
     }
 
@@ -131,7 +138,7 @@ impl<M: Manage> Core<M> {
 }
 
 /// One background connect, retried with backoff while wanted.
-async fn connect_task<M: Manage>(reservation: Reservation<M>) {
+async fn connect_task<M: Manage>(mut reservation: Reservation<M>) {
     let core = Arc::clone(&reservation.core);
     let mut delay = INITIAL_BACKOFF;
     let mut first_failure: Option<Instant> = None;
@@ -149,7 +156,6 @@ async fn connect_task<M: Manage>(reservation: Reservation<M>) {
                 core.set_last_connect_error(None);
                 // Drop the reservation (connecting - 1) only after the push, so `wants_growth`
                 // never sees the connection as neither coming nor idle.
-                let mut reservation = reservation;
                 reservation.land(conn).into_idle();
                 drop(reservation);
                 core.events.notify_waiters();
@@ -172,6 +178,7 @@ async fn connect_task<M: Manage>(reservation: Reservation<M>) {
                     if let Some(cb) = &core.settings.reconnect_failed {
                         cb(core.name());
                     }
+                    reservation.abandoned = true;
                     return;
                 }
                 tokio::select! {

@@ -221,11 +221,16 @@ impl<M: Manage> Core<M> {
 
     /// One unit of `size` is gone: wake a waiter (it may open one) and keep `min_size`.
     pub(crate) fn slot_freed(self: &Arc<Self>) {
+        self.release_size();
+        self.maybe_grow();
+    }
+
+    /// One unit of `size` is gone; wakes a waiter, which may open a replacement.
+    pub(crate) fn release_size(&self) {
         self.size.fetch_sub(1, SeqCst);
         fence(SeqCst);
         self.wake_one();
         self.events.notify_waiters();
-        self.maybe_grow();
     }
 
     /// Gives a permit back, unless `resize` asked for it to be forgotten.

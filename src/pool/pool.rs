@@ -191,7 +191,10 @@ impl<M: Manage> Pool<M> {
     pub fn putconn(&self, mut conn: PooledConnection<M>) -> Result<()> {
         conn.set_explicit(false);
         match conn.core() {
-            Some(core) if Arc::ptr_eq(core, &self.core) => Ok(drop(conn)),
+            Some(core) if Arc::ptr_eq(core, &self.core) => {
+                drop(conn);
+                Ok(())
+            }
             _ => Err(Error::foreign_connection()),
         }
     }
