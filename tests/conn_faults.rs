@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use support::fake_server::{self as fake, FakeServer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wirepool::wire::WireError;
 use wirepool::{Config, Connection, Error};
@@ -192,4 +192,68 @@ async fn dropped_query_leaves_connection_busy() {
     assert!(conn.is_busy());
     drop(release);
     server.join().await;
+}
+
+/// A `simple_query` dropped while its Query is only partly written (the server is not reading,
+/// so the socket buffers fill) leaves the server holding a prefix of a message. The connection
+/// must be broken: reusing it fails at once instead of waiting for a ReadyForQuery that cannot
+/// come, and `close` neither re-sends the query nor appends Terminate to its prefix.
+#[tokio::test]
+async fn query_dropped_mid_write_breaks_the_connection_and_close_sends_nothing_more() {
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (count_tx, count_rx) = tokio::sync::oneshot::channel::<usize>();
+    let server = FakeServer::start(|mut s| async move {
+        fake::read_startup(&mut s).await;
+        send(&mut s, &fake::trust_handshake()).await;
+        let _ = go_rx.await; // read nothing while the client writes
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+        let _ = count_tx.send(total);
+    });
+    let mut conn = connect(&server.conninfo("u", None)).await.unwrap();
+    // Far more than loopback's socket buffers hold, so one poll writes only a prefix.
+    let sql = format!("SELECT '{}'", "x".repeat(16 << 20));
+    let query_len = 1 + 4 + sql.len() + 1;
+    // One poll: the write fills the buffers and returns Pending, then the future drops.
+    let first_poll = poll_once(conn.simple_query(&sql)).await;
+    assert!(
+        first_poll.is_pending(),
+        "16 MiB cannot be written in one poll"
+    );
+    assert!(conn.is_busy());
+    assert!(
+        conn.is_broken(),
+        "a cut message must make the connection broken"
+    );
+    assert!(conn.check_closed());
+    go_tx.send(()).unwrap();
+
+    let reuse = tokio::time::timeout(Duration::from_secs(5), conn.simple_query("SELECT 1"))
+        .await
+        .expect("reuse must fail at once, not wait for a ReadyForQuery");
+    let err = reuse.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+
+    conn.close().await.unwrap();
+    let total = count_rx.await.unwrap();
+    server.join().await;
+    assert!(total > 0, "the first poll wrote a prefix");
+    assert!(
+        total < query_len,
+        "the server got {total} bytes: more than the prefix of one {query_len}-byte Query \
+         (re-sent or completed after the drop)"
+    );
+}
+
+/// Polls `fut` exactly once and drops it (`timeout(Duration::ZERO, ..)` may poll it again
+/// before the timer fires).
+async fn poll_once<F: std::future::Future>(fut: F) -> std::task::Poll<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await
 }

@@ -8,6 +8,8 @@
 //! State invariants: `busy` is set when a Query is written and cleared only by its
 //! ReadyForQuery; `broken` is set by any I/O or protocol error (or by `check_closed` seeing
 //! EOF or a FATAL) and is never cleared: every later call fails fast with [`Error::is_closed`].
+//! A write cut short (a future dropped inside `flush`, leaving unsent bytes) counts as broken
+//! too: the server holds part of a message and would read whatever we sent next as its rest.
 
 mod cancel;
 mod framed;
@@ -111,15 +113,18 @@ impl Connection {
     ///
     /// # Cancel safety
     /// Not cancel-safe: dropping it mid-query leaves the connection busy ([`is_busy`]); the pool
-    /// cancels and discards such a connection.
+    /// cancels and discards such a connection. Dropped while the Query was still being
+    /// written, the connection is broken ([`is_broken`]).
     ///
     /// # Errors
     /// A server error ([`Error::is_db`]; the connection stays usable), COPY
     /// ([`Error::is_unsupported`]; usable), or an I/O or protocol error (it is then broken).
     ///
     /// [`is_busy`]: Connection::is_busy
+    /// [`is_broken`]: Connection::is_broken
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<Row>> {
-        if self.broken {
+        if self.is_broken() {
+            self.mark_broken();
             return Err(Error::closed());
         }
         if self.busy {
@@ -130,7 +135,7 @@ impl Connection {
         if result.is_err() && self.busy {
             // The error came before ReadyForQuery: the stream is not at a message boundary we
             // can trust any more.
-            self.broken = true;
+            self.mark_broken();
         }
         result
     }
@@ -145,7 +150,7 @@ impl Connection {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    self.broken = true;
+                    self.mark_broken();
                     return Err(e);
                 }
             }
@@ -199,9 +204,17 @@ impl Connection {
         }
     }
 
-    /// Whether an I/O or protocol error (or `close`) has made the connection unusable.
+    /// Whether an I/O or protocol error, a write cut short by a dropped future, or `close` has
+    /// made the connection unusable.
     pub fn is_broken(&self) -> bool {
-        self.broken
+        self.broken || self.io.has_unsent()
+    }
+
+    /// Marks the connection unusable for good and forgets any unsent bytes (a cut message must
+    /// never be completed or followed by another).
+    fn mark_broken(&mut self) {
+        self.broken = true;
+        self.io.discard_unsent();
     }
 
     /// Whether a query was sent and its ReadyForQuery not yet read (a `simple_query` future was
@@ -214,12 +227,13 @@ impl Connection {
     /// such as 57P01 sent while idle)? Harmless asynchronous messages (ParameterStatus, notices)
     /// are consumed. Marks the connection broken when it returns `true`.
     pub fn check_closed(&mut self) -> bool {
-        if self.broken {
+        if self.is_broken() {
+            self.mark_broken();
             return true;
         }
         // An error (reset) counts as closed, like EOF.
         if !self.io.read_available().unwrap_or(false) {
-            self.broken = true;
+            self.mark_broken();
             return true;
         }
         loop {
@@ -229,7 +243,7 @@ impl Connection {
                 // idle_session_timeout 57P05, ...).
                 Ok(Some(BackendMessage::ErrorResponse(e))) => {
                     tracing::info!(error = %e, "server closed an idle connection");
-                    self.broken = true;
+                    self.mark_broken();
                     return true;
                 }
                 Ok(Some(BackendMessage::ReadyForQuery(status))) if self.busy => {
@@ -238,13 +252,13 @@ impl Connection {
                 }
                 Ok(Some(msg)) if !self.busy => {
                     if self.handle_async(msg).is_err() {
-                        self.broken = true;
+                        self.mark_broken();
                         return true;
                     }
                 }
                 Ok(Some(_)) => {}
                 Err(_) => {
-                    self.broken = true;
+                    self.mark_broken();
                     return true;
                 }
             }
@@ -279,7 +293,9 @@ impl Connection {
         }
     }
 
-    /// Sends Terminate and closes the socket.
+    /// Sends Terminate and closes the socket. A broken connection (including one whose last
+    /// write was cut short: Terminate would be read as the rest of that message) is just
+    /// dropped.
     ///
     /// # Cancel safety
     /// Cancel-safe: the socket is closed either way (it is dropped with the future).
@@ -287,7 +303,8 @@ impl Connection {
     /// # Errors
     /// If Terminate could not be written.
     pub async fn close(mut self) -> Result<()> {
-        if self.broken {
+        if self.is_broken() {
+            self.mark_broken();
             return Ok(());
         }
         self.broken = true;
