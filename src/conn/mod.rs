@@ -113,8 +113,9 @@ impl Connection {
     ///
     /// # Cancel safety
     /// Not cancel-safe: dropping it mid-query leaves the connection busy ([`is_busy`]); the pool
-    /// cancels and discards such a connection. Dropped while the Query was still being
-    /// written, the connection is broken ([`is_broken`]).
+    /// cancels and discards such a connection. A later call on it first reads through the
+    /// dropped query's response (refusing a COPY FROM STDIN it started). Dropped while the
+    /// Query was still being written, the connection is broken ([`is_broken`]).
     ///
     /// # Errors
     /// A server error ([`Error::is_db`]; the connection stays usable), COPY
@@ -138,23 +139,6 @@ impl Connection {
             self.mark_broken();
         }
         result
-    }
-
-    async fn drain(&mut self) -> Result<()> {
-        loop {
-            match self.io.read_message().await {
-                Ok(BackendMessage::ReadyForQuery(status)) => {
-                    self.status = status;
-                    self.busy = false;
-                    return Ok(());
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    self.mark_broken();
-                    return Err(e);
-                }
-            }
-        }
     }
 
     /// The server backend's process id (0 if the server sent no BackendKeyData).
@@ -226,6 +210,9 @@ impl Connection {
     /// Non-blocking, no round trip: has the server closed the connection (EOF, reset, or a FATAL
     /// such as 57P01 sent while idle)? Harmless asynchronous messages (ParameterStatus, notices)
     /// are consumed. Marks the connection broken when it returns `true`.
+    ///
+    /// On a busy connection (a dropped query), a COPY that query started cannot be answered
+    /// without writing, so it makes the connection broken.
     pub fn check_closed(&mut self) -> bool {
         if self.is_broken() {
             self.mark_broken();
@@ -249,6 +236,12 @@ impl Connection {
                 Ok(Some(BackendMessage::ReadyForQuery(status))) if self.busy => {
                     self.status = status;
                     self.busy = false;
+                }
+                Ok(Some(
+                    BackendMessage::CopyInResponse(_) | BackendMessage::CopyBothResponse(_),
+                )) if self.busy => {
+                    self.mark_broken();
+                    return true;
                 }
                 Ok(Some(msg)) if !self.busy => {
                     if self.handle_async(msg).is_err() {
