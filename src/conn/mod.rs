@@ -211,8 +211,11 @@ impl Connection {
     /// such as 57P01 sent while idle)? Harmless asynchronous messages (ParameterStatus, notices)
     /// are consumed. Marks the connection broken when it returns `true`.
     ///
-    /// On a busy connection (a dropped query), a COPY that query started cannot be answered
-    /// without writing, so it makes the connection broken.
+    /// Meant for idle connections (the pool's checkout peek). On a busy one (a dropped query)
+    /// the messages read are that query's response: an ERROR there is ordinary (57014 after a
+    /// cancel), only FATAL or PANIC means the server is closing, and its ReadyForQuery makes the
+    /// connection idle again. A COPY the dropped query started cannot be answered without
+    /// writing, so it makes the connection broken.
     pub fn check_closed(&mut self) -> bool {
         if self.is_broken() {
             self.mark_broken();
@@ -226,10 +229,10 @@ impl Connection {
         loop {
             match self.io.try_decode() {
                 Ok(None) => return false,
-                // A FATAL while idle: the server is about to close (admin shutdown 57P01,
-                // idle_session_timeout 57P05, ...).
-                Ok(Some(BackendMessage::ErrorResponse(e))) => {
-                    tracing::info!(error = %e, "server closed an idle connection");
+                // While idle the server sends an ErrorResponse only as it closes (admin shutdown
+                // 57P01, idle_session_timeout 57P05, ...), whatever its severity field says.
+                Ok(Some(BackendMessage::ErrorResponse(e))) if !self.busy || is_fatal(&e) => {
+                    tracing::info!(error = %e, "server closed the connection");
                     self.mark_broken();
                     return true;
                 }
@@ -305,6 +308,14 @@ impl Connection {
         self.io.flush().await?;
         self.io.shutdown().await
     }
+}
+
+/// FATAL or PANIC: the server ends the session after sending it.
+fn is_fatal(e: &DbError) -> bool {
+    matches!(
+        e.severity_nonlocalized().unwrap_or(e.severity()),
+        "FATAL" | "PANIC"
+    )
 }
 
 /// Logs a server notice at a level matching its severity.
