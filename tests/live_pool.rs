@@ -209,3 +209,62 @@ async fn exhausted_pool_times_out_and_wrong_password_is_reported() {
     );
     pool.close().await;
 }
+
+/// A connection returned while a CancelRequest for it may still be on its way (here: a spawned
+/// timeout-style cancel that has not run yet) must not go to the next borrower, whose query it
+/// would interrupt (pgbouncer#245, npgsql#1636): the pool discards it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_cancel_never_hits_the_next_borrower() {
+    let pool = open_pool("wp_late_cancel", 1, 1).await;
+    let mut hits = 0;
+    let mut cancels = Vec::new();
+    for _ in 0..10 {
+        let first_pid;
+        {
+            let mut a = pool.connection().await.unwrap();
+            first_pid = a.backend_pid();
+            a.simple_query("SELECT 1").await.unwrap();
+            // e.g. a request timeout firing just as the query completed
+            let token = a.cancel_token();
+            cancels.push(tokio::spawn(async move { token.cancel().await }));
+        } // returned with a cancel pending
+        let mut b = pool.connection().await.unwrap();
+        assert_ne!(
+            b.backend_pid(),
+            first_pid,
+            "a connection with a pending cancel was handed out again"
+        );
+        match b.simple_query("SELECT pg_sleep(0.3)").await {
+            Err(e) if e.code() == Some("57014") => hits += 1,
+            other => {
+                other.unwrap();
+            }
+        }
+    }
+    assert_eq!(
+        hits, 0,
+        "{hits}/10 innocent queries cancelled by the previous borrower's cancel"
+    );
+    for cancel in cancels {
+        cancel.await.unwrap().unwrap();
+    }
+    pool.close().await;
+}
+
+/// The other side of the rule above: a cancel token taken and dropped unused (a timeout that
+/// did not fire) costs nothing; the connection is reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unused_cancel_token_does_not_cost_the_connection() {
+    let pool = open_pool("wp_unused_token", 1, 1).await;
+    let pid = {
+        let mut a = pool.connection().await.unwrap();
+        let token = a.cancel_token();
+        a.simple_query("SELECT 1").await.unwrap();
+        drop(token);
+        a.backend_pid()
+    };
+    let b = pool.connection().await.unwrap();
+    assert_eq!(b.backend_pid(), pid);
+    drop(b);
+    pool.close().await;
+}

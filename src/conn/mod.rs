@@ -10,6 +10,9 @@
 //! EOF or a FATAL) and is never cleared: every later call fails fast with [`Error::is_closed`].
 //! A write cut short (a future dropped inside `flush`, leaving unsent bytes) counts as broken
 //! too: the server holds part of a message and would read whatever we sent next as its rest.
+//! `cancel_sent` is shared with every [`CancelToken`]; once a token exists or has sent a
+//! CancelRequest, the connection must not be handed to another user (the cancel could land on
+//! their query).
 
 mod cancel;
 mod framed;
@@ -19,6 +22,8 @@ mod socket;
 mod startup;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use cancel::CancelToken;
@@ -78,6 +83,9 @@ pub struct Connection {
     busy: bool,
     addr: PeerAddr,
     cancel_timeout: Duration,
+    /// Set by [`CancelToken::cancel`] before it sends; the `Arc`'s count also tells whether a
+    /// token is still alive.
+    cancel_sent: Arc<AtomicBool>,
     notifications: VecDeque<Notification>,
 }
 
@@ -92,6 +100,7 @@ impl Connection {
             busy: false,
             addr,
             cancel_timeout,
+            cancel_sent: Arc::new(AtomicBool::new(false)),
             notifications: VecDeque::new(),
         }
     }
@@ -201,6 +210,16 @@ impl Connection {
         self.io.discard_unsent();
     }
 
+    /// Whether a CancelRequest has been sent for this connection, or still could be: a
+    /// [`CancelToken`] from [`cancel_token`](Connection::cancel_token) is alive (a spawned
+    /// timeout may not even have started). Once true, a pool must not hand this connection to
+    /// anyone else: the cancel may land on a later query (pgbouncer#245, npgsql#1636). A server
+    /// that sent no BackendKeyData cannot be cancelled, so only a sent request counts there.
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel_sent.load(Ordering::Acquire)
+            || (self.backend_key.is_some() && Arc::strong_count(&self.cancel_sent) > 1)
+    }
+
     /// Whether a query was sent and its ReadyForQuery not yet read (a `simple_query` future was
     /// dropped mid-flight). Such a connection cannot be reused without draining it.
     pub fn is_busy(&self) -> bool {
@@ -281,11 +300,15 @@ impl Connection {
 
     /// A token that cancels this connection's running query from anywhere. It connects to the
     /// same address this connection uses.
+    ///
+    /// While the token is alive, [`cancel_requested`](Connection::cancel_requested) is true:
+    /// drop it as soon as the query it guards is done, or the pool will discard the connection.
     pub fn cancel_token(&self) -> CancelToken {
         CancelToken {
             addr: self.addr.clone(),
             key: self.backend_key,
             timeout: self.cancel_timeout,
+            sent: Arc::clone(&self.cancel_sent),
         }
     }
 
