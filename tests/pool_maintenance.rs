@@ -147,3 +147,41 @@ async fn dropping_every_handle_closes_and_stops_background_work() {
         (2, 0)
     );
 }
+
+/// `max_lifetime(Duration::ZERO)` means no limit (HikariCP's 0): no expiry, and maintenance
+/// does not tick every 10 ms replacing every connection (it used to: 4 connects per tick).
+#[tokio::test(start_paused = true)]
+async fn max_lifetime_zero_means_no_limit_not_churn() {
+    let mock = Mock::new();
+    let pool = builder(&mock)
+        .min_size(4)
+        .max_size(4)
+        .max_lifetime(Duration::ZERO)
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(5)).await.unwrap();
+    settle_for(Duration::from_secs(2 * 3600)).await;
+    assert_eq!(mock.shared.connects.load(SeqCst), 4);
+    assert_eq!(mock.shared.closes.load(SeqCst), 0);
+    assert_eq!(pool.stats().pool_available, 4);
+}
+
+/// `max_idle(Duration::ZERO)` means no limit too: connections above `min_size` stay open.
+#[tokio::test(start_paused = true)]
+async fn max_idle_zero_means_no_limit() {
+    let mock = Mock::new();
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(4)
+        .max_idle(Duration::ZERO)
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    drop(futures_join(&pool, 4).await);
+    settle_for(Duration::from_secs(50 * 60)).await; // 5 × the default max_idle, < max_lifetime
+    let s = pool.stats();
+    assert_eq!((s.pool_size, s.pool_available), (4, 4), "{s:?}");
+    assert_eq!(mock.shared.closes.load(SeqCst), 0);
+}

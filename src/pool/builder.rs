@@ -58,8 +58,10 @@ pub(crate) struct Settings<C> {
     pub(crate) capacity: usize,
     pub(crate) timeout: Duration,
     pub(crate) max_waiting: usize,
-    pub(crate) max_lifetime: Duration,
-    pub(crate) max_idle: Duration,
+    /// `None`: no limit (the builder maps `Duration::ZERO` to it).
+    pub(crate) max_lifetime: Option<Duration>,
+    /// `None`: no limit (the builder maps `Duration::ZERO` to it).
+    pub(crate) max_idle: Option<Duration>,
     pub(crate) reconnect_timeout: Duration,
     pub(crate) reconnect_failed: Option<ReconnectFailed>,
     pub(crate) max_connecting: usize,
@@ -105,8 +107,8 @@ impl<M: Manage> PoolBuilder<M> {
                 capacity: 0,
                 timeout: Duration::from_secs(30),
                 max_waiting: 0,
-                max_lifetime: Duration::from_secs(3600),
-                max_idle: Duration::from_secs(600),
+                max_lifetime: Some(Duration::from_secs(3600)),
+                max_idle: Some(Duration::from_secs(600)),
                 reconnect_timeout: Duration::from_secs(300),
                 reconnect_failed: None,
                 max_connecting: 2,
@@ -158,14 +160,20 @@ impl<M: Manage> PoolBuilder<M> {
     }
 
     /// Connections are replaced after this long, less up to 5% jitter (default 1 h).
+    ///
+    /// `Duration::ZERO` means no limit (HikariCP's `maxLifetime = 0`), as does a duration too
+    /// long to add to the clock (`Duration::MAX`): connections are then never replaced for age.
     pub fn max_lifetime(mut self, t: Duration) -> Self {
-        self.settings.max_lifetime = t;
+        self.settings.max_lifetime = (!t.is_zero()).then_some(t);
         self
     }
 
     /// Idle connections above `min_size` are closed after this long (default 10 min).
+    ///
+    /// `Duration::ZERO` means no limit (HikariCP's `idleTimeout = 0`): the pool then never
+    /// shrinks for idleness, only through [`Pool::resize`].
     pub fn max_idle(mut self, t: Duration) -> Self {
-        self.settings.max_idle = t;
+        self.settings.max_idle = (!t.is_zero()).then_some(t);
         self
     }
 

@@ -39,11 +39,12 @@ pub(crate) struct Reservation<M: Manage> {
 
 impl<M: Manage> Reservation<M> {
     /// The connection arrived: `size` moves to the connection; `connecting` goes down when
-    /// the reservation is dropped.
+    /// the reservation is dropped. `landed` is set only once the `Live` guard owns the unit of
+    /// `size`, so a panic before that point still frees it (the reservation's drop does).
     fn land(&mut self, conn: M::Connection) -> Live<M> {
+        let live = Live::new(Arc::clone(&self.core), self.core.new_slot(conn));
         self.landed = true;
-        let slot = self.core.new_slot(conn);
-        Live::new(Arc::clone(&self.core), slot)
+        live
     }
 }
 

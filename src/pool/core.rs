@@ -19,7 +19,9 @@
 //! 4. Every count change has a guard that undoes it on drop or cancel: [`Permit`] (the permit),
 //!    [`Live`] (one unit of `size` outside the queue), `Reservation` (`size` + `connecting`),
 //!    `Starving` and `Waiting` (the waiter gauges). The checkout future owns only guards, so
-//!    dropping it at any await point loses neither a permit nor a connection.
+//!    dropping it at any await point loses neither a permit nor a connection. A unit moves from
+//!    one guard to the next only once the next exists (`Reservation::land`), and nothing between
+//!    can panic (`new_slot` uses checked time arithmetic), so a panic cannot leak `size`.
 //! 5. `idle_count` is raised before a push and lowered after a successful pop, so it never
 //!    underflows and is ≥ the queue's length (`ArrayQueue::len` can spin under churn, so
 //!    sqlx keeps its own counter too).
@@ -53,9 +55,16 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Slot<C> {
     pub(crate) conn: C,
     /// `max_lifetime` with up to 5% taken off (psycopg's jitter), so a pool opened at once does
-    /// not expire all at once.
-    pub(crate) expires_at: Instant,
+    /// not expire all at once. `None`: never (no `max_lifetime`, or one past `Instant`'s range).
+    pub(crate) expires_at: Option<Instant>,
     pub(crate) idle_since: Instant,
+}
+
+impl<C> Slot<C> {
+    /// Whether the connection has outlived its `max_lifetime` at `now`.
+    pub(crate) fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
 }
 
 /// The shared state behind every `Pool` handle, guard and background task.
@@ -139,16 +148,18 @@ impl<M: Manage> Core<M> {
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// A fresh slot for a just-opened connection.
+    /// A fresh slot for a just-opened connection. Never panics: a lifetime too long for
+    /// `Duration`/`Instant` arithmetic (`Duration::MAX`, "never") means no expiry.
     pub(crate) fn new_slot(&self, conn: M::Connection) -> Slot<M::Connection> {
         let now = Instant::now();
-        let lifetime = self
-            .settings
-            .max_lifetime
-            .mul_f64(1.0 - 0.05 * self.random());
+        let jitter = 1.0 - 0.05 * self.random();
+        let expires_at = self.settings.max_lifetime.and_then(|lifetime| {
+            let lifetime = Duration::try_from_secs_f64(lifetime.as_secs_f64() * jitter).ok()?;
+            now.checked_add(lifetime)
+        });
         Slot {
             conn,
-            expires_at: now + lifetime,
+            expires_at,
             idle_since: now,
         }
     }
@@ -264,7 +275,7 @@ impl<M: Manage> Core<M> {
         }
         match state {
             ConnState::Idle if core.settings.reset.is_none() => {
-                if now >= slot.expires_at || core.size.load(Relaxed) > core.max_size.load(Relaxed) {
+                if slot.expired(now) || core.size.load(Relaxed) > core.max_size.load(Relaxed) {
                     tracing::debug!(pool = %core.name(), "returned connection expired; closing");
                     core.discard(slot);
                 } else {
@@ -334,7 +345,7 @@ impl<M: Manage> Core<M> {
 
     fn reusable(&self, live: &Live<M>) -> bool {
         live.slot.as_ref().is_some_and(|s| {
-            self.manager.state(&s.conn) == ConnState::Idle && Instant::now() < s.expires_at
+            self.manager.state(&s.conn) == ConnState::Idle && !s.expired(Instant::now())
         })
     }
 

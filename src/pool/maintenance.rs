@@ -24,7 +24,11 @@ const MIN_TICK: Duration = Duration::from_millis(10);
 pub(crate) fn spawn<M: Manage>(core: &Arc<Core<M>>) {
     let s = &core.settings;
     // Often enough that expiry and idle shrink lag their setting by at most a quarter of it.
-    let tick = (s.max_idle.min(s.max_lifetime) / 4).clamp(MIN_TICK, MAX_TICK);
+    let horizon = match (s.max_idle, s.max_lifetime) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(MAX_TICK),
+    };
+    let tick = (horizon / 4).clamp(MIN_TICK, MAX_TICK);
     let weak = Arc::downgrade(core);
     let events = Arc::clone(&core.events);
     tokio::spawn(async move {
@@ -76,12 +80,15 @@ impl<M: Manage> Core<M> {
             .saturating_sub(self.min_size.load(SeqCst));
         for _ in 0..self.idle_count() {
             let Some(slot) = self.try_pop() else { break };
-            if now >= slot.expires_at {
+            if slot.expired(now) {
                 tracing::debug!(pool = %self.name(), "idle connection expired; replacing");
                 excess = excess.saturating_sub(1);
                 self.discard(slot);
             } else if excess > 0
-                && now.saturating_duration_since(slot.idle_since) >= self.settings.max_idle
+                && self
+                    .settings
+                    .max_idle
+                    .is_some_and(|max| now.saturating_duration_since(slot.idle_since) >= max)
             {
                 tracing::debug!(pool = %self.name(), "closing connection idle for max_idle");
                 excess -= 1;

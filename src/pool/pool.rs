@@ -216,9 +216,7 @@ impl<M: Manage> Pool<M> {
             }
             let Some(slot) = core.try_pop() else { break };
             let mut live = Live::new(Arc::clone(core), slot);
-            let expired = live
-                .slot_mut()
-                .is_some_and(|s| Instant::now() >= s.expires_at);
+            let expired = live.slot_mut().is_some_and(|s| s.expired(Instant::now()));
             if expired {
                 continue; // `live` drops: closed, and `min_size` refilled
             }
