@@ -37,3 +37,32 @@ async fn max_lifetime_max_means_never_and_leaks_nothing() {
         "never expired, never replaced"
     );
 }
+
+/// `Duration::MAX` as a checkout timeout, the pool's `timeout`, or `wait`'s means "wait
+/// forever", not an `Instant` overflow panic in the slow path.
+#[tokio::test(start_paused = true)]
+async fn duration_max_timeouts_wait_instead_of_panicking() {
+    let mock = Mock::new();
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(1)
+        .timeout(Duration::MAX)
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::MAX).await.unwrap();
+    let held = pool.connection().await.unwrap();
+    // Slow path: no permit, so both wait (past the first half hour) until `held` returns.
+    let p = pool.clone();
+    let a = tokio::spawn(async move { p.connection_timeout(Duration::MAX).await.map(drop) });
+    let p = pool.clone();
+    let b = tokio::spawn(async move { p.connection().await.map(drop) });
+    pool_support::settle_for(Duration::from_secs(1800)).await;
+    assert!(
+        !a.is_finished() && !b.is_finished(),
+        "still waiting, not failed"
+    );
+    drop(held);
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+}

@@ -16,7 +16,7 @@ use tokio::sync::TryAcquireError;
 use tokio::time::Instant;
 
 use super::connecting::{BACKOFF_JITTER, INITIAL_BACKOFF};
-use super::core::{Core, Permit};
+use super::core::{deadline, Core, Permit};
 use super::guard::PooledConnection;
 use super::manage::Manage;
 use super::stats::{add_ms, bump};
@@ -89,7 +89,7 @@ impl<M: Manage> Core<M> {
         timeout: Duration,
         waiting: &mut Option<Gauge<'a>>,
     ) -> Result<PooledConnection<M>> {
-        let deadline = start + timeout;
+        let deadline = deadline(start, timeout);
         let mut permit = match permit {
             Some(p) => p,
             None => match self.permits.try_acquire() {

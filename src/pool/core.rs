@@ -51,6 +51,18 @@ use crate::error::Error;
 /// How long closing one connection (Terminate) may take before it is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// "Never", for a deadline: about 30 years, tokio's own `Instant::far_future`.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `start + timeout`, saturating: a timeout too long for `Instant` (`Duration::MAX`, "wait
+/// forever") gives a far-future deadline instead of an overflow panic.
+pub(crate) fn deadline(start: Instant, timeout: Duration) -> Instant {
+    start
+        .checked_add(timeout)
+        .or_else(|| start.checked_add(FAR_FUTURE))
+        .unwrap_or(start)
+}
+
 /// A connection with the pool's bookkeeping about it.
 pub(crate) struct Slot<C> {
     pub(crate) conn: C,

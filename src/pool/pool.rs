@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::builder::{IntoConfig, PoolBuilder};
-use super::core::{Core, Live};
+use super::core::{deadline, Core, Live};
 use super::guard::PooledConnection;
 use super::manage::Manage;
 use super::postgres::PgManager;
@@ -110,6 +110,7 @@ impl<M: Manage> Pool<M> {
     /// failed") after `timeout`; `PoolClosed` if the pool is closed.
     pub async fn wait(&self, timeout: Duration) -> Result<()> {
         let start = Instant::now();
+        let deadline = deadline(start, timeout);
         loop {
             let notified = self.core.events.notified();
             tokio::pin!(notified);
@@ -121,10 +122,7 @@ impl<M: Manage> Pool<M> {
             if s.pool_size.saturating_sub(s.connecting) >= s.pool_min {
                 return Ok(());
             }
-            if tokio::time::timeout_at(start + timeout, notified)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 let e = self.core.timeout_error(start);
                 self.close().await;
                 return Err(e);
