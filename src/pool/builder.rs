@@ -65,6 +65,7 @@ pub(crate) struct Settings<C> {
     pub(crate) reconnect_timeout: Duration,
     pub(crate) reconnect_failed: Option<ReconnectFailed>,
     pub(crate) max_connecting: usize,
+    pub(crate) connect_timeout: Duration,
     pub(crate) return_timeout: Duration,
     pub(crate) configure: Option<ConnHook<C>>,
     pub(crate) check: Option<ConnHook<C>>,
@@ -112,6 +113,7 @@ impl<M: Manage> PoolBuilder<M> {
                 reconnect_timeout: Duration::from_secs(300),
                 reconnect_failed: None,
                 max_connecting: 2,
+                connect_timeout: Duration::from_secs(30),
                 return_timeout: Duration::from_secs(5),
                 configure: None,
                 check: None,
@@ -196,6 +198,19 @@ impl<M: Manage> PoolBuilder<M> {
         self
     }
 
+    /// How long one connection attempt may take, INCLUDING the `configure` hook (default 30 s,
+    /// HikariCP's `connectionTimeout`). A timed-out attempt counts as a failed one: it is
+    /// retried with backoff and its error (a timeout) is the one a `PoolTimeout` reports.
+    ///
+    /// Without this bound one hung connect (a black-holed SYN, a server stuck in
+    /// authentication; libpq's own `connect_timeout` defaults to none) would count as "on its
+    /// way" forever and block growth. `Duration::MAX` means no bound; zero is rejected by
+    /// [`open`](PoolBuilder::open).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.settings.connect_timeout = t;
+        self
+    }
+
     /// How long a background rollback or `reset` of a returned connection may take before
     /// the connection is closed instead (default 5 s).
     pub fn return_timeout(mut self, t: Duration) -> Self {
@@ -231,7 +246,7 @@ impl<M: Manage> PoolBuilder<M> {
     ///
     /// # Errors
     /// An unparsable conninfo, no tokio runtime, or invalid sizes (`max_size < min_size`, `max_size == 0`,
-    /// `max_connecting == 0`, `max_size_limit < max_size`).
+    /// `max_connecting == 0`, `max_size_limit < max_size`), or a zero `connect_timeout`.
     pub async fn open(self) -> Result<Pool<M>> {
         let PoolBuilder {
             manager,
@@ -258,6 +273,9 @@ impl<M: Manage> PoolBuilder<M> {
         }
         if settings.max_connecting == 0 {
             return Err(Error::config("max_connecting must be at least 1"));
+        }
+        if settings.connect_timeout.is_zero() {
+            return Err(Error::config("connect_timeout must be positive"));
         }
         let n = POOL_COUNTER.fetch_add(1, Relaxed) + 1;
         if settings.name.is_empty() {

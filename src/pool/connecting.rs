@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
-use super::core::{Core, Live};
+use super::core::{deadline, Core, Live};
 use super::manage::Manage;
 use super::stats::{add_ms, bump};
 use crate::error::{Error, Result};
@@ -125,8 +125,17 @@ impl<M: Manage> Core<M> {
         }
     }
 
-    /// Connects and runs the `configure` hook.
+    /// Connects and runs the `configure` hook, both within `connect_timeout` (a hung attempt
+    /// would otherwise count as "on its way" in `wants_growth` forever).
     async fn open_one(&self) -> Result<M::Connection> {
+        let deadline = deadline(Instant::now(), self.settings.connect_timeout);
+        match tokio::time::timeout_at(deadline, self.connect_and_configure()).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::connect_timeout()),
+        }
+    }
+
+    async fn connect_and_configure(&self) -> Result<M::Connection> {
         let mut conn = self.manager.connect().await?;
         if let Some(configure) = &self.settings.configure {
             if let Err(e) = configure(&mut conn).await {

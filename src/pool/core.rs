@@ -8,6 +8,8 @@
 //!    because only `Core::try_reserve` raises it, with a CAS against `max_size`. A connection
 //!    being closed still counts until `Manage::close` has finished, so the server never sees more
 //!    than `max_size` sessions from this pool (resize-down excepted, until surplus returns).
+//!    Each connect attempt (the `configure` hook included) is bounded by `connect_timeout`,
+//!    so a `Reservation` cannot count as "on its way" forever and block growth.
 //! 2. The semaphore holds `max_size` permits. A checkout takes one and `forget()`s it into a
 //!    [`Permit`] guard; the permit is added back only when its connection has been pushed idle
 //!    or its slot freed (`return_slot`), never before. So a task holding a permit always finds an
