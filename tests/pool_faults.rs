@@ -122,3 +122,76 @@ async fn connect_timeout_bounds_connect_and_configure_and_is_reported() {
     assert_eq!(s.connections_errors, 3, "{s:?}");
     assert_eq!(mock.shared.live(), 0, "timed-out connections are dropped");
 }
+
+/// The attempts the backoff allows in the first 10 s of an outage: at 0, ~1, ~3 and ~7 s
+/// (1 s doubling, ±10%).
+const ATTEMPTS_IN_10_S: usize = 4;
+
+/// A panicking `configure` hook is a failed attempt with the same backoff as an `Err` (it used
+/// to drop the reservation un-landed, whose drop started the next connect at once: hundreds of
+/// connects per second), and its last connect error says so.
+#[tokio::test(start_paused = true)]
+async fn panicking_configure_hook_backs_off_like_an_error() {
+    let mock = Mock::new();
+    let hook: ConnHook<MockConn> = Arc::new(|_c| Box::pin(async { panic!("configure bug") }));
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(1)
+        .configure(hook)
+        .open()
+        .await
+        .unwrap();
+    let e = pool.wait(Duration::from_secs(10)).await.unwrap_err();
+    assert_eq!(mock.shared.connects.load(SeqCst), ATTEMPTS_IN_10_S);
+    assert_eq!(mock.shared.live(), 0);
+    let last = e.pool_timeout_info().unwrap().last_connect_error.clone();
+    assert_eq!(
+        last.as_deref(),
+        Some("the pool's `configure` hook failed: connect task panicked")
+    );
+}
+
+/// The same for a panic inside `Manage::connect`; the pool recovers once it stops panicking.
+#[tokio::test(start_paused = true)]
+async fn panicking_connect_backs_off_and_recovers() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.connect = Gate::Panic);
+    let pool = builder(&mock).min_size(1).max_size(1).open().await.unwrap();
+    settle_for(Duration::from_secs(10)).await;
+    assert_eq!(mock.shared.connects.load(SeqCst), ATTEMPTS_IN_10_S);
+    assert_eq!(pool.stats().connections_errors, ATTEMPTS_IN_10_S as u64);
+    mock.shared.set(|s| s.connect = Gate::Ok);
+    pool.wait(Duration::from_secs(60)).await.unwrap();
+    let s = pool.stats();
+    assert_eq!(
+        (s.pool_size, s.pool_available, s.connecting),
+        (1, 1, 0),
+        "{s:?}"
+    );
+}
+
+/// Waiters arriving one after another cannot restart attempts early: a connect task that
+/// stopped (no demand left) and a fresh one a waiter's `maybe_grow` spawns share one backoff.
+#[tokio::test(start_paused = true)]
+async fn waiters_cannot_bypass_the_connect_backoff() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.connect = Gate::Err);
+    let pool = builder(&mock)
+        .min_size(0)
+        .max_size(4)
+        .max_connecting(2)
+        .open()
+        .await
+        .unwrap();
+    // A short-lived waiter every 500 ms for 10 s: demand comes and goes.
+    for _ in 0..20 {
+        let e = pool
+            .connection_timeout(Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(e.is_pool_timeout(), "{e}");
+        settle_for(Duration::from_millis(400)).await;
+    }
+    let connects = mock.shared.connects.load(SeqCst);
+    assert!(connects <= ATTEMPTS_IN_10_S, "{connects} connects in 10 s");
+}

@@ -10,6 +10,8 @@
 //!    than `max_size` sessions from this pool (resize-down excepted, until surplus returns).
 //!    Each connect attempt (the `configure` hook included) is bounded by `connect_timeout`,
 //!    so a `Reservation` cannot count as "on its way" forever and block growth.
+//!    A failed attempt (an `Err`, a timeout, a panic in user code, caught) waits for the
+//!    pool-wide backoff before the next, whoever starts it (a retry or a waiter's `maybe_grow`).
 //! 2. The semaphore holds `max_size` permits. A checkout takes one and `forget()`s it into a
 //!    [`Permit`] guard; the permit is added back only when its connection has been pushed idle
 //!    or its slot freed (`return_slot`), never before. So a task holding a permit always finds an
@@ -46,6 +48,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use super::builder::Settings;
+use super::connecting::Backoff;
 use super::manage::{ConnState, Manage};
 use super::stats::{add_ms, bump, Counters, PoolStats};
 use crate::error::Error;
@@ -107,6 +110,8 @@ pub(crate) struct Core<M: Manage> {
     pub(crate) events: Arc<Notify>,
     pub(crate) counters: Counters,
     last_connect_error: Mutex<Option<Arc<Error>>>,
+    /// When the next connect attempt may start (shared by every connect task).
+    pub(crate) backoff: Mutex<Backoff>,
     rng: AtomicU64,
 }
 
@@ -137,6 +142,7 @@ impl<M: Manage> Core<M> {
             events: Arc::new(Notify::new()),
             counters: Counters::default(),
             last_connect_error: Mutex::new(None),
+            backoff: Mutex::new(Backoff::default()),
             rng: AtomicU64::new(seed),
         }
     }

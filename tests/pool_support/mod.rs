@@ -20,6 +20,8 @@ pub enum Gate {
     Err,
     /// Never completes.
     Never,
+    /// Panics (a bug in user code the pool must contain).
+    Panic,
 }
 
 #[derive(Debug)]
@@ -120,6 +122,7 @@ async fn pass(gate: Gate, yields: usize) -> wirepool::Result<()> {
         Gate::Ok => Ok(()),
         Gate::Err => Err(mock_error()),
         Gate::Never => std::future::pending().await,
+        Gate::Panic => panic!("scripted panic"),
     }
 }
 
