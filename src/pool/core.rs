@@ -34,6 +34,8 @@
 //!    that owns its slot and permit) before it can be pushed, or it is discarded.
 //! 7. No network I/O runs in `Drop`: returns decide from `Manage::state`; anything needing I/O
 //!    (rollback, reset, cancel, close) is spawned, or, with no runtime, the connection is dropped.
+//!    Every discard of a `Busy` connection (returned busy, returned to a closed pool, left busy
+//!    by a hook) cancels its query, then closes it, in ONE task that frees the slot last.
 //! 8. Lost-wakeup freedom (bb8#122): a waiter bumps `starving`, enables its `Notified`, then
 //!    issues a SeqCst fence before popping; a producer pushes (or frees a slot), fences, then
 //!    reads `starving`. One of the two always sees the other.
@@ -55,6 +57,9 @@ use crate::error::Error;
 
 /// How long closing one connection (Terminate) may take before it is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a CancelRequest (a connection of its own) may take before the session is closed
+/// anyway.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// "Never", for a deadline: about 30 years, tokio's own `Instant::far_future`.
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
@@ -231,13 +236,21 @@ impl<M: Manage> Core<M> {
     }
 
     /// Closes a connection in the background, then frees its slot (size stays counted while the
-    /// server still has the session). Without a runtime the connection is simply dropped.
+    /// server still has the session). A `Busy` connection's query is cancelled first, in the
+    /// same task, and the slot is freed only after both (postgrex#747: freeing it at once let a
+    /// replacement open while the server still ran the old session's query, so the server saw
+    /// more than `max_size` sessions). Without a runtime the connection is simply dropped.
     pub(crate) fn discard(self: &Arc<Self>, slot: Slot<M::Connection>) {
         match Handle::try_current() {
             Ok(handle) => {
                 let freed = Freed::new(Arc::clone(self));
+                let cancel = (self.manager.state(&slot.conn) == ConnState::Busy)
+                    .then(|| self.manager.cancel(&slot.conn));
                 handle.spawn(async move {
                     let core = &freed.0;
+                    if let Some(cancel) = cancel {
+                        let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel).await;
+                    }
                     let _ =
                         tokio::time::timeout(CLOSE_TIMEOUT, core.manager.close(slot.conn)).await;
                     drop(freed);
@@ -313,10 +326,7 @@ impl<M: Manage> Core<M> {
             }
             ConnState::Busy => {
                 tracing::warn!(pool = %core.name(), "connection returned with a query running; cancelling and closing");
-                if let Ok(handle) = Handle::try_current() {
-                    handle.spawn(core.manager.cancel(&slot.conn));
-                }
-                core.discard(slot);
+                core.discard(slot); // cancels first (Busy)
                 drop(permit);
             }
             ConnState::Broken => {

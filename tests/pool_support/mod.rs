@@ -32,6 +32,8 @@ pub struct Script {
     pub yields: usize,
     pub connect_delay: Duration,
     pub rollback_delay: Duration,
+    /// How long a CancelRequest takes to be acknowledged.
+    pub cancel_delay: Duration,
 }
 
 impl Default for Script {
@@ -43,6 +45,7 @@ impl Default for Script {
             yields: 0,
             connect_delay: Duration::ZERO,
             rollback_delay: Duration::ZERO,
+            cancel_delay: Duration::ZERO,
         }
     }
 }
@@ -214,6 +217,8 @@ impl Manage for Mock {
     fn cancel(&self, _conn: &MockConn) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move {
+            let delay = shared.script.lock().unwrap().cancel_delay;
+            tokio::time::sleep(delay).await;
             shared.cancels.fetch_add(1, SeqCst);
         }
     }
