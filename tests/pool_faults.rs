@@ -4,12 +4,12 @@
 
 mod pool_support;
 
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pool_support::{builder, settle_for, Gate, Mock, MockConn};
-use wirepool::pool::ConnHook;
+use wirepool::pool::{ConnHook, ConnState, Manage};
 
 /// `max_lifetime(Duration::MAX)` ("never expire") must neither panic in the connect task nor
 /// leak the unit of `size` its reservation held (it used to: `now + lifetime` overflowed after
@@ -194,4 +194,106 @@ async fn waiters_cannot_bypass_the_connect_backoff() {
     }
     let connects = mock.shared.connects.load(SeqCst);
     assert!(connects <= ATTEMPTS_IN_10_S, "{connects} connects in 10 s");
+}
+
+/// psycopg: "connection left in status ... by configure function". A `configure` hook that
+/// leaves a transaction open is a failed attempt (the connection is closed), not an idle
+/// connection handed to the first user inside someone else's transaction.
+#[tokio::test(start_paused = true)]
+async fn configure_leaving_a_transaction_fails_the_attempt() {
+    let mock = Mock::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = Arc::clone(&calls);
+    let hook: ConnHook<MockConn> = Arc::new(move |c| {
+        let first = c2.fetch_add(1, SeqCst) == 0;
+        Box::pin(async move {
+            if first {
+                c.state = ConnState::InTransaction; // e.g. simple_query("BEGIN")
+            }
+            Ok(())
+        })
+    });
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(1)
+        .configure(hook)
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(5)).await.unwrap();
+    let conn = pool.connection().await.unwrap();
+    assert_eq!(mock.state(&conn), ConnState::Idle);
+    assert_eq!(
+        conn.id, 1,
+        "the first connection was closed, not handed out"
+    );
+    assert_eq!(mock.shared.closes.load(SeqCst), 1);
+    assert_eq!(pool.stats().connections_errors, 1);
+}
+
+/// The error a configure hook leaving a transaction reports as the last connect error.
+#[tokio::test(start_paused = true)]
+async fn configure_leaving_a_transaction_is_reported() {
+    let mock = Mock::new();
+    let hook: ConnHook<MockConn> = Arc::new(|c| {
+        Box::pin(async move {
+            c.state = ConnState::InTransaction;
+            Ok(())
+        })
+    });
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(1)
+        .configure(hook)
+        .open()
+        .await
+        .unwrap();
+    let e = pool
+        .connection_timeout(Duration::from_millis(500))
+        .await
+        .unwrap_err();
+    let last = e.pool_timeout_info().unwrap().last_connect_error.clone();
+    assert_eq!(
+        last.as_deref(),
+        Some("the pool's `configure` hook failed: connection left in status InTransaction by configure function")
+    );
+    assert_eq!(mock.shared.live(), 0);
+}
+
+/// A `check` hook that returns `Ok` but leaves the connection not idle: that connection is
+/// discarded (a Busy one cancelled first) and the checkout takes another.
+#[tokio::test(start_paused = true)]
+async fn check_leaving_a_connection_not_idle_discards_it() {
+    for left in [ConnState::InTransaction, ConnState::Busy] {
+        let mock = Mock::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c2 = Arc::clone(&calls);
+        let check: ConnHook<MockConn> = Arc::new(move |c| {
+            let first = c2.fetch_add(1, SeqCst) == 0;
+            Box::pin(async move {
+                if first {
+                    c.state = left;
+                }
+                Ok(())
+            })
+        });
+        let pool = builder(&mock)
+            .min_size(2)
+            .max_size(2)
+            .check(check)
+            .open()
+            .await
+            .unwrap();
+        pool.wait(Duration::from_secs(5)).await.unwrap();
+        let conn = pool.connection().await.unwrap();
+        assert_eq!(mock.state(&conn), ConnState::Idle, "{left:?}");
+        assert_eq!(conn.id, 1, "{left:?}: the first one was discarded");
+        drop(conn);
+        settle_for(Duration::from_secs(1)).await;
+        assert_eq!(mock.shared.closes.load(SeqCst), 1, "{left:?}");
+        let cancels = usize::from(left == ConnState::Busy);
+        assert_eq!(mock.shared.cancels.load(SeqCst), cancels, "{left:?}");
+        let s = pool.stats();
+        assert_eq!((s.pool_size, s.pool_available), (2, 2), "{left:?} {s:?}");
+    }
 }

@@ -562,3 +562,65 @@ async fn reset_hook_leaving_busy_cancels_and_discards() {
     let s = pool.stats();
     assert_eq!((s.pool_size, s.pool_available), (1, 1), "{s:?}");
 }
+
+/// After `resize` down, surplus connections are closed as they return on EVERY return path:
+/// through a `reset` hook, or a rollback, as on the plain one (the background path used to
+/// push them back idle, keeping more sessions than `max_size` until `max_idle`).
+#[tokio::test(start_paused = true)]
+async fn resize_down_closes_surplus_returned_through_reset_or_rollback() {
+    for with_reset in [true, false] {
+        let mock = Mock::new();
+        let mut b = builder(&mock).min_size(4).max_size(4);
+        if with_reset {
+            let reset: ConnHook<MockConn> = Arc::new(|_c| Box::pin(async { Ok(()) }));
+            b = b.reset(reset);
+        }
+        let pool = b.open().await.unwrap();
+        pool.wait(Duration::from_secs(5)).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut c = pool.connection().await.unwrap();
+            if !with_reset {
+                c.state = ConnState::InTransaction;
+            }
+            held.push(c);
+        }
+        pool.resize(1, 1).unwrap();
+        drop(held);
+        settle().await;
+        assert_eq!(
+            mock.shared.live(),
+            1,
+            "reset {with_reset}: {:?}",
+            pool.stats()
+        );
+        let s = pool.stats();
+        assert_eq!((s.pool_size, s.pool_available), (1, 1), "{s:?}");
+    }
+}
+
+/// A checkout never hands out an idle connection past its `max_lifetime`, even between two
+/// maintenance sweeps. max_lifetime 100 s ticks maintenance every 25 s; connects take 6 s, so
+/// the connection expires in 101..106 s (5% jitter), after the 100 s sweep, before 125 s.
+#[tokio::test(start_paused = true)]
+async fn checkout_discards_an_expired_idle_connection() {
+    let mock = Mock::new();
+    mock.shared
+        .set(|s| s.connect_delay = Duration::from_secs(6));
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(1)
+        .max_lifetime(Duration::from_secs(100))
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_secs(104)).await;
+    assert_eq!(mock.shared.closes.load(SeqCst), 0, "not swept yet");
+    let c = pool.connection().await.unwrap();
+    assert_eq!(
+        c.id, 1,
+        "the expired connection was closed, a new one opened"
+    );
+    assert_eq!(mock.shared.closes.load(SeqCst), 1);
+}

@@ -23,8 +23,9 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
-use super::core::{deadline, Core, Live};
-use super::manage::Manage;
+use super::checkout::left_in;
+use super::core::{deadline, Core, Live, CANCEL_TIMEOUT};
+use super::manage::{ConnState, Manage};
 use super::stats::{add_ms, bump};
 use crate::error::{Error, Kind, Result};
 
@@ -170,7 +171,16 @@ impl<M: Manage> Core<M> {
                 Ok(r) => r.map_err(|e| Error::hook("configure", e)),
                 Err(()) => Err(panicked("configure")),
             };
+            // psycopg: a configure hook must leave the connection idle (a `BEGIN` left open
+            // would be handed to the first user as if it were theirs).
+            let result = result.and_then(|()| match self.manager.state(&conn) {
+                ConnState::Idle => Ok(()),
+                state => Err(left_in(state, "configure")),
+            });
             if let Err(e) = result {
+                if self.manager.state(&conn) == ConnState::Busy {
+                    let _ = tokio::time::timeout(CANCEL_TIMEOUT, self.manager.cancel(&conn)).await;
+                }
                 self.manager.close(conn).await;
                 return Err(e);
             }

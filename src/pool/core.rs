@@ -31,7 +31,11 @@
 //!    sqlx keeps its own counter too).
 //! 6. The idle queue only holds connections whose `Manage::state` was `Idle` when pushed: a
 //!    connection returned inside a transaction is rolled back (in a bounded background task
-//!    that owns its slot and permit) before it can be pushed, or it is discarded.
+//!    that owns its slot and permit) before it can be pushed, or it is discarded. Every return
+//!    path pushes only through one predicate (`reusable`: idle, not expired, `size ≤
+//!    max_size`). The `configure` and `check` hooks must leave the connection `Idle` too (else
+//!    it is discarded: a failed connect, a failed check), and a checkout never hands out a
+//!    connection past its expiry (`pop_live`).
 //! 7. No network I/O runs in `Drop`: returns decide from `Manage::state`; anything needing I/O
 //!    (rollback, reset, cancel, close) is spawned, or, with no runtime, the connection is dropped.
 //!    Every discard of a `Busy` connection (returned busy, returned to a closed pool, left busy
@@ -59,7 +63,7 @@ use crate::error::Error;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a CancelRequest (a connection of its own) may take before the session is closed
 /// anyway.
-const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// "Never", for a deadline: about 30 years, tokio's own `Instant::far_future`.
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
@@ -196,15 +200,20 @@ impl<M: Manage> Core<M> {
         Some(slot)
     }
 
-    /// Pops idle connections until one passes the zero-RTT `is_closed` peek; discards the dead.
-    pub(crate) fn pop_live(self: &Arc<Self>) -> Option<Slot<M::Connection>> {
+    /// Pops idle connections until one is neither past its `max_lifetime` at `now` (one
+    /// comparison: maintenance may not have swept it yet) nor closed by the server (the
+    /// zero-RTT `is_closed` peek); discards the others.
+    pub(crate) fn pop_live(self: &Arc<Self>, now: Instant) -> Option<Slot<M::Connection>> {
         loop {
             let mut slot = self.try_pop()?;
-            if !self.manager.is_closed(&mut slot.conn) {
+            if slot.expired(now) {
+                tracing::debug!(pool = %self.name(), "idle connection expired; closing");
+            } else if self.manager.is_closed(&mut slot.conn) {
+                bump(&self.counters.connections_lost);
+                tracing::debug!(pool = %self.name(), "idle connection closed by the server; discarding");
+            } else {
                 return Some(slot);
             }
-            bump(&self.counters.connections_lost);
-            tracing::debug!(pool = %self.name(), "idle connection closed by the server; discarding");
             self.discard(slot);
         }
     }
@@ -308,8 +317,8 @@ impl<M: Manage> Core<M> {
         }
         match state {
             ConnState::Idle if core.settings.reset.is_none() => {
-                if slot.expired(now) || core.size.load(Relaxed) > core.max_size.load(Relaxed) {
-                    tracing::debug!(pool = %core.name(), "returned connection expired; closing");
+                if !core.reusable(state, &slot, now) {
+                    tracing::debug!(pool = %core.name(), "returned connection expired or surplus; closing");
                     core.discard(slot);
                 } else {
                     tracing::debug!(pool = %core.name(), "connection returned");
@@ -364,19 +373,24 @@ impl<M: Manage> Core<M> {
                 Ok::<(), Error>(())
             };
             match tokio::time::timeout(core.settings.return_timeout, work).await {
-                Ok(Ok(())) if core.reusable(&live) => live.into_idle(),
+                Ok(Ok(())) if live.slot_mut().is_some_and(|s| {
+                    core.reusable(core.manager.state(&s.conn), s, Instant::now())
+                }) => live.into_idle(),
                 Ok(Err(e)) => tracing::warn!(pool = %core.name(), error = %e, "resetting returned connection failed; discarding"),
                 Err(_) => tracing::warn!(pool = %core.name(), "resetting returned connection timed out; discarding"),
-                Ok(Ok(())) => tracing::warn!(pool = %core.name(), "connection not idle after reset; discarding"),
+                Ok(Ok(())) => tracing::debug!(pool = %core.name(), "connection not idle, expired or surplus after reset; discarding"),
             }
             drop(permit);
         });
     }
 
-    fn reusable(&self, live: &Live<M>) -> bool {
-        live.slot.as_ref().is_some_and(|s| {
-            self.manager.state(&s.conn) == ConnState::Idle && !s.expired(Instant::now())
-        })
+    /// The one test a returned connection passes before it goes back idle, on the plain path
+    /// and after a rollback/reset alike: idle, not expired, and not surplus after `resize`
+    /// shrank `max_size` (`size` still counts this connection).
+    fn reusable(&self, state: ConnState, slot: &Slot<M::Connection>, now: Instant) -> bool {
+        state == ConnState::Idle
+            && !slot.expired(now)
+            && self.size.load(Relaxed) <= self.max_size.load(Relaxed)
     }
 
     /// Marks the pool closed and fails every waiter (the semaphore's and the starving ones),
