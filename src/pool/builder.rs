@@ -300,3 +300,16 @@ impl<M: Manage> fmt::Debug for PoolBuilder<M> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+impl<M: Manage> PoolBuilder<M> {
+    /// A core with this builder's settings and no background task (unit tests).
+    pub(crate) fn into_test_core(self, min: usize, max: usize) -> Arc<Core<M>> {
+        let mut settings = self.settings;
+        settings.capacity = max;
+        let manager = self
+            .manager
+            .unwrap_or_else(|_| unreachable!("test manager"));
+        Arc::new(Core::new(manager, settings, min, max))
+    }
+}

@@ -87,7 +87,7 @@ impl<M: Manage> Drop for Reservation<M> {
 impl<M: Manage> Core<M> {
     /// Whether someone needs another connection: `min_size` not reached, or permit holders
     /// are starving beyond what is idle or already on its way.
-    fn wants_growth(&self) -> bool {
+    pub(crate) fn wants_growth(&self) -> bool {
         let size = self.size.load(SeqCst);
         let starving = self.starving.load(SeqCst);
         let coming = self.connecting.load(SeqCst) + self.idle_count();

@@ -26,9 +26,11 @@
 //!    dropping it at any await point loses neither a permit nor a connection. A unit moves from
 //!    one guard to the next only once the next exists (`Reservation::land`), and nothing between
 //!    can panic (`new_slot` uses checked time arithmetic), so a panic cannot leak `size`.
-//! 5. `idle_count` is raised before a push and lowered after a successful pop, so it never
-//!    underflows and is ≥ the queue's length (`ArrayQueue::len` can spin under churn, so
-//!    sqlx keeps its own counter too).
+//! 5. `idle_count` is raised before a push and lowered (decrement-if-positive) BEFORE a pop,
+//!    given back if the pop finds nothing; so it never underflows, and it never counts a
+//!    connection someone already popped: it may over-count only a push in flight (whose waker
+//!    follows, invariant 8) and otherwise under-counts, which at worst starts a connect early
+//!    (`ArrayQueue::len` can spin under churn, so sqlx keeps its own counter too).
 //! 6. The idle queue only holds connections whose `Manage::state` was `Idle` when pushed: a
 //!    connection returned inside a transaction is rolled back (in a bounded background task
 //!    that owns its slot and permit) before it can be pushed, or it is discarded. Every return
@@ -99,6 +101,9 @@ pub(crate) struct Core<M: Manage> {
     pub(crate) settings: Settings<M::Connection>,
     idle: ArrayQueue<Slot<M::Connection>>,
     idle_count: AtomicUsize,
+    /// The fewest idle connections seen after a checkout's pop during the current `max_idle`
+    /// period (psycopg's `_nconns_min`); maintenance reads and resets it.
+    pub(crate) idle_min: AtomicUsize,
     pub(crate) permits: Semaphore,
     pub(crate) size: AtomicUsize,
     pub(crate) connecting: AtomicUsize,
@@ -137,6 +142,7 @@ impl<M: Manage> Core<M> {
             idle: ArrayQueue::new(settings.capacity.max(1)),
             settings,
             idle_count: AtomicUsize::new(0),
+            idle_min: AtomicUsize::new(0),
             permits: Semaphore::new(max),
             size: AtomicUsize::new(0),
             connecting: AtomicUsize::new(0),
@@ -195,9 +201,30 @@ impl<M: Manage> Core<M> {
 
     /// Pops one idle connection (no liveness check).
     pub(crate) fn try_pop(&self) -> Option<Slot<M::Connection>> {
-        let slot = self.idle.pop()?;
-        self.idle_count.fetch_sub(1, Relaxed);
-        Some(slot)
+        self.claim_and_pop().map(|(slot, _)| slot)
+    }
+
+    /// Invariant 5: lowers `idle_count` BEFORE popping, so no one ever counts a connection
+    /// another task has already taken (`wants_growth` would take that phantom for an idle
+    /// connection and a starving waiter would neither grow the pool nor be woken). Returns the
+    /// slot and the idle count left after it.
+    fn claim_and_pop(&self) -> Option<(Slot<M::Connection>, usize)> {
+        let before = self.claim_idle()?;
+        match self.idle.pop() {
+            Some(slot) => Some((slot, before - 1)),
+            None => {
+                // A push raised the count but has not landed yet: give the claim back.
+                self.idle_count.fetch_add(1, Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Decrements `idle_count` if positive; returns its value before.
+    pub(crate) fn claim_idle(&self) -> Option<usize> {
+        self.idle_count
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .ok()
     }
 
     /// Pops idle connections until one is neither past its `max_lifetime` at `now` (one
@@ -205,7 +232,11 @@ impl<M: Manage> Core<M> {
     /// zero-RTT `is_closed` peek); discards the others.
     pub(crate) fn pop_live(self: &Arc<Self>, now: Instant) -> Option<Slot<M::Connection>> {
         loop {
-            let mut slot = self.try_pop()?;
+            let (mut slot, left) = self.claim_and_pop()?;
+            // The fewest idle connections a checkout left this `max_idle` period (F9 shrink).
+            if left < self.idle_min.load(Relaxed) {
+                self.idle_min.fetch_min(left, Relaxed);
+            }
             if slot.expired(now) {
                 tracing::debug!(pool = %self.name(), "idle connection expired; closing");
             } else if self.manager.is_closed(&mut slot.conn) {
@@ -561,3 +592,7 @@ impl<M: Manage> Drop for Live<M> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;
