@@ -185,3 +185,44 @@ async fn max_idle_zero_means_no_limit() {
     assert_eq!((s.pool_size, s.pool_available), (4, 4), "{s:?}");
     assert_eq!(mock.shared.closes.load(SeqCst), 0);
 }
+
+/// F9: under light steady load the FIFO queue rotates every connection, so none is ever idle
+/// for max_idle and the per-connection rule never shrinks. psycopg's rule does: each max_idle
+/// period in which the idle queue never ran dry closes one connection, down to what the load
+/// needs (here 1, plus at most one spare the period's rule has not reached yet).
+#[tokio::test(start_paused = true)]
+async fn max_idle_shrinks_under_light_rotating_load() {
+    let mock = Mock::new();
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(8)
+        .max_idle(Duration::from_secs(600))
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(5)).await.unwrap();
+    let mut spike = Vec::new();
+    for _ in 0..8 {
+        let p = pool.clone();
+        spike.push(tokio::spawn(async move { p.connection().await.unwrap() }));
+    }
+    let mut held = Vec::new();
+    for h in spike {
+        held.push(h.await.unwrap());
+    }
+    assert_eq!(mock.shared.live(), 8);
+    drop(held);
+    settle_for(Duration::from_secs(10)).await;
+    // One request a minute (concurrency 1) for 90 minutes: 9 max_idle periods.
+    for _ in 0..90 {
+        drop(pool.connection().await.unwrap());
+        settle_for(Duration::from_secs(60)).await;
+    }
+    assert!(
+        mock.shared.live() <= 2,
+        "{} connections kept for a load of 1",
+        mock.shared.live()
+    );
+    assert!(pool.stats().pool_size >= 1);
+    assert_eq!(pool.stats().requests_errors, 0);
+}
