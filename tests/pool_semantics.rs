@@ -624,3 +624,45 @@ async fn checkout_discards_an_expired_idle_connection() {
     );
     assert_eq!(mock.shared.closes.load(SeqCst), 1);
 }
+
+/// `Pool::check` pings under a permit per connection (concurrent checkouts see that
+/// connection as in use, not as room to open another), and the whole check is bounded by ONE
+/// `timeout`, not one per connection.
+#[tokio::test(start_paused = true)]
+async fn pool_check_holds_a_permit_per_ping_and_one_deadline() {
+    let mock = Mock::new();
+    let pool = builder(&mock)
+        .min_size(3)
+        .max_size(3)
+        .timeout(Duration::from_secs(5))
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    mock.shared.set(|s| s.ping = Gate::Never);
+    let start = Instant::now();
+    let p = pool.clone();
+    let check = tokio::spawn(async move { p.check().await });
+    settle_for(Duration::from_secs(1)).await;
+    let s = pool.stats();
+    assert_eq!((s.permits_available, s.pool_available), (2, 2), "{s:?}");
+    check.await.unwrap().unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(5),
+        "one deadline for the whole check"
+    );
+    assert_eq!(mock.shared.pings.load(SeqCst), 1, "stopped at the deadline");
+    settle().await;
+    let s = pool.stats();
+    assert_eq!(
+        (s.pool_size, s.pool_available, s.permits_available),
+        (3, 3, 3),
+        "{s:?}"
+    );
+    assert_eq!(
+        mock.shared.closes.load(SeqCst),
+        1,
+        "the connection cut mid-ping is replaced"
+    );
+}
