@@ -75,6 +75,15 @@ pub(crate) struct Settings<C> {
 
 /// Configures and opens a [`Pool`].
 ///
+/// Durations: `max_lifetime` and `max_idle` of `Duration::ZERO` mean no limit (HikariCP's
+/// meaning of 0); `Duration::MAX` as any timeout means "wait forever" (a far-future deadline,
+/// never an overflow); `connect_timeout` must be positive.
+///
+/// Lifetime of the pool (psycopg_pool's behaviour): dropping the last [`Pool`] handle closes
+/// the pool, as [`Pool::close`] does (checked-out connections are closed when they come
+/// back), and a [`Pool::wait`] that times out closes it too, since a pool that cannot reach
+/// `min_size` at startup is misconfigured.
+///
 /// ```no_run
 /// # async fn demo() -> wirepool::Result<()> {
 /// use std::time::Duration;

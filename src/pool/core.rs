@@ -13,7 +13,7 @@
 //!    A failed attempt (an `Err`, a timeout, a panic in user code, caught) waits for the
 //!    pool-wide backoff before the next, whoever starts it (a retry or a waiter's `maybe_grow`).
 //! 2. The semaphore holds `max_size` permits. A checkout takes one and `forget()`s it into a
-//!    [`Permit`] guard; the permit is added back only when its connection has been pushed idle
+//!    [`Permit`] guard (so does `Pool::check` for each idle connection it pings); the permit is added back only when its connection has been pushed idle
 //!    or its slot freed (`return_slot`), never before. So a task holding a permit always finds an
 //!    idle connection, room to open one, or an open in progress that will land in the queue.
 //! 3. An idle connection is pushed BEFORE its permit is released (sqlx's release order): the

@@ -28,6 +28,7 @@ impl Manage for Nop {
     async fn rollback(&self, _: &mut ()) -> Result<()> {
         Ok(())
     }
+    #[allow(clippy::manual_async_fn)] // the trait wants a `'static` future, not one borrowing self
     fn cancel(&self, _: &()) -> impl Future<Output = ()> + Send + 'static {
         async {}
     }

@@ -216,7 +216,7 @@ impl<M: Manage> Pool<M> {
         let core = &self.core;
         let deadline = deadline(Instant::now(), core.settings.timeout);
         for _ in 0..core.idle_count() {
-            let permit = match core.permits.try_acquire() {
+            let _permit = match core.permits.try_acquire() {
                 Ok(p) => {
                     p.forget();
                     Permit::adopt(Arc::clone(core))
@@ -231,7 +231,7 @@ impl<M: Manage> Pool<M> {
             }
             let ping = core.manager.ping(live.conn_mut());
             match tokio::time::timeout_at(deadline, ping).await {
-                Ok(Ok(())) => live.into_idle(), // invariant 3: pushed before `permit` drops
+                Ok(Ok(())) => live.into_idle(), // invariant 3: pushed before `_permit` drops
                 Ok(Err(_)) => {
                     bump(&core.counters.connections_lost);
                     tracing::warn!(pool = %core.name(), "idle connection failed its check; replacing");
