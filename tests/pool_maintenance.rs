@@ -197,6 +197,7 @@ async fn max_idle_shrinks_under_light_rotating_load() {
         .min_size(1)
         .max_size(8)
         .max_idle(Duration::from_secs(600))
+        .max_lifetime(Duration::ZERO) // no expiry: only max_idle may shrink this pool
         .open()
         .await
         .unwrap();
