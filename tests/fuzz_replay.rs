@@ -1,0 +1,58 @@
+//! Replays every fuzz corpus and regression file through the same functions the libFuzzer
+//! targets call (`wirepool::fuzzing`), on the stable toolchain with no fuzzer installed: a crash
+//! the fuzzer once found stays fixed, and the recorded server transcripts stay valid inputs.
+//!
+//! Layout (see docs/fuzzing.md): `fuzz/corpus/<target>/` holds the seeds and the minimized corpus
+//! of past runs; `fuzz/regressions/<target>/` holds each input that once crashed, named after the
+//! finding. A target whose corpus is empty fails the test: an empty directory replays nothing.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+type Target = fn(&[u8]);
+
+const TARGETS: &[(&str, Target)] = &[("scram", wirepool::fuzzing::scram)];
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+fn replay(target: &str) {
+    let (_, run) = TARGETS.iter().find(|(name, _)| *name == target).unwrap();
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let corpus = files_in(&fuzz.join("corpus").join(target));
+    assert!(!corpus.is_empty(), "fuzz/corpus/{target} has no inputs");
+    let regressions = files_in(&fuzz.join("regressions").join(target));
+    for file in corpus.iter().chain(&regressions) {
+        let data = fs::read(file).unwrap();
+        // A panic names the file, so the failing input is one `cargo fuzz run <target> <file>` away.
+        let outcome = std::panic::catch_unwind(|| run(&data));
+        assert!(outcome.is_ok(), "{target}: {} fails", file.display());
+    }
+}
+
+#[test]
+fn every_target_has_a_replay() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/fuzz_targets");
+    let mut on_disk: Vec<String> = files_in(&fuzz)
+        .iter()
+        .filter_map(|p| Some(p.file_stem()?.to_str()?.to_owned()))
+        .collect();
+    on_disk.sort();
+    let mut replayed: Vec<&str> = TARGETS.iter().map(|(name, _)| *name).collect();
+    replayed.sort();
+    assert_eq!(on_disk, replayed);
+}
+
+#[test]
+fn scram_corpus() {
+    replay("scram");
+}
