@@ -1,16 +1,32 @@
 //! Connection settings: libpq keyword/value strings, `postgres://` URIs, PG* environment variables
 //! and `.pgpass`, resolved into the concrete parameters a connect attempt needs.
 //!
-//! STUB: the struct below is the interface; parsing is to be filled in (issue #2).
+//! Two stages, like libpq's `PQconninfoParse` and then `connectOptions2`:
+//! 1. Parsing (`FromStr`, the setters) stores each keyword's value as given, as text. It rejects
+//!    bad syntax and unknown keywords, nothing else, so a `Config` printed with
+//!    [`Config::to_conninfo_string`] parses back to an equal `Config`.
+//! 2. Resolving (`resolve.rs`) applies the PG* environment, the defaults and `.pgpass`, and
+//!    validates every value (ports, hostaddr, timeouts, modes) into a `ConnectParams`.
+//!
+//! Invariant: the password never appears in `Debug`, `Display`, an error message or a log line;
+//! only [`Config::to_conninfo_string`] prints it.
+
+mod access;
+mod conninfo;
+mod keyword;
+mod pgpass;
+mod resolve;
+mod uri;
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
 
 use crate::error::Error;
-use crate::wire::RequireAuth;
+use keyword::Keyword;
+
+#[doc(hidden)]
+pub use resolve::{ConnectParams, Keepalives, Target};
 
 /// A password, kept out of `Debug` and `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -18,11 +34,20 @@ pub struct Password(String);
 
 impl Password {
     /// Wraps a password.
+    ///
+    /// ```
+    /// let p = wirepool::config::Password::new("s3cret");
+    /// assert_eq!(format!("{p:?}"), "Password(<redacted>)");
+    /// ```
     pub fn new(p: impl Into<String>) -> Password {
         Password(p.into())
     }
 
     /// The password itself. Handle with care: never log it.
+    ///
+    /// ```
+    /// assert_eq!(wirepool::config::Password::new("s3cret").expose(), "s3cret");
+    /// ```
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -36,6 +61,12 @@ impl fmt::Debug for Password {
 
 /// libpq's `sslmode`. Only `disable` and `prefer`/`allow` (which fall back to plaintext) connect
 /// today; `require` and stricter fail with a clear "TLS is not built in yet" error.
+///
+/// ```
+/// use wirepool::config::SslMode;
+/// assert_eq!("verify-full".parse::<SslMode>().unwrap(), SslMode::VerifyFull);
+/// assert_eq!(SslMode::Prefer.as_str(), "prefer");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SslMode {
     /// Never use TLS.
@@ -53,6 +84,40 @@ pub enum SslMode {
     VerifyFull,
 }
 
+impl SslMode {
+    /// libpq's spelling: `disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+impl FromStr for SslMode {
+    type Err = Error;
+
+    /// # Errors
+    /// Anything but libpq's six spellings (case-sensitive, as in libpq).
+    fn from_str(s: &str) -> Result<SslMode, Error> {
+        [
+            SslMode::Disable,
+            SslMode::Allow,
+            SslMode::Prefer,
+            SslMode::Require,
+            SslMode::VerifyCa,
+            SslMode::VerifyFull,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+        .ok_or_else(|| resolve::invalid_value(Keyword::Sslmode, s))
+    }
+}
+
 /// Where to connect: a TCP host name or address, or a Unix-domain socket directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
@@ -62,68 +127,158 @@ pub enum Host {
     Unix(PathBuf),
 }
 
-/// Parsed connection settings, exactly as given (no environment applied): printing it with
-/// `Display` and parsing the result gives the same `Config`. `Debug` and `Display` hide the password.
+/// Connection settings, as given: parsed from a libpq keyword/value string or a `postgres://`
+/// URI, or built with the setters. Nothing is looked up or validated until connecting, when
+/// the PG* environment variables, the defaults and `.pgpass` fill the gaps, as in libpq.
+///
+/// ```
+/// use wirepool::Config;
+///
+/// let a: Config = "host=db1,db2 port=5433 user=app dbname=shop connect_timeout=5".parse()?;
+/// let b: Config = "postgresql://app@db1:5433,db2:5433/shop?connect_timeout=5".parse()?;
+/// assert_eq!(a.get_host(), Some("db1,db2"));
+/// assert_eq!(b.get_port(), Some("5433,5433"));
+///
+/// let mut c = Config::new();
+/// c.host("db1").port(5433).user("app").dbname("shop");
+/// assert_eq!(c.to_string(), "host=db1 port=5433 dbname=shop user=app");
+/// # Ok::<(), wirepool::Error>(())
+/// ```
+///
+/// # Keywords
+///
+/// | keyword | environment | default when connecting |
+/// |---|---|---|
+/// | `host` | `PGHOST` | Unix sockets in `/var/run/postgresql`, then `/tmp` |
+/// | `hostaddr` | `PGHOSTADDR` | — (an IP address: skips name resolution) |
+/// | `port` | `PGPORT` | 5432 |
+/// | `dbname` | `PGDATABASE` | the user name |
+/// | `user` | `PGUSER` | `$USER`, else `$LOGNAME`, else `postgres` |
+/// | `password` | `PGPASSWORD` | from `passfile` |
+/// | `passfile` | `PGPASSFILE` | `$HOME/.pgpass` |
+/// | `connect_timeout` | `PGCONNECT_TIMEOUT` | none (whole seconds, per host; 1 means 2) |
+/// | `client_encoding` | `PGCLIENTENCODING` | UTF8 (the only one accepted, with `auto`) |
+/// | `options` | `PGOPTIONS` | — |
+/// | `application_name` | `PGAPPNAME` | `fallback_application_name` |
+/// | `keepalives`, `keepalives_idle`, `_interval`, `_count` | — | on, system defaults |
+/// | `sslmode` | `PGSSLMODE` | `prefer` (`require` and stricter: TLS is not built in yet) |
+/// | `require_auth` | `PGREQUIREAUTH` | any method |
+/// | `channel_binding` | `PGCHANNELBINDING` | `prefer` (`require` needs TLS) |
+/// | `target_session_attrs` | `PGTARGETSESSIONATTRS` | `any` (the only one supported) |
+///
+/// The deprecated `requiressl` is read as libpq reads it (`1` → `sslmode=require`). The TLS file
+/// and TLS-only keywords (`sslcert`, `sslkey`, `sslrootcert`, `sslcrl`, `sslcrldir`,
+/// `sslpassword`, `sslsni`, `sslcompression`, `ssl_min_protocol_version`,
+/// `ssl_max_protocol_version`) are accepted and dropped: they mean nothing without TLS. Other
+/// libpq keywords (`service`, `gssencmode`, `load_balance_hosts`, ...) are refused by name.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Config {
-    pub(crate) host: Option<String>,
-    pub(crate) hostaddr: Option<String>,
-    pub(crate) port: Option<String>,
-    pub(crate) user: Option<String>,
-    pub(crate) password: Option<Password>,
-    pub(crate) dbname: Option<String>,
-    pub(crate) passfile: Option<String>,
-    pub(crate) connect_timeout: Option<String>,
-    pub(crate) application_name: Option<String>,
-    pub(crate) options: Option<String>,
-    pub(crate) require_auth: Option<String>,
-    pub(crate) sslmode: Option<String>,
+    /// Every keyword but `password`, indexed by `Keyword as usize`; `None` = not given.
+    values: [Option<String>; keyword::COUNT],
+    password: Option<Password>,
 }
 
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config").finish_non_exhaustive()
+impl Config {
+    /// An empty configuration: every setting comes from the environment or the defaults.
+    ///
+    /// ```
+    /// assert_eq!(wirepool::Config::new().to_string(), "");
+    /// ```
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// The whole configuration as a keyword/value string, **password included**: it contains
+    /// the password, so never log it. Parsing the result gives an equal `Config`.
+    ///
+    /// ```
+    /// let config: wirepool::Config = "postgres://app:s3cret@db/shop".parse()?;
+    /// let s = config.to_conninfo_string();
+    /// assert_eq!(s, "host=db dbname=shop user=app password=s3cret");
+    /// assert_eq!(s.parse::<wirepool::Config>()?, config);
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    pub fn to_conninfo_string(&self) -> String {
+        let mut s = String::new();
+        // Writing to a String cannot fail.
+        let _ = conninfo::write(self, &mut s, true);
+        s
+    }
+
+    /// Sets any supported keyword from text, exactly as a keyword/value string would.
+    ///
+    /// ```
+    /// let mut config = wirepool::Config::new();
+    /// config.set("keepalives_idle", "30")?.set("sslcert", "ignored.crt")?;
+    /// assert_eq!(config.get("keepalives_idle"), Some("30"));
+    /// assert!(config.set("foo", "1").is_err());
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// An unknown or unsupported keyword.
+    pub fn set(&mut self, keyword: &str, value: &str) -> Result<&mut Config, Error> {
+        self.store(keyword, value.to_owned(), |name| {
+            Error::config(format!("invalid connection option \"{name}\""))
+        })?;
+        Ok(self)
+    }
+
+    /// The value of any keyword as given; `None` if it was not set, is unknown, or is
+    /// `password` (see [`Config::get_password`]).
+    ///
+    /// ```
+    /// let config: wirepool::Config = "keepalives=0".parse()?;
+    /// assert_eq!(config.get("keepalives"), Some("0"));
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    pub fn get(&self, keyword: &str) -> Option<&str> {
+        Keyword::from_name(keyword)
+            .filter(|&k| k != Keyword::Password)
+            .and_then(|k| self.raw(k))
     }
 }
 
 impl FromStr for Config {
     type Err = Error;
 
-    fn from_str(_s: &str) -> Result<Config, Error> {
-        Err(Error::config("not implemented yet"))
+    /// Parses a libpq keyword/value string, or a URI if it starts with `postgresql://` or
+    /// `postgres://`.
+    ///
+    /// # Errors
+    /// Bad syntax or an unknown keyword, with libpq's wording (`invalid connection option
+    /// "foo"`). Values are checked later, when connecting.
+    fn from_str(s: &str) -> Result<Config, Error> {
+        // libpq sees the end of a C string there and drops the rest; refusing it is safer than
+        // silently connecting with half a setting.
+        if s.contains('\0') {
+            return Err(Error::config(
+                "connection info string contains a NUL character",
+            ));
+        }
+        match uri::prefix_len(s) {
+            Some(prefix) => uri::parse(s, prefix),
+            None => conninfo::parse(s),
+        }
     }
 }
 
-/// TCP keepalive settings (libpq's `keepalives*`); ignored for Unix sockets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Keepalives {
-    pub enabled: bool,
-    pub idle: Option<Duration>,
-    pub interval: Option<Duration>,
-    pub count: Option<u32>,
+/// A keyword/value string without the password; use [`Config::to_conninfo_string`] to keep it.
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        conninfo::write(self, f, false)
+    }
 }
 
-/// One host to try, in order, with everything resolved (the password may come from `.pgpass`).
-#[derive(Debug, Clone)]
-pub(crate) struct Target {
-    pub host: Host,
-    /// `hostaddr`: connect to this address instead of resolving `host` (which then only names
-    /// the server for `.pgpass`).
-    pub hostaddr: Option<IpAddr>,
-    pub port: u16,
-    pub password: Option<Password>,
-}
-
-/// The concrete parameters of a connect attempt: `Config` + environment + defaults + `.pgpass`.
-#[derive(Debug, Clone)]
-pub(crate) struct ConnectParams {
-    pub targets: Vec<Target>,
-    pub user: String,
-    pub dbname: String,
-    pub application_name: Option<String>,
-    pub options: Option<String>,
-    pub connect_timeout: Option<Duration>,
-    pub require_auth: RequireAuth,
-    pub keepalives: Keepalives,
-    pub sslmode: SslMode,
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Config");
+        for k in Keyword::ALL {
+            match k {
+                Keyword::Password => self.password.as_ref().map(|p| d.field(k.name(), p)),
+                _ => self.raw(k).map(|v| d.field(k.name(), &v)),
+            };
+        }
+        d.finish()
+    }
 }

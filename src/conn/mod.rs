@@ -1,13 +1,35 @@
 //! The only place in the crate that does I/O: a socket, its read and write buffers, and the
 //! handshake and simple-query loops that drive the sans-IO [`crate::wire`] codec.
 //!
-//! STUB: to be filled in (issue #2). The signatures below are the interface the pool and users use.
+//! Files: `socket` (TCP/Unix, keepalive, address resolution), `framed` (buffers + decoder),
+//! `startup` (multi-host connect, handshake driver), `scram_cache` (PBKDF2 off the executor,
+//! cached), `query` (simple query), `cancel` (CancelRequest).
+//!
+//! State invariants: `busy` is set when a Query is written and cleared only by its
+//! ReadyForQuery; `broken` is set by any I/O or protocol error (or by `check_closed` seeing
+//! EOF or a FATAL) and is never cleared: every later call fails fast with [`Error::is_closed`].
 
-use std::collections::HashMap;
+mod cancel;
+mod framed;
+mod query;
+mod scram_cache;
+mod socket;
+mod startup;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+pub use cancel::CancelToken;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::wire::TransactionStatus;
+use crate::wire::{frontend, BackendKey, BackendMessage, DbError, Session, TransactionStatus};
+use framed::Framed;
+use socket::PeerAddr;
+
+/// NotificationResponses kept for [`Connection::take_notifications`]; older ones are dropped
+/// (and logged) so a chatty channel nobody reads cannot grow memory without bound.
+const MAX_PENDING_NOTIFICATIONS: usize = 64;
 
 /// One data row of a simple query's result, with every value as text (`None` is SQL NULL).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,61 +54,117 @@ impl Row {
     }
 }
 
-/// Sends a CancelRequest for whatever the connection's backend is running. `Send + Clone`.
-#[derive(Debug, Clone)]
-pub struct CancelToken {}
-
-impl CancelToken {
-    /// Opens a new connection to the same server and asks it to cancel the running query.
-    ///
-    /// # Cancel safety
-    /// Cancel-safe: dropping it before it finishes may or may not deliver the request.
-    ///
-    /// # Errors
-    /// If the server cannot be reached.
-    pub async fn cancel(&self) -> Result<()> {
-        Err(Error::unsupported("not implemented yet"))
-    }
+/// A NOTIFY received on a channel this session LISTENs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The notifying backend's process id.
+    pub pid: i32,
+    /// The channel.
+    pub channel: String,
+    /// The payload.
+    pub payload: String,
 }
 
 /// A connection to a PostgreSQL server.
 #[derive(Debug)]
 pub struct Connection {
+    io: Framed,
     params: HashMap<String, String>,
+    backend_key: Option<BackendKey>,
+    status: TransactionStatus,
+    broken: bool,
+    busy: bool,
+    addr: PeerAddr,
+    cancel_timeout: Duration,
+    notifications: VecDeque<Notification>,
 }
 
 impl Connection {
-    /// Connects and authenticates.
+    fn new(io: Framed, session: Session, addr: PeerAddr, cancel_timeout: Duration) -> Connection {
+        Connection {
+            io,
+            params: session.parameters,
+            backend_key: session.backend_key,
+            status: session.status,
+            broken: false,
+            busy: false,
+            addr,
+            cancel_timeout,
+            notifications: VecDeque::new(),
+        }
+    }
+
+    /// Connects and authenticates, trying each host in order (see the `Config` docs).
     ///
     /// # Cancel safety
     /// Cancel-safe: dropping the future drops the half-open socket.
     ///
     /// # Errors
-    /// Connection, authentication or configuration failures.
-    pub async fn connect(_config: &Config) -> Result<Connection> {
-        Err(Error::unsupported("not implemented yet"))
+    /// Connection, authentication or configuration failures; the last host's error if none
+    /// accepted us.
+    pub async fn connect(config: &Config) -> Result<Connection> {
+        let params = config.resolve()?;
+        startup::connect(&params).await
     }
 
     /// Runs a simple query; returns every data row of every statement, in order.
     ///
     /// # Cancel safety
-    /// Not cancel-safe: dropping it mid-query leaves the connection busy (the pool cancels and
-    /// discards such a connection).
+    /// Not cancel-safe: dropping it mid-query leaves the connection busy ([`is_busy`]); the pool
+    /// cancels and discards such a connection.
     ///
     /// # Errors
-    /// A server error (the connection stays usable), or an I/O or protocol error (it does not).
-    pub async fn simple_query(&mut self, _sql: &str) -> Result<Vec<Row>> {
-        Err(Error::unsupported("not implemented yet"))
+    /// A server error ([`Error::is_db`]; the connection stays usable), COPY
+    /// ([`Error::is_unsupported`]; usable), or an I/O or protocol error (it is then broken).
+    ///
+    /// [`is_busy`]: Connection::is_busy
+    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<Row>> {
+        if self.broken {
+            return Err(Error::closed());
+        }
+        if self.busy {
+            // A dropped earlier call: its results are still coming. Skip to its ReadyForQuery.
+            self.drain().await?;
+        }
+        let result = self.run_simple_query(sql).await;
+        if result.is_err() && self.busy {
+            // The error came before ReadyForQuery: the stream is not at a message boundary we
+            // can trust any more.
+            self.broken = true;
+        }
+        result
     }
 
-    /// The server backend's process id.
+    async fn drain(&mut self) -> Result<()> {
+        loop {
+            match self.io.read_message().await {
+                Ok(BackendMessage::ReadyForQuery(status)) => {
+                    self.status = status;
+                    self.busy = false;
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// The server backend's process id (0 if the server sent no BackendKeyData).
     pub fn backend_pid(&self) -> i32 {
-        0
+        self.backend_key.map_or(0, |k| k.pid)
+    }
+
+    /// BackendKeyData as sent by the server, if it sent one.
+    pub fn backend_key(&self) -> Option<BackendKey> {
+        self.backend_key
     }
 
     /// The transaction status from the last ReadyForQuery.
     pub fn transaction_status(&self) -> TransactionStatus {
-        TransactionStatus::Idle
+        self.status
     }
 
     /// A server parameter reported by ParameterStatus (`server_version`, `TimeZone`, ...).
@@ -94,37 +172,139 @@ impl Connection {
         self.params.get(name).map(String::as_str)
     }
 
+    /// Every server parameter reported so far.
+    pub fn parameters(&self) -> &HashMap<String, String> {
+        &self.params
+    }
+
+    /// `server_version_num` derived from `server_version` (`"15.20 (Debian ...)"` → 150020;
+    /// `"9.6.24"` → 90624), if it parses.
+    pub fn server_version_num(&self) -> Option<u32> {
+        let v = self.parameter("server_version")?;
+        let numeric: String = v
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let mut parts = numeric.split('.').map(|p| p.parse::<u32>().ok());
+        let major = parts.next()??;
+        let minor = parts.next().flatten().unwrap_or(0);
+        if major >= 10 {
+            major.checked_mul(10_000)?.checked_add(minor)
+        } else {
+            let patch = parts.next().flatten().unwrap_or(0);
+            major
+                .checked_mul(10_000)?
+                .checked_add(minor.checked_mul(100)?)?
+                .checked_add(patch)
+        }
+    }
+
     /// Whether an I/O or protocol error (or `close`) has made the connection unusable.
     pub fn is_broken(&self) -> bool {
-        false
+        self.broken
     }
 
     /// Whether a query was sent and its ReadyForQuery not yet read (a `simple_query` future was
     /// dropped mid-flight). Such a connection cannot be reused without draining it.
     pub fn is_busy(&self) -> bool {
-        false
+        self.busy
     }
 
     /// Non-blocking, no round trip: has the server closed the connection (EOF, reset, or a FATAL
     /// such as 57P01 sent while idle)? Harmless asynchronous messages (ParameterStatus, notices)
     /// are consumed. Marks the connection broken when it returns `true`.
     pub fn check_closed(&mut self) -> bool {
-        false
+        if self.broken {
+            return true;
+        }
+        // An error (reset) counts as closed, like EOF.
+        if !self.io.read_available().unwrap_or(false) {
+            self.broken = true;
+            return true;
+        }
+        loop {
+            match self.io.try_decode() {
+                Ok(None) => return false,
+                // A FATAL while idle: the server is about to close (admin shutdown 57P01,
+                // idle_session_timeout 57P05, ...).
+                Ok(Some(BackendMessage::ErrorResponse(e))) => {
+                    tracing::info!(error = %e, "server closed an idle connection");
+                    self.broken = true;
+                    return true;
+                }
+                Ok(Some(BackendMessage::ReadyForQuery(status))) if self.busy => {
+                    self.status = status;
+                    self.busy = false;
+                }
+                Ok(Some(msg)) if !self.busy => {
+                    if self.handle_async(msg).is_err() {
+                        self.broken = true;
+                        return true;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Err(_) => {
+                    self.broken = true;
+                    return true;
+                }
+            }
+        }
     }
 
-    /// A token that cancels this connection's running query from anywhere.
+    /// Notifications received so far (at most the 64 most recent), oldest first.
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        self.notifications.drain(..).collect()
+    }
+
+    fn push_notification(&mut self, pid: i32, channel: String, payload: String) {
+        tracing::debug!(pid, channel = %channel, "notification received");
+        if self.notifications.len() >= MAX_PENDING_NOTIFICATIONS {
+            self.notifications.pop_front();
+            tracing::debug!("notification buffer full; dropped the oldest");
+        }
+        self.notifications.push_back(Notification {
+            pid,
+            channel,
+            payload,
+        });
+    }
+
+    /// A token that cancels this connection's running query from anywhere. It connects to the
+    /// same address this connection uses.
     pub fn cancel_token(&self) -> CancelToken {
-        CancelToken {}
+        CancelToken {
+            addr: self.addr.clone(),
+            key: self.backend_key,
+            timeout: self.cancel_timeout,
+        }
     }
 
     /// Sends Terminate and closes the socket.
     ///
     /// # Cancel safety
-    /// Cancel-safe: the socket is closed either way.
+    /// Cancel-safe: the socket is closed either way (it is dropped with the future).
     ///
     /// # Errors
     /// If Terminate could not be written.
-    pub async fn close(self) -> Result<()> {
-        Ok(())
+    pub async fn close(mut self) -> Result<()> {
+        if self.broken {
+            return Ok(());
+        }
+        self.broken = true;
+        frontend::terminate(&mut self.io.wbuf);
+        self.io.flush().await?;
+        self.io.shutdown().await
     }
 }
+
+/// Logs a server notice at a level matching its severity.
+pub(crate) fn log_notice(n: &DbError) {
+    match n.severity_nonlocalized().unwrap_or(n.severity()) {
+        "WARNING" => tracing::warn!(code = n.code(), "server: {}", n.message()),
+        "NOTICE" | "INFO" => tracing::info!(code = n.code(), "server: {}", n.message()),
+        _ => tracing::debug!(code = n.code(), "server: {}", n.message()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

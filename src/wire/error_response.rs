@@ -1,47 +1,221 @@
 //! ErrorResponse / NoticeResponse bodies: the server's error fields, parsed.
 //!
-//! STUB: to be filled in (issue #2).
+//! The body is a sequence of `Byte1 code, String value` ending with a `0` byte (protocol-error-
+//! fields). Unknown codes are ignored, as the protocol requires. A repeated code: the last value
+//! wins (the server never repeats one; the rule only has to be deterministic). Text is decoded
+//! lossily: errors sent during startup are in the *server* encoding, because client_encoding is
+//! not applied yet (rust-postgres 263b0068, "Handle non-UTF8 error fields").
 
 use std::fmt;
 
+use bytes::Bytes;
+
+use super::frame::Body;
+use super::WireError;
+
 /// An error (or notice) reported by the server in an ErrorResponse / NoticeResponse.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// ```
+/// # use wirepool::DbError;
+/// fn is_serialization_failure(e: &DbError) -> bool {
+///     e.code() == "40001"
+/// }
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct DbError {
     severity: String,
+    severity_nonlocalized: Option<String>,
     code: String,
     message: String,
+    detail: Option<String>,
+    hint: Option<String>,
+    position: Option<u32>,
+    internal_position: Option<u32>,
+    internal_query: Option<String>,
+    where_: Option<String>,
+    schema: Option<String>,
+    table: Option<String>,
+    column: Option<String>,
+    datatype: Option<String>,
+    constraint: Option<String>,
+    file: Option<String>,
+    line: Option<u32>,
+    routine: Option<String>,
 }
 
 impl DbError {
-    /// The severity (`ERROR`, `FATAL`, `PANIC`, or for notices `WARNING`, `NOTICE`, ...).
+    /// Parses an ErrorResponse (`tag` `b'E'`) or NoticeResponse (`b'N'`) body.
+    ///
+    /// # Errors
+    /// [`WireError::MissingNul`] if a value or the final terminator is missing;
+    /// [`WireError::TrailingBytes`] if anything follows the terminator.
+    pub fn parse(tag: u8, body: Bytes) -> Result<DbError, WireError> {
+        let mut body = Body::new(tag, body);
+        let mut e = DbError::default();
+        loop {
+            let code = body.u8().map_err(|_| WireError::MissingNul { tag })?;
+            if code == 0 {
+                break;
+            }
+            let value = String::from_utf8_lossy(&body.cstr()?).into_owned();
+            let number = || value.parse::<u32>().ok();
+            match code {
+                b'S' => e.severity = value,
+                b'V' => e.severity_nonlocalized = Some(value),
+                b'C' => e.code = value,
+                b'M' => e.message = value,
+                b'D' => e.detail = Some(value),
+                b'H' => e.hint = Some(value),
+                b'P' => e.position = number(),
+                b'p' => e.internal_position = number(),
+                b'q' => e.internal_query = Some(value),
+                b'W' => e.where_ = Some(value),
+                b's' => e.schema = Some(value),
+                b't' => e.table = Some(value),
+                b'c' => e.column = Some(value),
+                b'd' => e.datatype = Some(value),
+                b'n' => e.constraint = Some(value),
+                b'F' => e.file = Some(value),
+                b'L' => e.line = number(),
+                b'R' => e.routine = Some(value),
+                // "Frontends should silently ignore fields of unrecognized type."
+                _ => {}
+            }
+        }
+        body.finish()?;
+        Ok(e)
+    }
+
+    /// The severity (`ERROR`, `FATAL`, `PANIC`, or for notices `WARNING`, `NOTICE`, ...),
+    /// possibly localized (field `S`).
     pub fn severity(&self) -> &str {
         &self.severity
     }
 
-    /// The SQLSTATE code, e.g. `"28P01"`.
+    /// The severity, never localized (field `V`, PostgreSQL 9.6+).
+    pub fn severity_nonlocalized(&self) -> Option<&str> {
+        self.severity_nonlocalized.as_deref()
+    }
+
+    /// The SQLSTATE code, e.g. `"28P01"` (field `C`).
     pub fn code(&self) -> &str {
         &self.code
     }
 
-    /// The primary human-readable message.
+    /// The primary human-readable message (field `M`).
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// An optional secondary message with more detail (field `D`).
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// An optional suggestion what to do about the problem (field `H`).
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+
+    /// The 1-based cursor position in the query string, in characters (field `P`), when it is a
+    /// valid number.
+    pub fn position(&self) -> Option<u32> {
+        self.position
+    }
+
+    /// The cursor position in an internally generated command (field `p`).
+    pub fn internal_position(&self) -> Option<u32> {
+        self.internal_position
+    }
+
+    /// The internally generated command that failed (field `q`).
+    pub fn internal_query(&self) -> Option<&str> {
+        self.internal_query.as_deref()
+    }
+
+    /// The context: a call-stack traceback of active procedures (field `W`).
+    pub fn where_(&self) -> Option<&str> {
+        self.where_.as_deref()
+    }
+
+    /// The schema of the object the error is about (field `s`).
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The table the error is about (field `t`).
+    pub fn table(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
+    /// The column the error is about (field `c`).
+    pub fn column(&self) -> Option<&str> {
+        self.column.as_deref()
+    }
+
+    /// The data type the error is about (field `d`).
+    pub fn datatype(&self) -> Option<&str> {
+        self.datatype.as_deref()
+    }
+
+    /// The constraint the error is about (field `n`).
+    pub fn constraint(&self) -> Option<&str> {
+        self.constraint.as_deref()
+    }
+
+    /// The server source file that reported the error (field `F`).
+    pub fn file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+
+    /// The server source line that reported the error (field `L`).
+    pub fn line(&self) -> Option<u32> {
+        self.line
+    }
+
+    /// The server source routine that reported the error (field `R`).
+    pub fn routine(&self) -> Option<&str> {
+        self.routine.as_deref()
     }
 }
 
 impl fmt::Debug for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DbError")
-            .field("severity", &self.severity)
+        let mut d = f.debug_struct("DbError");
+        d.field("severity", &self.severity)
             .field("code", &self.code)
-            .field("message", &self.message)
-            .finish()
+            .field("message", &self.message);
+        let optional = [
+            ("detail", &self.detail),
+            ("hint", &self.hint),
+            ("where", &self.where_),
+            ("table", &self.table),
+            ("constraint", &self.constraint),
+            ("routine", &self.routine),
+        ];
+        for (name, value) in optional {
+            if let Some(v) = value {
+                d.field(name, v);
+            }
+        }
+        if let Some(p) = self.position {
+            d.field("position", &p);
+        }
+        d.finish_non_exhaustive()
     }
 }
 
+/// `ERROR 22012: division by zero`, then `DETAIL: ...` and `HINT: ...` lines when present.
 impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.severity, self.code, self.message)
+        write!(f, "{} {}: {}", self.severity, self.code, self.message)?;
+        if let Some(d) = &self.detail {
+            write!(f, "\nDETAIL: {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\nHINT: {h}")?;
+        }
+        Ok(())
     }
 }
 

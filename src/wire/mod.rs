@@ -1,29 +1,245 @@
 //! The sans-IO PostgreSQL v3 codec: bytes in, messages out. No sockets, no runtime, no clock.
 //!
-//! STUB: to be filled in (issue #2). The items below are the interface the rest of the crate uses.
+//! - [`frontend`] appends client messages to a caller's `BytesMut`, back-patching lengths with
+//!   checked arithmetic and refusing embedded NULs and over-long values (never truncating).
+//! - [`backend`] is a streaming [`Decoder`]: it returns `Ok(None)` until a whole message is
+//!   buffered, never consumes a partial message (so the I/O layer above is cancel-safe), and
+//!   checks each declared length against a per-phase limit *before* reserving memory for it.
+//! - [`startup`] is the [`Handshake`] state machine: it is fed decoded messages and asked for
+//!   bytes to send, so a recorded transcript can drive a whole login with no runtime.
+//!
+//! # Lengths
+//! Every `MAX_*_LEN` below bounds the value of a message's Int32 length field, which counts
+//! itself (4 bytes) but not the type byte, exactly as libpq's checks do.
+//!
+//! # Invariants
+//! Peer input never panics: this module denies `unwrap`, `expect`, `panic!`, slice indexing and
+//! unchecked arithmetic; every decoded message consumes exactly `1 + len` bytes; bytes left over
+//! inside a message are an error.
+// Unit tests (which may unwrap) are exempt; the library code is not.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 pub mod auth;
+pub mod backend;
 mod error_response;
+mod frame;
+pub mod frontend;
+mod require_auth;
+mod rows;
+pub mod startup;
 
+pub use backend::{
+    Authentication, BackendMessage, CopyResponse, DataRow, DataRowColumns, Decoder, DecoderLimits,
+    FieldDescription, RowDescription,
+};
 pub use error_response::DbError;
+pub use require_auth::RequireAuth;
+pub use startup::{
+    AuthConfig, BackendKey, Handshake, HandshakeError, Session, StartupParams, Step,
+};
 
-/// A codec error: the peer's bytes do not make a valid message. Small and `Copy`; never allocates.
+use auth::ScramError;
+
+/// Largest Authentication (`'R'`) message accepted during startup. libpq `fe-connect.c`
+/// (`CONNECTION_AWAITING_RESPONSE`) rejects an `'R'` whose length is above 2000; this also
+/// bounds the SASL data (SCRAM server-first / server-final) a server can make us buffer.
+pub const MAX_AUTH_MESSAGE_LEN: usize = 2000;
+
+/// Largest ErrorResponse, NoticeResponse, ParameterStatus, BackendKeyData,
+/// NegotiateProtocolVersion or ReadyForQuery accepted during startup: libpq `fe-connect.c`
+/// treats an `'E'` longer than 30000 as garbage (a pre-protocol text error misread as a length).
+pub const MAX_STARTUP_MESSAGE_LEN: usize = 30_000;
+
+/// Largest message accepted after startup for every tag except `T D d E N A`: the bound libpq's
+/// `pqParseInput3` (`fe-protocol3.c`) applies before it assumes message-boundary sync was lost.
+pub const MAX_SMALL_MESSAGE_LEN: usize = 30_000;
+
+/// Default cap for RowDescription, DataRow, CopyData, ErrorResponse, NoticeResponse and
+/// NotificationResponse after startup ([`DecoderLimits::max_message_len`]).
+///
+/// The server can send up to `PQ_LARGE_MESSAGE_LIMIT` (MaxAllocSize − 1, about 1 GiB) and libpq
+/// accepts that much. We default to 64 MiB instead: a pool serves many connections, and a hostile
+/// or buggy server should not be able to make each of them reserve a gigabyte. Rows this large
+/// are rare over the text protocol; raise the cap if you need them.
+pub const DEFAULT_MAX_MESSAGE_LEN: usize = 64 << 20;
+
+/// Largest StartupMessage the client sends: the server's `MAX_STARTUP_PACKET_LENGTH`
+/// (`src/include/libpq/pqcomm.h`); a longer packet is dropped without a reply.
+pub const MAX_STARTUP_PACKET_LEN: usize = 10_000;
+
+/// Largest PasswordMessage / SASLInitialResponse / SASLResponse the client sends: the server's
+/// `PG_MAX_AUTH_TOKEN_LENGTH` (`src/backend/libpq/auth.c`).
+pub const MAX_AUTH_RESPONSE_LEN: usize = 65_535;
+
+/// Largest other message (Query, CopyFail) the client sends: the server's
+/// `PQ_LARGE_MESSAGE_LIMIT` (MaxAllocSize − 1, `src/include/libpq/libpq.h`). Checked, never
+/// truncated: a length wrapped to 32 bits would let the tail be read as extra messages
+/// (RUSTSEC-2024-0363, protocol-level query smuggling).
+pub const MAX_FRONTEND_MESSAGE_LEN: usize = 0x3FFF_FFFE;
+
+/// A codec error: the peer's bytes do not make a valid message, or an outbound value cannot be
+/// encoded. Small and `Copy`; never allocates. Partial input is not an error (`Ok(None)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WireError {
     /// A message's declared length is below the 4 bytes the length field itself takes.
     LengthTooShort,
+    /// A message's declared length exceeds the limit for its tag in the current phase.
+    MessageTooLong {
+        /// The message type byte.
+        tag: u8,
+        /// The limit that applied (a length-field value).
+        limit: usize,
+    },
+    /// A type byte that is valid in the protocol but not in this phase (e.g. DataRow during
+    /// startup, Authentication after it).
+    UnexpectedMessage {
+        /// The message type byte.
+        tag: u8,
+    },
+    /// A type byte the protocol does not define (message-boundary sync was lost).
+    UnknownMessage {
+        /// The message type byte.
+        tag: u8,
+    },
+    /// A message body is shorter than its fields require.
+    UnexpectedEnd {
+        /// The message type byte.
+        tag: u8,
+    },
+    /// Bytes were left over after a message's last field.
+    TrailingBytes {
+        /// The message type byte.
+        tag: u8,
+    },
+    /// A string field has no NUL terminator.
+    MissingNul {
+        /// The message type byte.
+        tag: u8,
+    },
+    /// A text field that must be UTF-8 is not.
+    InvalidUtf8 {
+        /// The message type byte.
+        tag: u8,
+    },
+    /// A count or length field is negative (other than a DataRow's `-1` for NULL).
+    NegativeLength {
+        /// The message type byte.
+        tag: u8,
+    },
+    /// A DataRow has a different number of columns than the RowDescription before it.
+    ColumnCountMismatch,
+    /// ReadyForQuery carried a status other than `I`, `T` or `E`.
+    InvalidTransactionStatus(u8),
+    /// An Authentication request code the protocol does not define.
+    UnknownAuthCode(u32),
+    /// An Authentication request that is valid but not at this point of the handshake
+    /// (SASLFinal without SASLContinue, a second SASL, ...).
+    UnexpectedAuthRequest(u32),
+    /// A second NegotiateProtocolVersion (libpq: "received duplicate protocol negotiation
+    /// message").
+    DuplicateNegotiateProtocolVersion,
+    /// NegotiateProtocolVersion named a version we cannot speak.
+    UnsupportedProtocolVersion(i32),
+    /// NegotiateProtocolVersion listed an option we never sent (we send none).
+    UnrequestedProtocolOption,
+    /// An outbound message would exceed its limit (it is refused, never truncated).
+    OutboundTooLong {
+        /// The limit that applied (a length-field value).
+        limit: usize,
+    },
+    /// An outbound string contains a NUL byte, which would end it early on the wire.
+    EmbeddedNul,
+    /// A SCRAM message from the server is malformed (see [`ScramError`]).
+    Scram(ScramError),
 }
 
 impl std::fmt::Display for WireError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = |tag: &u8| char::from(*tag).escape_default().to_string();
         match self {
             WireError::LengthTooShort => f.write_str("message length is shorter than 4 bytes"),
+            WireError::MessageTooLong { tag, limit } => {
+                write!(
+                    f,
+                    "message '{}' is longer than its limit of {limit} bytes",
+                    t(tag)
+                )
+            }
+            WireError::UnexpectedMessage { tag } => {
+                write!(f, "unexpected message '{}' at this point", t(tag))
+            }
+            WireError::UnknownMessage { tag } => {
+                write!(f, "unknown message type '{}' (protocol sync lost)", t(tag))
+            }
+            WireError::UnexpectedEnd { tag } => {
+                write!(f, "message '{}' is shorter than its fields", t(tag))
+            }
+            WireError::TrailingBytes { tag } => {
+                write!(f, "message '{}' has bytes after its last field", t(tag))
+            }
+            WireError::MissingNul { tag } => {
+                write!(f, "string in message '{}' is not NUL-terminated", t(tag))
+            }
+            WireError::InvalidUtf8 { tag } => {
+                write!(f, "text in message '{}' is not UTF-8", t(tag))
+            }
+            WireError::NegativeLength { tag } => {
+                write!(f, "negative count or length in message '{}'", t(tag))
+            }
+            WireError::ColumnCountMismatch => {
+                f.write_str("DataRow column count differs from RowDescription")
+            }
+            WireError::InvalidTransactionStatus(s) => {
+                write!(f, "invalid ReadyForQuery status byte 0x{s:02x}")
+            }
+            WireError::UnknownAuthCode(c) => write!(f, "unknown authentication request code {c}"),
+            WireError::UnexpectedAuthRequest(c) => {
+                write!(
+                    f,
+                    "unexpected authentication request code {c} at this point"
+                )
+            }
+            WireError::DuplicateNegotiateProtocolVersion => {
+                f.write_str("received duplicate protocol negotiation message")
+            }
+            WireError::UnsupportedProtocolVersion(v) => write!(
+                f,
+                "server requested unsupported protocol version {}.{}",
+                v >> 16,
+                v & 0xffff
+            ),
+            WireError::UnrequestedProtocolOption => {
+                f.write_str("server rejected a protocol option the client never sent")
+            }
+            WireError::OutboundTooLong { limit } => {
+                write!(
+                    f,
+                    "outgoing message would exceed its limit of {limit} bytes"
+                )
+            }
+            WireError::EmbeddedNul => f.write_str("string contains an embedded NUL byte"),
+            WireError::Scram(e) => write!(f, "SCRAM: {e}"),
         }
     }
 }
 
 impl std::error::Error for WireError {}
+
+impl From<ScramError> for WireError {
+    fn from(e: ScramError) -> WireError {
+        WireError::Scram(e)
+    }
+}
 
 /// The transaction status a ReadyForQuery reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,15 +252,17 @@ pub enum TransactionStatus {
     Failed,
 }
 
-/// libpq's `require_auth`: which authentication methods the client accepts from the server.
-/// STUB: to be filled in (issue #2).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequireAuth {}
-
-impl std::str::FromStr for RequireAuth {
-    type Err = String;
-
-    fn from_str(_s: &str) -> Result<RequireAuth, String> {
-        Ok(RequireAuth {})
+impl TransactionStatus {
+    /// Parses ReadyForQuery's status byte.
+    ///
+    /// # Errors
+    /// [`WireError::InvalidTransactionStatus`] for anything but `I`, `T`, `E`.
+    pub fn from_byte(b: u8) -> Result<TransactionStatus, WireError> {
+        match b {
+            b'I' => Ok(TransactionStatus::Idle),
+            b'T' => Ok(TransactionStatus::InTransaction),
+            b'E' => Ok(TransactionStatus::Failed),
+            other => Err(WireError::InvalidTransactionStatus(other)),
+        }
     }
 }

@@ -1,0 +1,76 @@
+//! CancelRequest: a new connection to the *same* address the session uses, 16 bytes, then wait
+//! for the server to close the socket (it never replies; reference §6.1).
+//!
+//! Waiting for EOF matters: it is the only sign the server has processed the request, and a
+//! pool must not reuse the connection before then (a late cancel would hit the next query,
+//! pgbouncer#245, npgsql#1636). The whole exchange is bounded by a timeout.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::socket::{self, PeerAddr, Stream};
+use crate::config::Keepalives;
+use crate::error::{Error, Result};
+use crate::wire::{frontend, BackendKey};
+
+/// Sends a CancelRequest for whatever the connection's backend is running. `Send + Clone`.
+///
+/// ```no_run
+/// # async fn demo(conn: &wirepool::Connection) -> Result<(), wirepool::Error> {
+/// let token = conn.cancel_token();
+/// tokio::spawn(async move { token.cancel().await });
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CancelToken {
+    pub(crate) addr: PeerAddr,
+    pub(crate) key: Option<BackendKey>,
+    pub(crate) timeout: Duration,
+}
+
+impl CancelToken {
+    /// Opens a new connection to the same server address and asks it to cancel the running
+    /// query, then waits until the server closes that connection. The server gives no answer;
+    /// the original connection sees `57014 query_canceled` if a query was interrupted.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: dropping it before it finishes may or may not deliver the request.
+    ///
+    /// # Errors
+    /// If the server cannot be reached or does not close the socket within the connection's
+    /// `connect_timeout` (10 s if unset); [`Error::is_unsupported`] if the server never sent
+    /// BackendKeyData.
+    pub async fn cancel(&self) -> Result<()> {
+        let key = self.key.ok_or_else(|| {
+            Error::unsupported("the server sent no BackendKeyData to cancel with")
+        })?;
+        tokio::time::timeout(self.timeout, send_cancel(&self.addr, key))
+            .await
+            .unwrap_or_else(|_| Err(Error::connect_timeout()))
+    }
+}
+
+async fn send_cancel(addr: &PeerAddr, key: BackendKey) -> Result<()> {
+    let no_keepalive = Keepalives {
+        enabled: false,
+        idle: None,
+        interval: None,
+        count: None,
+    };
+    let mut stream: Stream = socket::connect(addr, &no_keepalive).await?;
+    let mut buf = BytesMut::new();
+    frontend::cancel_request(key.pid, key.key, &mut buf);
+    stream.write_all(&buf).await.map_err(Error::io)?;
+    let mut sink = [0u8; 64];
+    loop {
+        match stream.read(&mut sink).await {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            // A reset after the request went out still means the server is done with it.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
+            Err(e) => return Err(Error::io(e)),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The simple-query loop: send `Query`, read until ReadyForQuery, always.
+//!
+//! The loop never returns early on a server error: the protocol guarantees exactly one
+//! ReadyForQuery per Query, and reading through it is what keeps the connection usable. The
+//! first ErrorResponse is kept and returned after it. COPY is not supported: COPY FROM STDIN is
+//! refused with CopyFail (the server then reports 57014 and sends ReadyForQuery), COPY TO STDOUT
+//! is drained; both return an "unsupported" error. CopyBoth (replication) cannot be left
+//! cleanly, so the connection is marked broken.
+
+use super::{log_notice, Connection, Row};
+use crate::error::{Error, Result};
+use crate::wire::{frontend, BackendMessage, DataRow, WireError};
+
+/// What a simple query ended with, besides its rows.
+enum Outcome {
+    Ok,
+    Db(Error),
+    Copy(&'static str),
+    BadText,
+}
+
+impl Connection {
+    pub(super) async fn run_simple_query(&mut self, sql: &str) -> Result<Vec<Row>> {
+        frontend::query(sql, &mut self.io.wbuf).map_err(Error::protocol)?;
+        self.busy = true;
+        self.io.flush().await?;
+        let mut rows = Vec::new();
+        let mut columns: Option<usize> = None;
+        let mut outcome = Outcome::Ok;
+        loop {
+            let msg = match self.io.read_message().await {
+                Ok(msg) => msg,
+                // A FATAL (57P01 terminated, 57P05 idle timeout...) then EOF: report the
+                // server's reason, not just "closed". The caller marks the connection broken.
+                Err(e) if e.is_closed() => match outcome {
+                    Outcome::Db(db) => return Err(db),
+                    _ => return Err(e),
+                },
+                Err(e) => return Err(e),
+            };
+            match msg {
+                BackendMessage::RowDescription(rd) => columns = Some(rd.len()),
+                BackendMessage::DataRow(row) => {
+                    if columns != Some(row.len()) {
+                        return Err(Error::protocol(WireError::ColumnCountMismatch));
+                    }
+                    match to_row(&row) {
+                        Some(r) => rows.push(r),
+                        None => outcome = keep_first(outcome, Outcome::BadText),
+                    }
+                }
+                BackendMessage::CommandComplete(_) | BackendMessage::EmptyQueryResponse => {
+                    columns = None;
+                }
+                BackendMessage::ErrorResponse(e) => {
+                    outcome = keep_first(outcome, Outcome::Db(Error::db(e)));
+                }
+                BackendMessage::CopyInResponse(_) => {
+                    frontend::copy_fail(
+                        "COPY FROM STDIN is not supported by wirepool",
+                        &mut self.io.wbuf,
+                    )
+                    .map_err(Error::protocol)?;
+                    self.io.flush().await?;
+                    outcome = Outcome::Copy("COPY FROM STDIN");
+                }
+                BackendMessage::CopyOutResponse(_) => {
+                    outcome = keep_first(outcome, Outcome::Copy("COPY TO STDOUT"));
+                }
+                BackendMessage::CopyData(_) | BackendMessage::CopyDone => {}
+                BackendMessage::CopyBothResponse(_) => {
+                    self.broken = true;
+                    return Err(Error::unsupported(
+                        "COPY BOTH (replication) is not supported",
+                    ));
+                }
+                BackendMessage::ReadyForQuery(status) => {
+                    self.status = status;
+                    self.busy = false;
+                    break;
+                }
+                other => self.handle_async(other)?,
+            }
+        }
+        match outcome {
+            Outcome::Ok => Ok(rows),
+            Outcome::Db(e) => Err(e),
+            Outcome::Copy(what) => Err(Error::unsupported(format!("{what} is not supported"))),
+            Outcome::BadText => Err(Error::protocol(WireError::InvalidUtf8 { tag: b'D' })),
+        }
+    }
+
+    /// Messages that may arrive at any time: ParameterStatus, NoticeResponse,
+    /// NotificationResponse. Anything else is a protocol violation.
+    pub(super) fn handle_async(&mut self, msg: BackendMessage) -> Result<()> {
+        match msg {
+            BackendMessage::ParameterStatus { name, value } => {
+                self.params.insert(name, value);
+            }
+            BackendMessage::NoticeResponse(n) => log_notice(&n),
+            BackendMessage::NotificationResponse {
+                pid,
+                channel,
+                payload,
+            } => self.push_notification(pid, channel, payload),
+            other => {
+                return Err(Error::protocol(WireError::UnexpectedMessage {
+                    tag: other.tag(),
+                }))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first problem wins (later errors are usually consequences of it); COPY-in refusal is
+/// set unconditionally by the caller because the server's 57014 that follows is our own doing.
+fn keep_first(current: Outcome, new: Outcome) -> Outcome {
+    match current {
+        Outcome::Ok => new,
+        kept => kept,
+    }
+}
+
+/// Text values as `String`s. `None` if a value is not UTF-8 (we ask for client_encoding UTF8;
+/// a session that changed it gets an error rather than silently mangled text).
+fn to_row(row: &DataRow) -> Option<Row> {
+    let mut values = Vec::with_capacity(row.len());
+    for col in row.columns() {
+        values.push(match col {
+            None => None,
+            Some(bytes) => Some(String::from_utf8(bytes.to_vec()).ok()?),
+        });
+    }
+    Some(Row { values })
+}

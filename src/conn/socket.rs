@@ -1,0 +1,148 @@
+//! Sockets: resolving a [`Target`] to addresses, opening TCP (with `TCP_NODELAY` and keepalive)
+//! or Unix-domain streams, and one `Stream` type that reads and writes either.
+//!
+//! The address a connection actually used is kept ([`PeerAddr`]) so a CancelRequest goes to the
+//! same server, not to whatever a multi-host list or DNS would pick next (libpq-cancel).
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+#[cfg(unix)]
+use tokio::net::UnixStream;
+
+use crate::config::{Host, Keepalives, Target};
+use crate::error::{Error, Result};
+
+/// Where a connection went: a TCP address or a Unix socket file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PeerAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// Every address to try for `target`, in order: `hostaddr` if given (no DNS), the socket file
+/// for a Unix directory, or every address DNS returns for the host name.
+pub(crate) async fn resolve(target: &Target) -> Result<Vec<PeerAddr>> {
+    if let Some(ip) = target.hostaddr {
+        return Ok(vec![PeerAddr::Tcp(SocketAddr::new(ip, target.port))]);
+    }
+    match &target.host {
+        // libpq's socket file name: `<dir>/.s.PGSQL.<port>`.
+        Host::Unix(dir) => Ok(vec![PeerAddr::Unix(
+            dir.join(format!(".s.PGSQL.{}", target.port)),
+        )]),
+        Host::Tcp(name) => {
+            let addrs = tokio::net::lookup_host((name.as_str(), target.port))
+                .await
+                .map_err(Error::io)?;
+            Ok(addrs.map(PeerAddr::Tcp).collect())
+        }
+    }
+}
+
+/// A connected byte stream to the server.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+/// Opens a stream to `addr`. TCP gets `TCP_NODELAY` (the protocol is request/response with small
+/// messages; Nagle would add up to 40 ms per round trip) and libpq-style keepalives.
+pub(crate) async fn connect(addr: &PeerAddr, keepalives: &Keepalives) -> Result<Stream> {
+    match addr {
+        PeerAddr::Tcp(sa) => {
+            let s = TcpStream::connect(sa).await.map_err(Error::io)?;
+            s.set_nodelay(true).map_err(Error::io)?;
+            if keepalives.enabled {
+                let mut ka = TcpKeepalive::new();
+                if let Some(idle) = keepalives.idle {
+                    ka = ka.with_time(idle);
+                }
+                #[cfg(not(any(target_os = "openbsd", target_os = "haiku")))]
+                if let Some(interval) = keepalives.interval {
+                    ka = ka.with_interval(interval);
+                }
+                #[cfg(not(any(target_os = "openbsd", target_os = "haiku", windows)))]
+                if let Some(count) = keepalives.count {
+                    ka = ka.with_retries(count);
+                }
+                SockRef::from(&s)
+                    .set_tcp_keepalive(&ka)
+                    .map_err(Error::io)?;
+            }
+            Ok(Stream::Tcp(s))
+        }
+        #[cfg(unix)]
+        PeerAddr::Unix(path) => Ok(Stream::Unix(
+            UnixStream::connect(path).await.map_err(Error::io)?,
+        )),
+        #[cfg(not(unix))]
+        PeerAddr::Unix(_) => Err(Error::unsupported("Unix-domain sockets on this platform")),
+    }
+}
+
+impl Stream {
+    /// A non-blocking read straight from the socket, bypassing the runtime's readiness cache so
+    /// the answer reflects what the kernel holds *now* (`WouldBlock` if nothing). Used by
+    /// `check_closed`; the runtime copes, since it re-arms on the next edge either way.
+    pub(crate) fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read;
+        match self {
+            Stream::Tcp(s) => (&*SockRef::from(s)).read(buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => (&*SockRef::from(s)).read(buf),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

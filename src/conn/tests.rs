@@ -1,0 +1,65 @@
+//! Unit tests of the connect path with hand-built `ConnectParams` (no conninfo parsing), against
+//! the throwaway cluster from `tests/support/cluster.rs` (std-only, included by path).
+
+#[path = "../../tests/support/cluster.rs"]
+mod cluster;
+
+use std::time::Duration;
+
+use super::startup::connect;
+use crate::config::{ConnectParams, Host, Keepalives, Password, SslMode, Target};
+use crate::wire::RequireAuth;
+
+fn params(user: &str, password: Option<&str>, ports: &[u16]) -> ConnectParams {
+    ConnectParams {
+        targets: ports
+            .iter()
+            .map(|port| Target {
+                host: Host::Tcp("127.0.0.1".into()),
+                hostaddr: None,
+                port: *port,
+                password: password.map(Password::new),
+            })
+            .collect(),
+        user: user.into(),
+        dbname: "postgres".into(),
+        application_name: Some("wirepool-unit".into()),
+        options: None,
+        connect_timeout: Some(Duration::from_secs(10)),
+        require_auth: RequireAuth::default(),
+        keepalives: Keepalives {
+            enabled: true,
+            idle: Some(Duration::from_secs(60)),
+            interval: Some(Duration::from_secs(10)),
+            count: Some(3),
+        },
+        sslmode: SslMode::Prefer,
+    }
+}
+
+#[tokio::test]
+async fn scram_login_query_and_fallback_from_a_dead_port() {
+    let c = cluster::Cluster::shared();
+    let mut conn = connect(&params("scram_user", Some("password"), &[1, c.port()]))
+        .await
+        .unwrap();
+    let rows = conn
+        .simple_query("select current_user, current_setting('application_name'), null")
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get(0), Some("scram_user"));
+    assert_eq!(rows[0].get(1), Some("wirepool-unit"));
+    assert_eq!(rows[0].get(2), None);
+    assert!(!conn.check_closed());
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn wrong_password_stops_at_the_first_host() {
+    let c = cluster::Cluster::shared();
+    let err = connect(&params("md5_user", Some("nope"), &[c.port(), 1]))
+        .await
+        .unwrap_err();
+    assert!(err.is_auth(), "{err:?}");
+    assert_eq!(err.code(), Some("28P01"));
+}

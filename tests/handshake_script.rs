@@ -1,0 +1,387 @@
+//! The `Handshake` state machine driven by scripted server messages, no socket: the recorded
+//! psql SCRAM exchange replayed byte for byte, and every way a server can try to skip or
+//! downgrade authentication.
+
+use bytes::{Bytes, BytesMut};
+use wirepool::wire::auth::ScramKeys;
+use wirepool::wire::{
+    frontend, AuthConfig, Authentication, BackendMessage, Decoder, Handshake, HandshakeError,
+    StartupParams, Step, TransactionStatus, WireError,
+};
+
+const NONCE: &str = "9IZ2O01zb9IgiIZ1WJ/zgpJB";
+const SERVER_FIRST: &[u8] =
+    b"r=9IZ2O01zb9IgiIZ1WJ/zgpJBjx/oIRLs02gGSHcw1KEty3eY,s=fs3IXBy7U7+IvVjZ,i=4096";
+const CLIENT_FINAL: &[u8] = b"c=biws,r=9IZ2O01zb9IgiIZ1WJ/zgpJBjx/oIRLs02gGSHcw1KEty3eY,p=AmNKosjJzS31NTlQYNs5BTeQjdHdk7lOflDo5re2an8=";
+const SERVER_FINAL: &[u8] = b"v=U+ppxD5XUKtradnv8e2MkeupiA8FU87Sg8CXzXHDAzw=";
+
+fn params() -> StartupParams {
+    StartupParams {
+        user: "postgres".into(),
+        database: Some("postgres".into()),
+        ..Default::default()
+    }
+}
+
+fn with_password(pw: &str) -> AuthConfig {
+    AuthConfig {
+        password: Some(pw.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+fn auth(a: Authentication) -> BackendMessage {
+    BackendMessage::Authentication(a)
+}
+
+fn sasl() -> BackendMessage {
+    auth(Authentication::Sasl {
+        mechanisms: vec!["SCRAM-SHA-256".into()],
+    })
+}
+
+fn sasl_continue(data: &'static [u8]) -> BackendMessage {
+    auth(Authentication::SaslContinue {
+        data: Bytes::from_static(data),
+    })
+}
+
+fn sasl_final(data: &'static [u8]) -> BackendMessage {
+    auth(Authentication::SaslFinal {
+        data: Bytes::from_static(data),
+    })
+}
+
+fn take(hs: &mut Handshake) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    hs.poll_transmit(&mut out);
+    out.to_vec()
+}
+
+/// Starts a handshake and checks the StartupMessage went out first.
+fn start(auth: AuthConfig) -> Handshake {
+    let mut hs = Handshake::new(&params(), auth)
+        .unwrap()
+        .with_scram_nonce(NONCE);
+    let startup = take(&mut hs);
+    let mut expected = BytesMut::new();
+    frontend::startup_message(
+        [
+            ("user", "postgres"),
+            ("database", "postgres"),
+            ("client_encoding", "UTF8"),
+        ],
+        &mut expected,
+    )
+    .unwrap();
+    assert_eq!(startup, expected.to_vec());
+    hs
+}
+
+/// Runs the SCRAM exchange up to (and including) sending client-final.
+fn scram_until_client_final(hs: &mut Handshake, password: &str) {
+    assert!(matches!(hs.handle(sasl()), Ok(Step::Continue)));
+    let mut expected = BytesMut::new();
+    frontend::sasl_initial_response(
+        "SCRAM-SHA-256",
+        b"n,,n=,r=9IZ2O01zb9IgiIZ1WJ/zgpJB",
+        &mut expected,
+    )
+    .unwrap();
+    assert_eq!(take(hs), expected.to_vec());
+    let Ok(Step::NeedScramKeys(req)) = hs.handle(sasl_continue(SERVER_FIRST)) else {
+        panic!("keys expected");
+    };
+    assert_eq!(req.iterations, 4096);
+    assert!(take(hs).is_empty(), "nothing is sent before the keys exist");
+    let keys = ScramKeys::derive(password.as_bytes(), &req.salt, req.iterations);
+    hs.provide_scram_keys(&keys).unwrap();
+}
+
+#[test]
+fn psql_scram_transcript_replays_byte_for_byte() {
+    let mut hs = start(with_password("foobar"));
+    scram_until_client_final(&mut hs, "foobar");
+    let mut expected = BytesMut::new();
+    frontend::sasl_response(CLIENT_FINAL, &mut expected).unwrap();
+    assert_eq!(take(&mut hs), expected.to_vec());
+
+    // The rest of the login arrives as raw bytes through the decoder, as it would off a socket.
+    let mut wire = BytesMut::new();
+    for (tag, body) in [
+        (b'R', [&[0u8, 0, 0, 12][..], SERVER_FINAL].concat()),
+        (b'R', vec![0, 0, 0, 0]),
+        (b'S', b"server_version\x0015.20\0".to_vec()),
+        (b'N', b"SWARNING\0C01000\0Mhi\0\0".to_vec()),
+        (b'K', vec![0, 0, 0x32, 0x78, 0xad, 0xa8, 0x55, 0x4b]),
+        (b'Z', b"I".to_vec()),
+    ] {
+        wire.extend_from_slice(&[tag]);
+        wire.extend_from_slice(&(u32::try_from(body.len()).unwrap() + 4).to_be_bytes());
+        wire.extend_from_slice(&body);
+    }
+    let mut decoder = Decoder::new();
+    let mut notices = 0;
+    let session = loop {
+        let msg = decoder
+            .decode(&mut wire)
+            .unwrap()
+            .expect("whole transcript buffered");
+        match hs.handle(msg).unwrap() {
+            Step::Continue => {}
+            Step::Notice(n) => {
+                assert_eq!(n.message(), "hi");
+                notices += 1;
+            }
+            Step::NeedScramKeys(_) => panic!("keys asked twice"),
+            Step::Done(s) => break s,
+        }
+    };
+    assert_eq!(notices, 1);
+    assert!(take(&mut hs).is_empty());
+    assert_eq!(session.status, TransactionStatus::Idle);
+    assert_eq!(session.parameters["server_version"], "15.20");
+    let key = session.backend_key.unwrap();
+    assert_eq!((key.pid, key.key), (0x3278, [0xad, 0xa8, 0x55, 0x4b]));
+    assert!(
+        !format!("{key:?}").contains("173"),
+        "Debug hides the cancel key"
+    );
+}
+
+#[test]
+fn sasl_final_skipped_is_refused() {
+    let mut hs = start(with_password("foobar"));
+    scram_until_client_final(&mut hs, "foobar");
+    let err = hs.handle(auth(Authentication::Ok)).unwrap_err();
+    assert!(matches!(&err, HandshakeError::Auth(m) if m.contains("before completing SCRAM")));
+    // The machine stays failed.
+    assert!(hs
+        .handle(BackendMessage::ReadyForQuery(TransactionStatus::Idle))
+        .is_err());
+}
+
+#[test]
+fn wrong_server_signature_is_refused() {
+    let mut hs = start(with_password("foobar"));
+    scram_until_client_final(&mut hs, "foobar");
+    let err = hs
+        .handle(sasl_final(
+            b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&err, HandshakeError::Auth(m) if m.contains("signature")),
+        "{err}"
+    );
+    assert!(hs.handle(auth(Authentication::Ok)).is_err());
+}
+
+#[test]
+fn sasl_final_without_continue_is_a_protocol_error() {
+    let mut hs = start(with_password("foobar"));
+    hs.handle(sasl()).unwrap();
+    take(&mut hs);
+    assert_eq!(
+        hs.handle(sasl_final(SERVER_FINAL)).unwrap_err(),
+        HandshakeError::Protocol(WireError::UnexpectedAuthRequest(12))
+    );
+}
+
+#[test]
+fn second_sasl_request_is_a_protocol_error() {
+    let mut hs = start(with_password("foobar"));
+    hs.handle(sasl()).unwrap();
+    assert_eq!(
+        hs.handle(sasl()).unwrap_err(),
+        HandshakeError::Protocol(WireError::UnexpectedAuthRequest(10))
+    );
+}
+
+#[test]
+fn cleartext_under_require_scram_sends_no_password() {
+    let mut cfg = with_password("secret");
+    cfg.require_auth = "scram-sha-256".parse().unwrap();
+    let mut hs = start(cfg);
+    let err = hs
+        .handle(auth(Authentication::CleartextPassword))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        HandshakeError::Auth(
+            "authentication method requirement \"scram-sha-256\" failed: server requested a cleartext password"
+                .into()
+        )
+    );
+    assert!(take(&mut hs).is_empty(), "no password bytes may be emitted");
+}
+
+#[test]
+fn trust_under_require_auth_is_refused() {
+    let mut cfg = with_password("secret");
+    cfg.require_auth = "scram-sha-256".parse().unwrap();
+    let mut hs = start(cfg);
+    let err = hs.handle(auth(Authentication::Ok)).unwrap_err();
+    assert!(
+        matches!(&err, HandshakeError::Auth(m) if m.ends_with("server did not complete authentication"))
+    );
+}
+
+#[test]
+fn require_auth_none_refuses_any_challenge() {
+    let mut cfg = with_password("secret");
+    cfg.require_auth = "none".parse().unwrap();
+    let mut hs = start(cfg);
+    assert!(hs
+        .handle(auth(Authentication::Md5Password { salt: [1, 2, 3, 4] }))
+        .is_err());
+    assert!(take(&mut hs).is_empty());
+}
+
+#[test]
+fn huge_iteration_count_is_refused_before_pbkdf2() {
+    let mut hs = start(with_password("foobar"));
+    hs.handle(sasl()).unwrap();
+    take(&mut hs);
+    let err = hs
+        .handle(sasl_continue(
+            b"r=9IZ2O01zb9IgiIZ1WJ/zgpJBjx/oIRLs02gGSHcw1KEty3eY,s=fs3IXBy7U7+IvVjZ,i=1000000000",
+        ))
+        .unwrap_err();
+    assert!(matches!(err, HandshakeError::Auth(_)), "{err}");
+    assert!(take(&mut hs).is_empty());
+}
+
+#[test]
+fn kerberos_gss_sspi_scm_are_unsupported_by_name() {
+    for (a, name) in [
+        (Authentication::KerberosV5, "Kerberos"),
+        (Authentication::Gss, "GSSAPI"),
+        (Authentication::Sspi, "SSPI"),
+        (Authentication::ScmCredential, "SCM"),
+    ] {
+        let mut hs = start(with_password("x"));
+        let err = hs.handle(auth(a)).unwrap_err();
+        assert!(
+            matches!(&err, HandshakeError::Unsupported(m) if m.contains(name)),
+            "{err}"
+        );
+        assert!(take(&mut hs).is_empty());
+    }
+}
+
+#[test]
+fn no_password_configured_fails_before_sending() {
+    for request in [
+        Authentication::CleartextPassword,
+        Authentication::Md5Password { salt: [0; 4] },
+        Authentication::Sasl {
+            mechanisms: vec!["SCRAM-SHA-256".into()],
+        },
+    ] {
+        let mut hs = start(AuthConfig::default());
+        let err = hs.handle(auth(request)).unwrap_err();
+        assert_eq!(err, HandshakeError::Auth("no password supplied".into()));
+        assert!(take(&mut hs).is_empty());
+    }
+}
+
+#[test]
+fn md5_and_cleartext_replies() {
+    let params = StartupParams {
+        user: "md5_user".into(),
+        ..Default::default()
+    };
+    let mut hs = Handshake::new(&params, with_password("password")).unwrap();
+    take(&mut hs);
+    hs.handle(auth(Authentication::Md5Password {
+        salt: [0x24, 0xe3, 0x28, 0x3c],
+    }))
+    .unwrap();
+    assert_eq!(
+        take(&mut hs),
+        b"p\0\0\0\x28md5597fc0e070c5e935e3c5b66d1115833b\0"
+    );
+    hs.handle(auth(Authentication::Ok)).unwrap();
+
+    let mut hs = start(with_password("password"));
+    hs.handle(auth(Authentication::CleartextPassword)).unwrap();
+    assert_eq!(take(&mut hs), b"p\0\0\0\x0dpassword\0");
+    // A second challenge after the password went out is not part of any flow.
+    assert!(hs.handle(auth(Authentication::CleartextPassword)).is_err());
+}
+
+#[test]
+fn scram_plus_over_plaintext_and_unknown_mechanisms() {
+    let mut hs = start(with_password("x"));
+    let err = hs
+        .handle(auth(Authentication::Sasl {
+            mechanisms: vec!["SCRAM-SHA-256-PLUS".into(), "SCRAM-SHA-256".into()],
+        }))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        HandshakeError::Auth(
+            "server offered SCRAM-SHA-256-PLUS authentication over a non-SSL connection".into()
+        )
+    );
+    let mut hs = start(with_password("x"));
+    let err = hs
+        .handle(auth(Authentication::Sasl {
+            mechanisms: vec!["OAUTHBEARER".into()],
+        }))
+        .unwrap_err();
+    assert!(matches!(&err, HandshakeError::Unsupported(m) if m.contains("OAUTHBEARER")));
+    assert!(take(&mut hs).is_empty());
+}
+
+#[test]
+fn negotiate_protocol_version_rules() {
+    let v = |version: i32, options: Vec<String>| BackendMessage::NegotiateProtocolVersion {
+        version,
+        options,
+    };
+    let mut hs = start(AuthConfig::default());
+    assert!(matches!(
+        hs.handle(v(0x0003_0000, vec![])),
+        Ok(Step::Continue)
+    ));
+    assert_eq!(
+        hs.handle(v(0x0003_0000, vec![])).unwrap_err(),
+        HandshakeError::Protocol(WireError::DuplicateNegotiateProtocolVersion)
+    );
+    let mut hs = start(AuthConfig::default());
+    assert_eq!(
+        hs.handle(v(0x0003_0000, vec!["_pq_.x".into()]))
+            .unwrap_err(),
+        HandshakeError::Protocol(WireError::UnrequestedProtocolOption)
+    );
+    let mut hs = start(AuthConfig::default());
+    assert_eq!(
+        hs.handle(v(0x0002_0000, vec![])).unwrap_err(),
+        HandshakeError::Protocol(WireError::UnsupportedProtocolVersion(0x0002_0000))
+    );
+}
+
+#[test]
+fn server_error_and_out_of_order_messages() {
+    let mut hs = start(AuthConfig::default());
+    let body = b"SFATAL\0C28P01\0Mpassword authentication failed for user \"x\"\0\0";
+    let e = wirepool::DbError::parse(b'E', Bytes::from_static(body)).unwrap();
+    let err = hs.handle(BackendMessage::ErrorResponse(e)).unwrap_err();
+    assert!(matches!(&err, HandshakeError::Server(e) if e.code() == "28P01"));
+
+    let mut hs = start(AuthConfig::default());
+    assert_eq!(
+        hs.handle(BackendMessage::ReadyForQuery(TransactionStatus::Idle))
+            .unwrap_err(),
+        HandshakeError::Protocol(WireError::UnexpectedMessage { tag: b'Z' })
+    );
+    let mut hs = start(AuthConfig::default());
+    assert!(hs
+        .handle(BackendMessage::BackendKeyData {
+            pid: 1,
+            key: [0; 4]
+        })
+        .is_err());
+}
