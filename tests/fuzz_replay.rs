@@ -11,7 +11,15 @@ use std::path::{Path, PathBuf};
 
 type Target = fn(&[u8]);
 
-const TARGETS: &[(&str, Target)] = &[("scram", wirepool::fuzzing::scram)];
+const TARGETS: &[(&str, Target)] = &[
+    ("conninfo", wirepool::fuzzing::conninfo),
+    ("decode_backend", wirepool::fuzzing::decode_backend),
+    ("error_fields", wirepool::fuzzing::error_fields),
+    ("frontend_roundtrip", wirepool::fuzzing::frontend_roundtrip),
+    ("handshake", wirepool::fuzzing::handshake),
+    ("scram", wirepool::fuzzing::scram),
+    ("simple_query", wirepool::fuzzing::simple_query),
+];
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -53,6 +61,36 @@ fn every_target_has_a_replay() {
 }
 
 #[test]
+fn conninfo_corpus() {
+    replay("conninfo");
+}
+
+#[test]
+fn decode_backend_corpus() {
+    replay("decode_backend");
+}
+
+#[test]
+fn error_fields_corpus() {
+    replay("error_fields");
+}
+
+#[test]
+fn frontend_roundtrip_corpus() {
+    replay("frontend_roundtrip");
+}
+
+#[test]
+fn handshake_corpus() {
+    replay("handshake");
+}
+
+#[test]
 fn scram_corpus() {
     replay("scram");
+}
+
+#[test]
+fn simple_query_corpus() {
+    replay("simple_query");
 }

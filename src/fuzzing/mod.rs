@@ -14,9 +14,21 @@
 //! Input layouts are chosen so that recorded seeds stay readable: a leading option byte, then
 //! messages separated by `\n` where the messages are text (see each function's doc).
 
+mod conninfo;
+mod decode_backend;
+mod error_fields;
+mod frontend_roundtrip;
+mod handshake;
 mod scram;
+mod simple_query;
 
+pub use self::conninfo::conninfo;
+pub use self::decode_backend::decode_backend;
+pub use self::error_fields::error_fields;
+pub use self::frontend_roundtrip::frontend_roundtrip;
+pub use self::handshake::handshake;
 pub use self::scram::scram;
+pub use self::simple_query::simple_query;
 
 /// The option byte and up to `N` `\n`-separated parts of `data`; the last part takes the rest
 /// (newlines included), missing parts are empty.

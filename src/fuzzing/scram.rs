@@ -24,8 +24,9 @@ use sha2::{Digest, Sha256};
 
 use crate::wire::auth::{saslprep_or_raw, ScramClient, ScramError, ScramKeys};
 
-/// The psql exchange in rust-postgres' tests (password `foobar`) and RFC 7677 §3 (`pencil`): the
-/// nonce, the SCRAM user, and the published SaltedPassword for that exchange's salt, iterations.
+/// Exchanges whose SaltedPassword is known: the psql exchange in rust-postgres' tests (password
+/// `foobar`), RFC 7677 §3 (`pencil`), and one recorded from a real server. The input's option
+/// byte picks the client (nonce and user) among the first two.
 struct Vector {
     nonce: &'static str,
     user: &'static str,
@@ -34,7 +35,7 @@ struct Vector {
     salted_password: [u8; 32],
 }
 
-const VECTORS: [Vector; 2] = [
+const VECTORS: [Vector; 3] = [
     Vector {
         nonce: "9IZ2O01zb9IgiIZ1WJ/zgpJB",
         user: "",
@@ -55,6 +56,19 @@ const VECTORS: [Vector; 2] = [
             0xc4, 0xa4, 0x95, 0x10, 0x32, 0x3a, 0xb4, 0xf9, 0x52, 0xca, 0xc1, 0xfa, 0x99, 0x44,
             0x19, 0x39, 0xe7, 0x8e, 0xa7, 0x4d, 0x6b, 0xe8, 0x1d, 0xdf, 0x70, 0x96, 0xe8, 0x75,
             0x13, 0xdc, 0x61, 0x5d,
+        ],
+    },
+    // Recorded from PostgreSQL 15 (`scram_user`, password `password`, the psql nonce): the
+    // seeds `fuzz/corpus/{scram,handshake}/*recorded*` replay it to the verified state.
+    Vector {
+        nonce: "9IZ2O01zb9IgiIZ1WJ/zgpJB",
+        user: "",
+        salt_b64: "vc0zT9W5EpYT8hno2xZyhA==",
+        iterations: 4096,
+        salted_password: [
+            0x85, 0x93, 0x3e, 0x65, 0x24, 0x08, 0xe2, 0xd7, 0x37, 0x69, 0x69, 0x51, 0xa0, 0xe6,
+            0xcf, 0x8c, 0x4b, 0x93, 0xb4, 0xbe, 0xce, 0xd3, 0xd6, 0x1d, 0x59, 0x57, 0x2b, 0xbb,
+            0x1e, 0x0c, 0x55, 0xb3,
         ],
     },
 ];
@@ -101,15 +115,8 @@ fn exchange(data: &[u8]) -> Reached {
     // The published exchanges use their published SaltedPassword (so their server-final
     // verifies); any other salt uses one cheap PBKDF2 round of the fuzzed password, so a hostile
     // `i=` costs nothing here and the user's password bytes reach SASLprep.
-    let known = VECTORS.iter().find(|v| {
-        STANDARD.decode(v.salt_b64).ok().as_deref() == Some(&request.salt[..])
-            && v.iterations == request.iterations
-    });
-    let (salted, keys) = match known {
-        Some(v) => (
-            v.salted_password,
-            ScramKeys::from_salted_password(&v.salted_password),
-        ),
+    let (salted, keys) = match known_salted_password(&request.salt, request.iterations) {
+        Some(salted) => (salted, ScramKeys::from_salted_password(&salted)),
         None => {
             let prepped = saslprep_or_raw(password);
             let salted = pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(&prepped, &request.salt, 1);
@@ -145,7 +152,7 @@ fn exchange(data: &[u8]) -> Reached {
     .concat();
     assert_eq!(client_final, expected_final, "client-final");
 
-    let signature = hmac(&hmac(&salted, b"Server Key"), &auth_message);
+    let signature = server_signature(&salted, &auth_message);
     let genuine = [&b"v="[..], STANDARD.encode(signature).as_bytes()].concat();
     let verified = client.handle_server_final(server_final).is_ok();
     assert_eq!(
@@ -226,6 +233,22 @@ fn text_after<'a>(msg: &'a [u8], prefix: &[u8], end: u8) -> &'a [u8] {
     let rest = msg.strip_prefix(prefix).unwrap_or_default();
     let stop = rest.iter().position(|&b| b == end).unwrap_or(rest.len());
     &rest[..stop]
+}
+
+/// The SaltedPassword of a published or recorded exchange with this salt and count, so that
+/// exchange's server-final verifies; `None` for any other salt (the fuzzer's).
+pub(super) fn known_salted_password(salt: &[u8], iterations: u32) -> Option<[u8; 32]> {
+    VECTORS
+        .iter()
+        .find(|v| {
+            STANDARD.decode(v.salt_b64).ok().as_deref() == Some(salt) && v.iterations == iterations
+        })
+        .map(|v| v.salted_password)
+}
+
+/// RFC 5802 §3 ServerSignature, computed here with HMAC directly (not with the crate's code).
+pub(super) fn server_signature(salted: &[u8; 32], auth_message: &[u8]) -> [u8; 32] {
+    hmac(&hmac(salted, b"Server Key"), auth_message)
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
