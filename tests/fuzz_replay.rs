@@ -2,9 +2,13 @@
 //! targets call (`wirepool::fuzzing`), on the stable toolchain with no fuzzer installed: a crash
 //! the fuzzer once found stays fixed, and the recorded server transcripts stay valid inputs.
 //!
-//! Layout (see docs/fuzzing.md): `fuzz/corpus/<target>/` holds the seeds and the minimized corpus
-//! of past runs; `fuzz/regressions/<target>/` holds each input that once crashed, named after the
-//! finding. A target whose corpus is empty fails the test: an empty directory replays nothing.
+//! Layout (see docs/fuzzing.md), per target:
+//! - `fuzz/seeds/<target>/`: named seeds, recorded from a real server or written from the
+//!   reference (never minimized away);
+//! - `fuzz/corpus/<target>/`: the minimized corpus of past runs (libFuzzer's hash names);
+//! - `fuzz/regressions/<target>/`: each input that once crashed, named after the finding.
+//!
+//! A target with no seeds fails the test: an empty directory replays nothing.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,10 +40,11 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 fn replay(target: &str) {
     let (_, run) = TARGETS.iter().find(|(name, _)| *name == target).unwrap();
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let seeds = files_in(&fuzz.join("seeds").join(target));
+    assert!(!seeds.is_empty(), "fuzz/seeds/{target} has no inputs");
     let corpus = files_in(&fuzz.join("corpus").join(target));
-    assert!(!corpus.is_empty(), "fuzz/corpus/{target} has no inputs");
     let regressions = files_in(&fuzz.join("regressions").join(target));
-    for file in corpus.iter().chain(&regressions) {
+    for file in seeds.iter().chain(&corpus).chain(&regressions) {
         let data = fs::read(file).unwrap();
         // A panic names the file, so the failing input is one `cargo fuzz run <target> <file>` away.
         let outcome = std::panic::catch_unwind(|| run(&data));

@@ -107,7 +107,8 @@ pub fn frontend_roundtrip(data: &[u8]) {
     let mut key = [0u8; 4];
     key.iter_mut().zip(b).for_each(|(k, b)| *k = *b);
     let pid = i32::from_be_bytes(key) ^ i32::from(options);
-    let fixed: [(&[u8], fn(&mut BytesMut, i32, [u8; 4])); 3] = [
+    type Fixed = fn(&mut BytesMut, i32, [u8; 4]);
+    let fixed: [(&[u8], Fixed); 3] = [
         (b"X\0\0\0\x04", |buf, _, _| frontend::terminate(buf)),
         (b"\0\0\0\x08\x04\xd2\x16\x2f", |buf, _, _| {
             frontend::ssl_request(buf)

@@ -59,7 +59,7 @@ const VECTORS: [Vector; 3] = [
         ],
     },
     // Recorded from PostgreSQL 15 (`scram_user`, password `password`, the psql nonce): the
-    // seeds `fuzz/corpus/{scram,handshake}/*recorded*` replay it to the verified state.
+    // seeds `fuzz/seeds/{scram,handshake}/recorded_*` replay it to the verified state.
     Vector {
         nonce: "9IZ2O01zb9IgiIZ1WJ/zgpJB",
         user: "",
@@ -266,7 +266,7 @@ mod tests {
     use super::*;
 
     fn seed(name: &str) -> Vec<u8> {
-        let path = format!("{}/fuzz/corpus/scram/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/fuzz/seeds/scram/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(path).unwrap()
     }
 

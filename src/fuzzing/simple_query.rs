@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
-use crate::wire::TransactionStatus;
+use crate::wire::{TransactionStatus, WireError};
 use crate::{Config, Connection, Error, Row};
 
 /// AuthenticationOk, then ReadyForQuery(Idle): the shortest login PostgreSQL can send.
@@ -145,6 +145,7 @@ fn check(conn: &Connection, result: &Result<Vec<Row>, Error>, script: Option<&[u
                 ready: Some(status),
                 rows: want,
                 error,
+                ..
             }) = model
             {
                 assert!(!error, "an ErrorResponse was swallowed");
@@ -163,7 +164,14 @@ fn check(conn: &Connection, result: &Result<Vec<Row>, Error>, script: Option<&[u
             }
         }
         Err(e) if !conn.is_broken() => {
-            assert!(e.is_db() || e.is_unsupported(), "usable after {e:?}");
+            let f2 = is_f2(e);
+            if TOLERATE_F2 && f2 {
+                if let Some(m) = &model {
+                    assert!(m.bad_text, "InvalidUtf8 without a non-UTF-8 value");
+                }
+            } else {
+                assert!(e.is_db() || e.is_unsupported(), "usable after {e:?}");
+            }
             if let Some(m) = model {
                 assert!(
                     m.ready.is_some(),
@@ -175,12 +183,26 @@ fn check(conn: &Connection, result: &Result<Vec<Row>, Error>, script: Option<&[u
     }
 }
 
+/// Finding F2 (docs/fuzzing.md): a DataRow value that is not UTF-8 is reported as a protocol
+/// error (`WireError::InvalidUtf8 { tag: b'D' }`) on a connection left usable, although
+/// `Connection::simple_query` documents that a protocol error leaves it broken. Tolerated here so
+/// the fuzzer can look past it until `src/conn/query.rs` is fixed (or its docs changed); the
+/// ignored test `f2_protocol_error_marks_the_connection_broken` fails until then.
+const TOLERATE_F2: bool = true;
+
+fn is_f2(e: &Error) -> bool {
+    let source = std::error::Error::source(e).and_then(|s| s.downcast_ref::<WireError>());
+    e.is_protocol() && source == Some(&WireError::InvalidUtf8 { tag: b'D' })
+}
+
 /// What the script says about the first query, read with a framing parser of its own: the
 /// DataRows and whether an ErrorResponse came before the first ReadyForQuery, and its status.
 struct Model {
     ready: Option<TransactionStatus>,
     rows: Vec<Vec<Option<String>>>,
     error: bool,
+    /// A DataRow value is not UTF-8.
+    bad_text: bool,
 }
 
 fn model(mut script: &[u8]) -> Model {
@@ -188,6 +210,7 @@ fn model(mut script: &[u8]) -> Model {
         ready: None,
         rows: Vec::new(),
         error: false,
+        bad_text: false,
     };
     while let Some((&tag, rest)) = script.split_first() {
         let Some(len) = rest
@@ -200,7 +223,11 @@ fn model(mut script: &[u8]) -> Model {
             break;
         };
         match tag {
-            b'D' => m.rows.push(row(body)),
+            b'D' => {
+                let values = row(body);
+                m.bad_text |= values.iter().flatten().any(|v| v.contains('\u{FFFD}'));
+                m.rows.push(values);
+            }
             b'E' => m.error = true,
             b'Z' => {
                 m.ready = TransactionStatus::from_byte(body.first().copied().unwrap_or(0)).ok();
@@ -240,7 +267,7 @@ mod tests {
 
     fn seed(name: &str) -> End {
         let path = format!(
-            "{}/fuzz/corpus/simple_query/recorded_query_{name}",
+            "{}/fuzz/seeds/simple_query/recorded_query_{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         run(&std::fs::read(path).unwrap())
@@ -258,10 +285,23 @@ mod tests {
         assert_eq!(seed("copy_in"), End::UsableError);
         // A script cut short: the server hangs up before ReadyForQuery.
         let script = std::fs::read(format!(
-            "{}/fuzz/corpus/simple_query/recorded_query_series",
+            "{}/fuzz/seeds/simple_query/recorded_query_series",
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap();
         assert_eq!(run(&script[..script.len() - 6]), End::Broken);
+    }
+
+    /// Finding F2's regression test: fails until `src/conn/query.rs` marks the connection broken
+    /// on a non-UTF-8 value (or stops calling that a protocol error, and the docs say so).
+    #[test]
+    #[ignore = "finding F2 (docs/fuzzing.md): open, owned by src/conn"]
+    fn f2_protocol_error_marks_the_connection_broken() {
+        let input = std::fs::read(format!(
+            "{}/fuzz/regressions/simple_query/f2_non_utf8_value_protocol_error_connection_usable",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        assert_eq!(run(&input), End::Broken);
     }
 }
