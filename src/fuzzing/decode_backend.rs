@@ -10,8 +10,11 @@
 //! - the same messages, then the same error or the same incomplete tail, whichever way the bytes
 //!   are split;
 //! - each decoded message consumes exactly `1 + len` bytes of its header, and has the header's tag;
-//! - `Ok(None)` consumes nothing, and the buffer never grows past what the largest message the
-//!   current limits allow needs (a hostile length cannot make us reserve gigabytes).
+//! - every tag's declared length is held to the limit libpq applies to it in the current phase
+//!   (a model of the table in `wire/mod.rs`): a message over it is `MessageTooLong` naming that
+//!   limit, one within it decodes or waits;
+//! - `Ok(None)` consumes nothing and reserves at most what the declared message needs (doubling
+//!   allowed): a hostile length cannot make us reserve gigabytes.
 
 use bytes::BytesMut;
 
@@ -19,6 +22,10 @@ use crate::wire::{
     BackendMessage, Decoder, DecoderLimits, WireError, DEFAULT_MAX_MESSAGE_LEN,
     MAX_AUTH_MESSAGE_LEN, MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN,
 };
+
+/// `BytesMut` may give a buffer that was split off a larger one its original allocation size
+/// again when it grows (bytes 1.x remembers it up to 64 KiB): allowed, it is not peer-controlled.
+const BYTES_MUT_SLACK: usize = 128 << 10;
 
 const CAPS: [usize; 4] = [64, 4096, 1 << 20, DEFAULT_MAX_MESSAGE_LEN];
 
@@ -58,11 +65,6 @@ fn feed(
     limits: DecoderLimits,
     mut next_chunk: impl FnMut(usize) -> usize,
 ) -> Transcript {
-    let largest = limits
-        .max_message_len
-        .max(MAX_SMALL_MESSAGE_LEN)
-        .max(MAX_STARTUP_MESSAGE_LEN)
-        .max(MAX_AUTH_MESSAGE_LEN);
     let mut decoder = Decoder::with_limits(limits);
     let mut buf = BytesMut::new();
     let mut messages = Vec::new();
@@ -75,6 +77,7 @@ fn feed(
         loop {
             let before = buf.len();
             let capacity = buf.capacity();
+            let startup = decoder.in_startup();
             let header = buf
                 .get(..5)
                 .map(|h| (h[0], u32::from_be_bytes([h[1], h[2], h[3], h[4]])));
@@ -82,23 +85,41 @@ fn feed(
                 Ok(Some(msg)) => {
                     let (tag, len) = header.expect("a message needs a header");
                     assert_eq!(msg.tag(), tag);
+                    assert!(limit_for(startup, tag, limits).is_some_and(|l| len as usize <= l));
                     assert_eq!(before - buf.len(), 1 + len as usize, "consumed 1 + len");
                     messages.push(msg);
                 }
                 Ok(None) => {
                     assert_eq!(buf.len(), before, "Ok(None) consumes nothing");
-                    // `reserve` may double a buffer (amortised growth) but must not go past
-                    // what one maximal message needs.
-                    let bound = capacity.max(largest + 1).saturating_mul(2);
-                    assert!(buf.capacity() <= bound, "reserved {} bytes", buf.capacity());
+                    // Memory is reserved only for a declared length within the tag's limit;
+                    // `reserve` may double a buffer (amortised growth), no more.
+                    let needed = match header {
+                        Some((tag, len)) => {
+                            let limit = limit_for(startup, tag, limits);
+                            assert!(limit.is_some_and(|l| len as usize <= l), "{tag} {len}");
+                            len as usize + 1
+                        }
+                        None => 0,
+                    };
+                    let bound = capacity.max(needed).saturating_mul(2).max(BYTES_MUT_SLACK);
+                    assert!(
+                        buf.capacity() <= bound,
+                        "reserved {} bytes (was {capacity}, header {header:?}, len {before})",
+                        buf.capacity()
+                    );
                     break;
                 }
                 Err(error) => {
+                    if let WireError::MessageTooLong { tag, limit } = error {
+                        assert_eq!(Some(limit), limit_for(startup, tag, limits));
+                        let declared = header.map(|(_, len)| len as usize);
+                        assert!(declared.is_some_and(|len| len > limit));
+                    }
                     return Transcript {
                         messages,
                         error: Some(error),
                         tail: 0,
-                    }
+                    };
                 }
             }
         }
@@ -109,5 +130,19 @@ fn feed(
                 tail: buf.len(),
             };
         }
+    }
+}
+
+/// The largest length-field value each tag may declare, from the libpq limits the wire module
+/// documents: `None` for a tag that is refused outright in this phase.
+fn limit_for(startup: bool, tag: u8, limits: DecoderLimits) -> Option<usize> {
+    match (startup, tag) {
+        (true, b'R') => Some(MAX_AUTH_MESSAGE_LEN),
+        (true, b'E' | b'N' | b'S' | b'K' | b'v' | b'Z') => Some(MAX_STARTUP_MESSAGE_LEN),
+        (false, b'T' | b'D' | b'd' | b'E' | b'N' | b'A') => Some(limits.max_message_len),
+        (false, b'S' | b'Z' | b'C' | b'I' | b'G' | b'H' | b'W' | b'c') => {
+            Some(MAX_SMALL_MESSAGE_LEN)
+        }
+        _ => None,
     }
 }
