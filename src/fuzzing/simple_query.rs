@@ -4,7 +4,8 @@
 //! Input: `[options] script`; `options` is unused for now (kept so the layout matches the
 //! other targets). The script is written after the client's Query, then the server half-closes
 //! and reads whatever the client still sends until it hangs up. The client then runs a second
-//! query on the same connection if it is still usable (it reads the rest of the script).
+//! query on the same connection if it is still usable (it reads the rest of the script), after
+//! the pool's non-blocking peek (`check_closed`).
 //!
 //! Invariants:
 //! - each query ends with rows, a typed error, or the connection marked broken: afterwards the
@@ -14,6 +15,7 @@
 //!   that ReadyForQuery's;
 //! - an error that leaves the connection usable is a server error or an unsupported COPY, and
 //!   only after a ReadyForQuery;
+//! - `check_closed` answers `true` exactly when it leaves the connection broken;
 //! - the client sends only well-formed Query and CopyFail messages after startup;
 //! - no panic and no hang (the fuzzer's `-timeout` catches a hang; EOF is always reached).
 
@@ -107,6 +109,16 @@ async fn exchange(listener: &TcpListener, config: &Config, script: &[u8]) -> End
             Ok(rows) => End::Rows(rows.len()),
             Err(_) => End::UsableError,
         };
+        if !conn.is_broken() {
+            // The pool's checkout peek, on whatever of the script is left.
+            let closed = conn.check_closed();
+            assert_eq!(
+                closed,
+                conn.is_broken(),
+                "check_closed and is_broken disagree"
+            );
+            assert!(conn.is_broken() || !conn.is_busy());
+        }
         if !conn.is_broken() {
             let second = conn.simple_query("select 2").await;
             check(&conn, &second, None);
