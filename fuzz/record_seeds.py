@@ -13,7 +13,7 @@ Recorded with PostgreSQL 15.18 on 2026-11-24.
 """
 import socket, struct, sys, os, hashlib, hmac, base64, json, tempfile
 port = int(sys.argv[1]); out = tempfile.mkdtemp()
-SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
+SEEDS = os.environ.get("SEEDS_DIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
 NONCE = "9IZ2O01zb9IgiIZ1WJ/zgpJB"
 os.makedirs(out, exist_ok=True)
 
