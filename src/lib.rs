@@ -32,6 +32,8 @@
 pub mod config;
 pub mod conn;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pool;
 pub mod wire;
 
