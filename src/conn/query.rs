@@ -82,7 +82,13 @@ impl Connection {
             Outcome::Ok => Ok(rows),
             Outcome::Db(e) => Err(e),
             Outcome::Copy(what) => Err(Error::unsupported(format!("{what} is not supported"))),
-            Outcome::BadText => Err(Error::protocol(WireError::InvalidUtf8 { tag: b'D' })),
+            // The framing is intact, but text that is not UTF-8 means the session's encoding
+            // is not what we asked for (e.g. `SET client_encoding = 'LATIN1'`): every later
+            // query would fail the same way, so a pool must not keep it (fuzz finding F2).
+            Outcome::BadText => {
+                self.mark_broken();
+                Err(Error::protocol(WireError::InvalidUtf8 { tag: b'D' }))
+            }
         }
     }
 

@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
-use crate::wire::{TransactionStatus, WireError};
+use crate::wire::TransactionStatus;
 use crate::{Config, Connection, Error, Row};
 
 /// AuthenticationOk, then ReadyForQuery(Idle): the shortest login PostgreSQL can send.
@@ -176,14 +176,7 @@ fn check(conn: &Connection, result: &Result<Vec<Row>, Error>, script: Option<&[u
             }
         }
         Err(e) if !conn.is_broken() => {
-            let f2 = is_f2(e);
-            if TOLERATE_F2 && f2 {
-                if let Some(m) = &model {
-                    assert!(m.bad_text, "InvalidUtf8 without a non-UTF-8 value");
-                }
-            } else {
-                assert!(e.is_db() || e.is_unsupported(), "usable after {e:?}");
-            }
+            assert!(e.is_db() || e.is_unsupported(), "usable after {e:?}");
             if let Some(m) = model {
                 assert!(
                     m.ready.is_some(),
@@ -193,18 +186,6 @@ fn check(conn: &Connection, result: &Result<Vec<Row>, Error>, script: Option<&[u
         }
         Err(_) => {}
     }
-}
-
-/// Finding F2 (docs/fuzzing.md): a DataRow value that is not UTF-8 is reported as a protocol
-/// error (`WireError::InvalidUtf8 { tag: b'D' }`) on a connection left usable, although
-/// `Connection::simple_query` documents that a protocol error leaves it broken. Tolerated here so
-/// the fuzzer can look past it until `src/conn/query.rs` is fixed (or its docs changed); the
-/// ignored test `f2_protocol_error_marks_the_connection_broken` fails until then.
-const TOLERATE_F2: bool = true;
-
-fn is_f2(e: &Error) -> bool {
-    let source = std::error::Error::source(e).and_then(|s| s.downcast_ref::<WireError>());
-    e.is_protocol() && source == Some(&WireError::InvalidUtf8 { tag: b'D' })
 }
 
 /// What the script says about the first query, read with a framing parser of its own: the
@@ -307,7 +288,6 @@ mod tests {
     /// Finding F2's regression test: fails until `src/conn/query.rs` marks the connection broken
     /// on a non-UTF-8 value (or stops calling that a protocol error, and the docs say so).
     #[test]
-    #[ignore = "finding F2 (docs/fuzzing.md): open, owned by src/conn"]
     fn f2_protocol_error_marks_the_connection_broken() {
         let input = std::fs::read(format!(
             "{}/fuzz/regressions/simple_query/f2_non_utf8_value_protocol_error_connection_usable",
