@@ -1,0 +1,371 @@
+//! `cargo bench --bench pool_core`: the pool's checkout/return machinery with an in-memory
+//! connection, wirepool side by side with deadpool (managed and unmanaged), bb8, and the bare
+//! primitives (`support/bare.rs`) as the limit. No server; about a minute on 2 cores.
+//!
+//! Method (docs/performance.md): one 2-worker tokio runtime; for each cell (T tasks × max_size ×
+//! variant) each contender gets a fresh pool with every connection open, T tasks loop
+//! checkout → bump the connection → [yield while holding it] → drop for a warm-up and then a
+//! timed window. Contenders are interleaved (each runs once per cell per round, order rotated
+//! each round) and every figure is the median over rounds of the ratio to deadpool-managed in
+//! the same round, so slow drift in machine load cancels out.
+//!
+//! Knobs: `WIREPOOL_BENCH_ROUNDS` (default 5), `WIREPOOL_BENCH_MS` (timed window per run,
+//! default 80), `WIREPOOL_BENCH_QUICK=1` (one round, 20 ms: a smoke run).
+
+#[path = "support/bare.rs"]
+mod bare;
+#[path = "support/contenders.rs"]
+mod contenders;
+#[path = "support/stats.rs"]
+mod stats;
+#[path = "support/wirepool_core.rs"]
+mod wirepool_core;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use contenders::{BareC, Bb8, Contender, DeadpoolManaged, DeadpoolUnmanaged};
+use stats::{fmt_ratio, median, print_table, quantile, rotation};
+use wirepool_core::Wirepool;
+
+const TASKS: [usize; 5] = [1, 4, 16, 64, 256];
+const MAX_SIZES: [usize; 2] = [4, 16];
+/// The contenders, in table order; index 1 (deadpool managed) is the ratio's denominator.
+const NAMES: [&str; 5] = [
+    Wirepool::NAME,
+    DeadpoolManaged::NAME,
+    DeadpoolUnmanaged::NAME,
+    Bb8::NAME,
+    BareC::NAME,
+];
+const REFERENCE: usize = 1;
+const BARE: usize = 4;
+/// The latency cell the issue fixes: T=64 tasks on max_size 4, guard held across a yield.
+const LAT_TASKS: usize = 64;
+const LAT_MAX: usize = 4;
+
+const WARMUP: u8 = 0;
+const MEASURE: u8 = 1;
+const STOP: u8 = 2;
+
+#[derive(Clone, Copy)]
+struct Cell {
+    tasks: usize,
+    max: usize,
+    hold_across_yield: bool,
+}
+
+struct Settings {
+    rounds: usize,
+    warmup: Duration,
+    window: Duration,
+}
+
+/// One run's outcome: checkout+return cycles per second, checkout latencies (ns) if asked, and
+/// each task's cycle count in the window (for fairness).
+struct Run {
+    rate: f64,
+    latencies: Vec<u32>,
+    per_task: Vec<u64>,
+}
+
+impl Run {
+    /// Jain's fairness index of the per-task cycle counts: 1 when all tasks got the same share,
+    /// 1/n when one task got everything.
+    fn jain(&self) -> f64 {
+        let (sum, sq) = self.per_task.iter().fold((0.0, 0.0), |(s, q), &x| {
+            let x = x as f64;
+            (s + x, q + x * x)
+        });
+        sum * sum / (self.per_task.len() as f64 * sq)
+    }
+
+    /// Tasks that completed no checkout in the window.
+    fn starved(&self) -> usize {
+        self.per_task.iter().filter(|&&n| n == 0).count()
+    }
+}
+
+async fn worker<C: Contender>(
+    pool: Arc<C>,
+    phase: Arc<AtomicU8>,
+    hold_across_yield: bool,
+    timed: bool,
+) -> (u64, Vec<u32>) {
+    let mut cycles = 0u64;
+    let mut latencies = Vec::with_capacity(if timed { 1 << 14 } else { 0 });
+    loop {
+        let p = phase.load(Relaxed);
+        if p == STOP {
+            return (cycles, latencies);
+        }
+        let start = timed.then(Instant::now);
+        let mut conn = pool.checkout().await;
+        // Every checkout that overlaps the window counts, including one that began before it
+        // and is still waiting at its end: a starved task must show up in the tail, not vanish.
+        if let Some(start) = start.filter(|_| phase.load(Relaxed) != WARMUP) {
+            latencies.push(u32::try_from(start.elapsed().as_nanos()).unwrap_or(u32::MAX));
+        }
+        conn.uses += 1;
+        if hold_across_yield {
+            tokio::task::yield_now().await;
+        }
+        drop(conn);
+        if p == MEASURE {
+            cycles += 1;
+        }
+    }
+}
+
+fn run<C: Contender>(rt: &tokio::runtime::Runtime, cell: Cell, timed: bool, s: &Settings) -> Run {
+    let pool = Arc::new(rt.block_on(C::build(cell.max)));
+    let phase = Arc::new(AtomicU8::new(WARMUP));
+    let handles: Vec<_> = (0..cell.tasks)
+        .map(|_| {
+            let w = worker(
+                Arc::clone(&pool),
+                Arc::clone(&phase),
+                cell.hold_across_yield,
+                timed,
+            );
+            rt.spawn(w)
+        })
+        .collect();
+    // The main thread is not a runtime worker: it only sleeps, so both cores run the tasks.
+    std::thread::sleep(s.warmup);
+    phase.store(MEASURE, Relaxed);
+    let start = Instant::now();
+    std::thread::sleep(s.window);
+    phase.store(STOP, Relaxed);
+    let elapsed = start.elapsed();
+    let (per_task, mut latencies) = rt.block_on(async {
+        let (mut per_task, mut all) = (Vec::new(), Vec::new());
+        for h in handles {
+            let (n, lat) = h.await.expect("worker panicked");
+            per_task.push(n);
+            all.extend(lat);
+        }
+        (per_task, all)
+    });
+    latencies.sort_unstable();
+    Run {
+        rate: per_task.iter().sum::<u64>() as f64 / elapsed.as_secs_f64(),
+        latencies,
+        per_task,
+    }
+}
+
+fn run_index(rt: &tokio::runtime::Runtime, i: usize, cell: Cell, timed: bool, s: &Settings) -> Run {
+    match i {
+        0 => run::<Wirepool>(rt, cell, timed, s),
+        1 => run::<DeadpoolManaged>(rt, cell, timed, s),
+        2 => run::<DeadpoolUnmanaged>(rt, cell, timed, s),
+        3 => run::<Bb8>(rt, cell, timed, s),
+        _ => run::<BareC>(rt, cell, timed, s),
+    }
+}
+
+fn settings() -> Settings {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let quick = std::env::var("WIREPOOL_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let rounds = env("WIREPOOL_BENCH_ROUNDS").unwrap_or(if quick { 1 } else { 5 });
+    let window = env("WIREPOOL_BENCH_MS").unwrap_or(if quick { 20 } else { 80 });
+    Settings {
+        rounds: usize::try_from(rounds.max(1)).unwrap_or(5),
+        warmup: Duration::from_millis((window / 4).max(5)),
+        window: Duration::from_millis(window.max(1)),
+    }
+}
+
+fn main() {
+    let s = settings();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let began = Instant::now();
+    let mut cells = Vec::new();
+    for hold_across_yield in [false, true] {
+        for max in MAX_SIZES {
+            for tasks in TASKS {
+                cells.push(Cell {
+                    tasks,
+                    max,
+                    hold_across_yield,
+                });
+            }
+        }
+    }
+    // rates[(cell index, contender)] = one rate per round.
+    let mut rates: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
+    // lat[contender] = (p50, p99, p99.9, rate, Jain index, starved tasks) per round.
+    let mut lat: HashMap<usize, Vec<[f64; 6]>> = HashMap::new();
+    let lat_cell = Cell {
+        tasks: LAT_TASKS,
+        max: LAT_MAX,
+        hold_across_yield: true,
+    };
+    for round in 0..s.rounds {
+        for (ci, cell) in cells.iter().enumerate() {
+            for i in rotation(NAMES.len(), round) {
+                let r = run_index(&rt, i, *cell, false, &s);
+                rates.entry((ci, i)).or_default().push(r.rate);
+            }
+        }
+        for i in rotation(NAMES.len(), round) {
+            let r = run_index(&rt, i, lat_cell, true, &s);
+            let q = |x| quantile(&r.latencies, x) / 1000.0;
+            lat.entry(i).or_default().push([
+                q(0.5),
+                q(0.99),
+                q(0.999),
+                r.rate,
+                r.jain(),
+                r.starved() as f64,
+            ]);
+        }
+        eprintln!(
+            "round {}/{} done at {:.0?}",
+            round + 1,
+            s.rounds,
+            began.elapsed()
+        );
+    }
+    report(&s, &cells, &rates, &lat);
+    eprintln!("pool_core finished in {:.1?}", began.elapsed());
+}
+
+/// Median over rounds of contender `i`'s rate divided by the reference's rate in the same round.
+fn ratio(rates: &HashMap<(usize, usize), Vec<f64>>, ci: usize, i: usize, over: usize) -> f64 {
+    let (num, den) = (&rates[&(ci, i)], &rates[&(ci, over)]);
+    let per_round: Vec<f64> = num.iter().zip(den).map(|(a, b)| a / b).collect();
+    median(&per_round)
+}
+
+fn report(
+    s: &Settings,
+    cells: &[Cell],
+    rates: &HashMap<(usize, usize), Vec<f64>>,
+    lat: &HashMap<usize, Vec<[f64; 6]>>,
+) {
+    println!(
+        "## pool_core: checkout+return cycles/s, ratio to deadpool managed \
+         (median of {} interleaved rounds, {:?} window, 2 tokio workers)\n",
+        s.rounds, s.window
+    );
+    let (mut short_of_bare, mut behind_peer) = (Vec::new(), Vec::new());
+    for hold in [false, true] {
+        let variant = if hold {
+            "get + yield + drop"
+        } else {
+            "get + drop"
+        };
+        println!("### {variant}\n");
+        let mut header = vec![
+            "T".to_owned(),
+            "max".to_owned(),
+            "deadpool managed (M/s)".to_owned(),
+        ];
+        header.extend(
+            NAMES
+                .iter()
+                .filter(|n| **n != NAMES[REFERENCE])
+                .map(|n| n.to_string()),
+        );
+        header.push("wirepool / bare".to_owned());
+        let mut rows = Vec::new();
+        for (ci, cell) in cells
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.hold_across_yield == hold)
+        {
+            let mut row = vec![
+                cell.tasks.to_string(),
+                cell.max.to_string(),
+                format!("{:.2}", median(&rates[&(ci, REFERENCE)]) / 1e6),
+            ];
+            for i in (0..NAMES.len()).filter(|i| *i != REFERENCE) {
+                row.push(fmt_ratio(ratio(rates, ci, i, REFERENCE)));
+            }
+            let vs_bare = ratio(rates, ci, 0, BARE);
+            row.push(fmt_ratio(vs_bare));
+            rows.push(row);
+            if vs_bare < 0.9 {
+                short_of_bare.push(format!(
+                    "{variant} T={} max={}: {vs_bare:.2}",
+                    cell.tasks, cell.max
+                ));
+            }
+            for peer in 1..BARE {
+                let r = ratio(rates, ci, 0, peer);
+                if hold && r < 1.0 {
+                    behind_peer.push(format!(
+                        "T={} max={} vs {}: {r:.2}",
+                        cell.tasks, cell.max, NAMES[peer]
+                    ));
+                }
+            }
+        }
+        print_table(&header, &rows);
+    }
+    println!(
+        "### checkout latency, T={LAT_TASKS} max={LAT_MAX}, guard held across a yield \
+         (µs, median over rounds)\n"
+    );
+    let header: Vec<String> = [
+        "pool",
+        "p50",
+        "p99",
+        "p99.9",
+        "p99 / p50",
+        "cycles/s (M)",
+        "Jain fairness",
+        "tasks starved",
+    ]
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
+    let mut rows = Vec::new();
+    let mut unfair = Vec::new();
+    for (i, name) in NAMES.iter().enumerate() {
+        let col = |k: usize| median(&lat[&i].iter().map(|r| r[k]).collect::<Vec<_>>());
+        let spread = col(1) / col(0);
+        if i == 0 && spread > 1.5 {
+            unfair.push(format!("wirepool p99/p50 = {spread:.2}"));
+        }
+        rows.push(vec![
+            name.to_string(),
+            format!("{:.2}", col(0)),
+            format!("{:.2}", col(1)),
+            format!("{:.2}", col(2)),
+            fmt_ratio(spread),
+            format!("{:.2}", col(3) / 1e6),
+            format!("{:.3}", col(4)),
+            format!("{:.0}", col(5)),
+        ]);
+    }
+    print_table(&header, &rows);
+    println!("### goals\n");
+    let verdict = |v: &[String]| {
+        if v.is_empty() {
+            "met".to_owned()
+        } else {
+            format!("MISSED: {}", v.join("; "))
+        }
+    };
+    println!(
+        "- within 10% of the bare primitives in every cell: {}",
+        verdict(&short_of_bare)
+    );
+    println!(
+        "- ahead of every peer in the yield variant: {}",
+        verdict(&behind_peer)
+    );
+    println!(
+        "- FIFO fairness (p99 ≤ 1.5 × p50 at T=64, max 4): {}",
+        verdict(&unfair)
+    );
+}
