@@ -1,20 +1,30 @@
-//! The pool: idle slots in a lock-free queue, checkouts bounded by a FIFO semaphore, and a guard
-//! that returns its connection on drop.
+//! The pool: idle connections in a lock-free `ArrayQueue`, checkouts bounded by a FIFO
+//! `tokio::sync::Semaphore`, and a guard that returns its connection on drop without network
+//! I/O. Behaviour follows psycopg_pool's `ConnectionPool` (sizes, timeouts, hooks, stats,
+//! `getconn`/`putconn`), with background growth capped by `max_connecting`.
 //!
-//! STUB: to be filled in (issue #3).
+//! Layout:
+//! - `pool.rs`: the [`Pool`] facade; `builder.rs`: [`PoolBuilder`]; `guard.rs`:
+//!   [`PooledConnection`]; `stats.rs`: [`PoolStats`].
+//! - `core.rs`: the accounting core and its invariants; `checkout.rs`: the checkout loop;
+//!   `connecting.rs`: background connects; `maintenance.rs`: the background task.
+//! - `manage.rs`: the [`Manage`] trait the pool is generic over; `postgres.rs`: [`PgManager`].
 
-use std::marker::PhantomData;
+mod builder;
+mod checkout;
+mod connecting;
+mod core;
+mod guard;
+mod maintenance;
+mod manage;
+#[allow(clippy::module_inception)]
+mod pool;
+mod postgres;
+mod stats;
 
-/// A pool of connections. STUB.
-#[derive(Debug, Clone)]
-pub struct Pool {}
-
-/// Builds a [`Pool`]. STUB.
-#[derive(Debug)]
-pub struct PoolBuilder {}
-
-/// A checked-out connection, returned to the pool on drop. STUB.
-#[derive(Debug)]
-pub struct PooledConnection {
-    _p: PhantomData<()>,
-}
+pub use builder::{IntoConfig, PoolBuilder, ReconnectFailed};
+pub use guard::PooledConnection;
+pub use manage::{BoxFuture, ConnHook, ConnState, Manage};
+pub use pool::Pool;
+pub use postgres::PgManager;
+pub use stats::PoolStats;

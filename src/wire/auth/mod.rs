@@ -8,7 +8,7 @@
 //!
 //! Sources: PostgreSQL protocol-flow and sasl-authentication docs, RFC 5802 (SCRAM), RFC 7677
 //! (SCRAM-SHA-256), RFC 4013 (SASLprep), libpq `fe-auth-scram.c`. A byte-by-byte walk through a
-//! real exchange is in `docs/protocol-scram.md`.
+//! real exchange is in `docs/protocol.md (section "SCRAM-SHA-256")`.
 
 pub mod md5;
 pub mod scram;

@@ -152,7 +152,7 @@ mod tests {
         );
     }
 
-    /// The intermediate values `docs/protocol-scram.md` shows for the psql exchange.
+    /// The intermediate values `docs/protocol.md (section "SCRAM-SHA-256")` shows for the psql exchange.
     #[test]
     fn psql_vector_intermediates() {
         let salt = [

@@ -1,0 +1,243 @@
+//! The checkout path: one deadline covers queueing for a permit, waiting for a connection to
+//! land, and running the `check` hook (psycopg#709/#711, HikariCP's hard timeout).
+//!
+//! Fast path (uncontended, no `check` hook): one `try_acquire`, one `pop`, one `is_closed` peek,
+//! a few relaxed atomics; no lock, no allocation, no clock read beyond the guard's timestamp.
+//! Everything the future owns across an await is a guard (`Permit`, `PooledConnection`,
+//! `Waiting`, `Starving`, tokio's `Acquire` and `Notified`), so it can be dropped anywhere.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::atomic::{fence, AtomicUsize, Ordering::*};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::TryAcquireError;
+use tokio::time::Instant;
+
+use super::connecting::{BACKOFF_JITTER, INITIAL_BACKOFF};
+use super::core::{Core, Permit};
+use super::guard::PooledConnection;
+use super::manage::Manage;
+use super::stats::{add_ms, bump};
+use crate::error::{Error, Kind, PoolTimeoutInfo, Result};
+
+/// Raises a gauge for as long as it lives.
+struct Gauge<'a>(&'a AtomicUsize);
+
+impl<'a> Gauge<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, SeqCst);
+        Gauge(counter)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+impl<M: Manage> Core<M> {
+    /// Checks a connection out, waiting at most `timeout`.
+    pub(crate) async fn checkout(
+        self: &Arc<Self>,
+        timeout: Duration,
+    ) -> Result<PooledConnection<M>> {
+        bump(&self.counters.requests_num);
+        if self.settings.check.is_none() {
+            match self.permits.try_acquire() {
+                Ok(permit) => {
+                    permit.forget();
+                    let permit = Permit::adopt(Arc::clone(self));
+                    if let Some(slot) = self.pop_live() {
+                        tracing::debug!(pool = %self.name(), "checkout");
+                        return Ok(PooledConnection::new(slot, permit));
+                    }
+                    return self.checkout_slow(Some(permit), timeout).await;
+                }
+                Err(TryAcquireError::Closed) => return Err(self.failed(Error::pool_closed())),
+                Err(TryAcquireError::NoPermits) => {}
+            }
+        }
+        self.checkout_slow(None, timeout).await
+    }
+
+    async fn checkout_slow(
+        self: &Arc<Self>,
+        permit: Option<Permit<M>>,
+        timeout: Duration,
+    ) -> Result<PooledConnection<M>> {
+        let start = Instant::now();
+        let mut waiting = None;
+        let result = self
+            .wait_for_connection(permit, start, timeout, &mut waiting)
+            .await;
+        if waiting.is_some() {
+            add_ms(&self.counters.requests_wait_ms, start.elapsed());
+        }
+        drop(waiting);
+        result.map_err(|e| self.failed(e))
+    }
+
+    /// The slow path's loop. `waiting` is set (and counted in `requests_waiting`) the first
+    /// time the request has to wait; it is refused at once if `max_waiting` are already waiting.
+    async fn wait_for_connection<'a>(
+        self: &'a Arc<Self>,
+        permit: Option<Permit<M>>,
+        start: Instant,
+        timeout: Duration,
+        waiting: &mut Option<Gauge<'a>>,
+    ) -> Result<PooledConnection<M>> {
+        let deadline = start + timeout;
+        let mut permit = match permit {
+            Some(p) => p,
+            None => match self.permits.try_acquire() {
+                Ok(p) => {
+                    p.forget();
+                    Permit::adopt(Arc::clone(self))
+                }
+                Err(TryAcquireError::Closed) => return Err(Error::pool_closed()),
+                Err(TryAcquireError::NoPermits) => {
+                    self.start_waiting(waiting)?;
+                    match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
+                        Ok(Ok(p)) => {
+                            p.forget();
+                            Permit::adopt(Arc::clone(self))
+                        }
+                        Ok(Err(_)) => return Err(Error::pool_closed()),
+                        Err(_) => return Err(self.timeout_error(start)),
+                    }
+                }
+            },
+        };
+        let mut check_failures = 0u32;
+        loop {
+            if self.is_closed() {
+                return Err(Error::pool_closed());
+            }
+            let slot = match self.pop_live() {
+                Some(slot) => slot,
+                None => {
+                    self.start_waiting(waiting)?;
+                    let _starving = Gauge::enter(&self.starving);
+                    let notified = self.landed.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    fence(SeqCst); // core.rs invariant 8
+                    match self.pop_live() {
+                        Some(slot) => slot,
+                        None => {
+                            if self.is_closed() {
+                                return Err(Error::pool_closed());
+                            }
+                            self.maybe_grow();
+                            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                                return Err(self.timeout_error(start));
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            let mut conn = PooledConnection::new(slot, permit);
+            let Some(check) = &self.settings.check else {
+                tracing::debug!(pool = %self.name(), "checkout");
+                return Ok(conn);
+            };
+            // Dropping `conn` mid-check (deadline or cancel) returns it through `return_slot`,
+            // which decides from its state (a query cut short means Busy: cancel and close).
+            match tokio::time::timeout_at(deadline, check(&mut conn)).await {
+                Ok(Ok(())) => {
+                    tracing::debug!(pool = %self.name(), "checkout");
+                    return Ok(conn);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(pool = %self.name(), error = %e, "check failed; discarding connection");
+                    bump(&self.counters.connections_lost);
+                    let Some((slot, p)) = conn.into_parts() else {
+                        return Err(Error::hook("check", e));
+                    };
+                    self.discard(slot);
+                    permit = p;
+                    // psycopg#709: a check that keeps failing must not spin. The first retry is
+                    // immediate (one dead connection is common); later ones back off like
+                    // reconnects (1 s, doubling, ±10%), all under the one deadline.
+                    check_failures += 1;
+                    if check_failures > 1 {
+                        let delay =
+                            INITIAL_BACKOFF.saturating_mul(1 << (check_failures - 2).min(16));
+                        let jitter = 1.0 + BACKOFF_JITTER * (2.0 * self.random() - 1.0);
+                        let wake = Instant::now() + delay.mul_f64(jitter);
+                        tokio::time::sleep_until(wake.min(deadline)).await;
+                        if wake >= deadline {
+                            return Err(self.timeout_error(start));
+                        }
+                    }
+                }
+                Err(_) => return Err(self.timeout_error(start)),
+            }
+        }
+    }
+
+    /// Counts this request as waiting (once), enforcing `max_waiting` (psycopg: refuse when
+    /// `max_waiting` requests are already waiting).
+    fn start_waiting<'a>(&'a self, waiting: &mut Option<Gauge<'a>>) -> Result<()> {
+        if waiting.is_some() {
+            return Ok(());
+        }
+        let max_waiting = self.settings.max_waiting;
+        let gauge = Gauge::enter(&self.waiting);
+        if max_waiting > 0 && self.waiting.load(SeqCst) > max_waiting {
+            return Err(Error::too_many_requests(self.name(), max_waiting));
+        }
+        bump(&self.counters.requests_queued);
+        *waiting = Some(gauge);
+        Ok(())
+    }
+
+    fn failed(&self, e: Error) -> Error {
+        bump(&self.counters.requests_errors);
+        tracing::debug!(pool = %self.name(), error = %e, "checkout failed");
+        e
+    }
+
+    /// A `PoolTimeout` carrying a snapshot and, as its source, the last connect error.
+    pub(crate) fn timeout_error(&self, start: Instant) -> Error {
+        let last = self.last_connect_error();
+        let info = PoolTimeoutInfo {
+            pool: self.name().to_owned(),
+            waited: start.elapsed(),
+            size: self.size.load(Relaxed),
+            idle: self.idle_count(),
+            waiting: self.waiting.load(Relaxed),
+            last_connect_error: last.as_ref().map(|e| e.to_string()),
+        };
+        match last {
+            Some(last) => Error::with_source(Kind::PoolTimeout(Box::new(info)), SharedError(last)),
+            None => Error::pool_timeout(info, None),
+        }
+    }
+}
+
+/// The last connect error, shared by every timeout that reports it (`Error` is not `Clone`).
+/// Transparent: it displays as, and has the source chain of, the error it wraps.
+struct SharedError(Arc<Error>);
+
+impl fmt::Debug for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl StdError for SharedError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
+}

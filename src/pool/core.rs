@@ -1,0 +1,508 @@
+//! The accounting core: idle slots, permits and counts. No public items; the facade in
+//! `pool.rs` and the guard in `guard.rs` are thin layers over this file.
+//!
+//! # Invariants
+//!
+//! 1. `size` counts every live connection: idle, checked out, being returned (rollback/reset),
+//!    being checked or pinged, being closed, and being opened (a `Reservation`). `size ≤ max_size`
+//!    because only `Core::try_reserve` raises it, with a CAS against `max_size`. A connection
+//!    being closed still counts until `Manage::close` has finished, so the server never sees more
+//!    than `max_size` sessions from this pool (resize-down excepted, until surplus returns).
+//! 2. The semaphore holds `max_size` permits. A checkout takes one and `forget()`s it into a
+//!    [`Permit`] guard; the permit is added back only when its connection has been pushed idle
+//!    or its slot freed (`return_slot`), never before. So a task holding a permit always finds an
+//!    idle connection, room to open one, or an open in progress that will land in the queue.
+//! 3. An idle connection is pushed BEFORE its permit is released (sqlx's release order): the
+//!    waiter the permit wakes must find it. A returning task never hands a connection to itself
+//!    past queued waiters: it pushes and releases, and tokio's FIFO semaphore gives the permit
+//!    to the head waiter before `try_acquire` can see it.
+//! 4. Every count change has a guard that undoes it on drop or cancel: [`Permit`] (the permit),
+//!    [`Live`] (one unit of `size` outside the queue), `Reservation` (`size` + `connecting`),
+//!    `Starving` and `Waiting` (the waiter gauges). The checkout future owns only guards, so
+//!    dropping it at any await point loses neither a permit nor a connection.
+//! 5. `idle_count` is raised before a push and lowered after a successful pop, so it never
+//!    underflows and is ≥ the queue's length (`ArrayQueue::len` can spin under churn, so
+//!    sqlx keeps its own counter too).
+//! 6. The idle queue only holds connections whose `Manage::state` was `Idle` when pushed: a
+//!    connection returned inside a transaction is rolled back (in a bounded background task
+//!    that owns its slot and permit) before it can be pushed, or it is discarded.
+//! 7. No network I/O runs in `Drop`: returns decide from `Manage::state`; anything needing I/O
+//!    (rollback, reset, cancel, close) is spawned, or, with no runtime, the connection is dropped.
+//! 8. Lost-wakeup freedom (bb8#122): a waiter bumps `starving`, enables its `Notified`, then
+//!    issues a SeqCst fence before popping; a producer pushes (or frees a slot), fences, then
+//!    reads `starving`. One of the two always sees the other.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+
+use super::builder::Settings;
+use super::manage::{ConnState, Manage};
+use super::stats::{add_ms, bump, Counters, PoolStats};
+use crate::error::Error;
+
+/// How long closing one connection (Terminate) may take before it is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection with the pool's bookkeeping about it.
+pub(crate) struct Slot<C> {
+    pub(crate) conn: C,
+    /// `max_lifetime` with up to 5% taken off (psycopg's jitter), so a pool opened at once does
+    /// not expire all at once.
+    pub(crate) expires_at: Instant,
+    pub(crate) idle_since: Instant,
+}
+
+/// The shared state behind every `Pool` handle, guard and background task.
+pub(crate) struct Core<M: Manage> {
+    pub(crate) manager: M,
+    pub(crate) settings: Settings<M::Connection>,
+    idle: ArrayQueue<Slot<M::Connection>>,
+    idle_count: AtomicUsize,
+    pub(crate) permits: Semaphore,
+    pub(crate) size: AtomicUsize,
+    pub(crate) connecting: AtomicUsize,
+    /// Connections being closed (still in `size` until the server has let go of them).
+    pub(crate) closing: AtomicUsize,
+    /// Permit holders waiting for a connection to land.
+    pub(crate) starving: AtomicUsize,
+    /// Requests waiting, for a permit or for a connection (`requests_waiting`).
+    pub(crate) waiting: AtomicUsize,
+    pub(crate) min_size: AtomicUsize,
+    pub(crate) max_size: AtomicUsize,
+    /// Permits still to be forgotten as they come back, after `resize` shrank `max_size`.
+    shed: AtomicUsize,
+    closed: AtomicBool,
+    /// A connection landed in the queue or a slot was freed: wakes one starving waiter.
+    pub(crate) landed: Notify,
+    /// Something changed (a connect finished, the pool closed): wakes every observer.
+    pub(crate) events: Arc<Notify>,
+    pub(crate) counters: Counters,
+    last_connect_error: Mutex<Option<Arc<Error>>>,
+    rng: AtomicU64,
+}
+
+impl<M: Manage> Core<M> {
+    pub(crate) fn new(
+        manager: M,
+        settings: Settings<M::Connection>,
+        min: usize,
+        max: usize,
+    ) -> Self {
+        let seed = settings.seed;
+        Core {
+            manager,
+            idle: ArrayQueue::new(settings.capacity.max(1)),
+            settings,
+            idle_count: AtomicUsize::new(0),
+            permits: Semaphore::new(max),
+            size: AtomicUsize::new(0),
+            connecting: AtomicUsize::new(0),
+            closing: AtomicUsize::new(0),
+            starving: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            min_size: AtomicUsize::new(min),
+            max_size: AtomicUsize::new(max),
+            shed: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            landed: Notify::new(),
+            events: Arc::new(Notify::new()),
+            counters: Counters::default(),
+            last_connect_error: Mutex::new(None),
+            rng: AtomicU64::new(seed),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(SeqCst)
+    }
+
+    pub(crate) fn idle_count(&self) -> usize {
+        self.idle_count.load(Relaxed)
+    }
+
+    /// A uniform random number in `[0, 1)` (splitmix64): jitter only, not security.
+    pub(crate) fn random(&self) -> f64 {
+        let mut z = self.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A fresh slot for a just-opened connection.
+    pub(crate) fn new_slot(&self, conn: M::Connection) -> Slot<M::Connection> {
+        let now = Instant::now();
+        let lifetime = self
+            .settings
+            .max_lifetime
+            .mul_f64(1.0 - 0.05 * self.random());
+        Slot {
+            conn,
+            expires_at: now + lifetime,
+            idle_since: now,
+        }
+    }
+
+    /// Pops one idle connection (no liveness check).
+    pub(crate) fn try_pop(&self) -> Option<Slot<M::Connection>> {
+        let slot = self.idle.pop()?;
+        self.idle_count.fetch_sub(1, Relaxed);
+        Some(slot)
+    }
+
+    /// Pops idle connections until one passes the zero-RTT `is_closed` peek; discards the dead.
+    pub(crate) fn pop_live(self: &Arc<Self>) -> Option<Slot<M::Connection>> {
+        loop {
+            let mut slot = self.try_pop()?;
+            if !self.manager.is_closed(&mut slot.conn) {
+                return Some(slot);
+            }
+            bump(&self.counters.connections_lost);
+            tracing::debug!(pool = %self.name(), "idle connection closed by the server; discarding");
+            self.discard(slot);
+        }
+    }
+
+    /// Pushes a connection idle (invariant 3: the caller releases its permit afterwards).
+    pub(crate) fn push_idle(self: &Arc<Self>, slot: Slot<M::Connection>) {
+        self.idle_count.fetch_add(1, Relaxed);
+        if let Err(slot) = self.idle.push(slot) {
+            // Capacity ≥ max_size ≥ size makes this unreachable; if it ever happens the
+            // connection is closed, never leaked.
+            self.idle_count.fetch_sub(1, Relaxed);
+            debug_assert!(false, "idle queue full");
+            self.discard(slot);
+            return;
+        }
+        fence(SeqCst);
+        if self.closed.load(Relaxed) {
+            // Raced with close(): it may have drained the queue before our push.
+            self.drain_idle();
+        }
+        self.wake_one();
+    }
+
+    /// Wakes one starving waiter, if any (invariant 8).
+    fn wake_one(&self) {
+        if self.starving.load(Relaxed) > 0 {
+            self.landed.notify_one();
+        }
+    }
+
+    /// Closes a connection in the background, then frees its slot (size stays counted while the
+    /// server still has the session). Without a runtime the connection is simply dropped.
+    pub(crate) fn discard(self: &Arc<Self>, slot: Slot<M::Connection>) {
+        match Handle::try_current() {
+            Ok(handle) => {
+                let freed = Freed::new(Arc::clone(self));
+                handle.spawn(async move {
+                    let core = &freed.0;
+                    let _ =
+                        tokio::time::timeout(CLOSE_TIMEOUT, core.manager.close(slot.conn)).await;
+                    drop(freed);
+                });
+            }
+            Err(_) => {
+                drop(slot);
+                self.slot_freed();
+            }
+        }
+    }
+
+    /// One unit of `size` is gone: wake a waiter (it may open one) and keep `min_size`.
+    pub(crate) fn slot_freed(self: &Arc<Self>) {
+        self.release_size();
+        self.maybe_grow();
+    }
+
+    /// One unit of `size` is gone; wakes a waiter, which may open a replacement.
+    pub(crate) fn release_size(&self) {
+        self.size.fetch_sub(1, SeqCst);
+        fence(SeqCst);
+        self.wake_one();
+        self.events.notify_waiters();
+    }
+
+    /// Gives a permit back, unless `resize` asked for it to be forgotten.
+    pub(crate) fn release_permit(&self) {
+        let mut shed = self.shed.load(Relaxed);
+        while shed > 0 {
+            match self
+                .shed
+                .compare_exchange_weak(shed, shed - 1, Relaxed, Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => shed = now,
+            }
+        }
+        self.permits.add_permits(1);
+    }
+
+    /// The one return path, shared by a guard's `Drop` and `putconn`. Never does I/O itself.
+    /// (An associated fn borrowing the core through the permit: no `Arc` clone per return.)
+    pub(crate) fn return_slot(mut slot: Slot<M::Connection>, permit: Permit<M>, since: Instant) {
+        let core = &permit.core;
+        let now = Instant::now();
+        add_ms(
+            &core.counters.usage_ms,
+            now.saturating_duration_since(since),
+        );
+        let state = core.manager.state(&slot.conn);
+        if core.is_closed() {
+            core.discard(slot);
+            return drop(permit);
+        }
+        match state {
+            ConnState::Idle if core.settings.reset.is_none() => {
+                if now >= slot.expires_at || core.size.load(Relaxed) > core.max_size.load(Relaxed) {
+                    tracing::debug!(pool = %core.name(), "returned connection expired; closing");
+                    core.discard(slot);
+                } else {
+                    tracing::debug!(pool = %core.name(), "connection returned");
+                    slot.idle_since = now;
+                    core.push_idle(slot);
+                }
+                drop(permit); // invariant 3: after the push
+            }
+            ConnState::Idle | ConnState::InTransaction => {
+                if state == ConnState::InTransaction {
+                    tracing::warn!(pool = %core.name(), "rolling back returned connection");
+                }
+                Arc::clone(core).spawn_reset(slot, permit, state);
+            }
+            ConnState::Busy => {
+                tracing::warn!(pool = %core.name(), "connection returned with a query running; cancelling and closing");
+                if let Ok(handle) = Handle::try_current() {
+                    handle.spawn(core.manager.cancel(&slot.conn));
+                }
+                core.discard(slot);
+                drop(permit);
+            }
+            ConnState::Broken => {
+                bump(&core.counters.returns_bad);
+                tracing::debug!(pool = %core.name(), "returned connection is broken; discarding");
+                core.discard(slot);
+                drop(permit);
+            }
+        }
+    }
+
+    /// Rollback and/or the `reset` hook in a bounded background task that owns the slot and
+    /// the permit; the permit is released only once the connection is idle again or discarded.
+    fn spawn_reset(
+        self: Arc<Self>,
+        slot: Slot<M::Connection>,
+        permit: Permit<M>,
+        state: ConnState,
+    ) {
+        let Ok(handle) = Handle::try_current() else {
+            self.discard(slot);
+            return drop(permit);
+        };
+        let mut live = Live::new(self, slot);
+        handle.spawn(async move {
+            let core = Arc::clone(&live.core);
+            let work = async {
+                let conn = live.conn_mut();
+                if state == ConnState::InTransaction {
+                    core.manager.rollback(conn).await?;
+                }
+                if let Some(reset) = &core.settings.reset {
+                    reset(conn).await.map_err(|e| Error::hook("reset", e))?;
+                }
+                Ok::<(), Error>(())
+            };
+            match tokio::time::timeout(core.settings.return_timeout, work).await {
+                Ok(Ok(())) if core.reusable(&live) => live.into_idle(),
+                Ok(Err(e)) => tracing::warn!(pool = %core.name(), error = %e, "resetting returned connection failed; discarding"),
+                Err(_) => tracing::warn!(pool = %core.name(), "resetting returned connection timed out; discarding"),
+                Ok(Ok(())) => tracing::warn!(pool = %core.name(), "connection not idle after reset; discarding"),
+            }
+            drop(permit);
+        });
+    }
+
+    fn reusable(&self, live: &Live<M>) -> bool {
+        live.slot.as_ref().is_some_and(|s| {
+            self.manager.state(&s.conn) == ConnState::Idle && Instant::now() < s.expires_at
+        })
+    }
+
+    /// Marks the pool closed and fails every waiter (the semaphore's and the starving ones),
+    /// and stops the background tasks. The caller then drains the idle queue.
+    /// Returns `false` if it was already closed.
+    pub(crate) fn mark_closed(&self) -> bool {
+        if self.closed.swap(true, SeqCst) {
+            return false;
+        }
+        tracing::debug!(pool = %self.name(), "closing pool");
+        self.permits.close();
+        self.landed.notify_waiters();
+        self.events.notify_waiters();
+        true
+    }
+
+    /// Takes every idle connection out and discards it.
+    pub(crate) fn drain_idle(self: &Arc<Self>) {
+        while let Some(slot) = self.try_pop() {
+            self.discard(slot);
+        }
+    }
+
+    /// Remembers why connecting failed, for `PoolTimeout` errors.
+    pub(crate) fn set_last_connect_error(&self, e: Option<Error>) {
+        if let Ok(mut last) = self.last_connect_error.lock() {
+            *last = e.map(Arc::new);
+        }
+    }
+
+    pub(crate) fn last_connect_error(&self) -> Option<Arc<Error>> {
+        self.last_connect_error.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Raises or lowers `max_size` (≤ the queue's capacity) and `min_size`.
+    pub(crate) fn resize(self: &Arc<Self>, min: usize, max: usize) {
+        self.min_size.store(min, SeqCst);
+        let old = self.max_size.swap(max, SeqCst);
+        if max > old {
+            let mut add = max - old;
+            while add > 0
+                && self
+                    .shed
+                    .fetch_update(Relaxed, Relaxed, |s| s.checked_sub(1))
+                    .is_ok()
+            {
+                add -= 1;
+            }
+            self.permits.add_permits(add);
+        } else if max < old {
+            let want = old - max;
+            let forgotten = self.permits.forget_permits(want);
+            self.shed.fetch_add(want - forgotten, Relaxed);
+            let mut excess = self.size.load(SeqCst).saturating_sub(max);
+            while excess > 0 {
+                let Some(slot) = self.try_pop() else { break };
+                self.discard(slot);
+                excess -= 1;
+            }
+        }
+        self.maybe_grow();
+    }
+
+    /// The gauges (counters are filled by the caller).
+    pub(crate) fn gauges(&self) -> PoolStats {
+        PoolStats {
+            pool_min: self.min_size.load(Relaxed),
+            pool_max: self.max_size.load(Relaxed),
+            pool_size: self
+                .size
+                .load(Relaxed)
+                .saturating_sub(self.closing.load(Relaxed)),
+            pool_available: self.idle_count(),
+            requests_waiting: self.waiting.load(Relaxed),
+            connecting: self.connecting.load(Relaxed),
+            permits_available: self.permits.available_permits(),
+            ..PoolStats::default()
+        }
+    }
+}
+
+/// A connection being closed: counted in `closing` while alive, and frees its unit of `size`
+/// when dropped (even if the task owning it is aborted).
+struct Freed<M: Manage>(Arc<Core<M>>);
+
+impl<M: Manage> Freed<M> {
+    fn new(core: Arc<Core<M>>) -> Self {
+        core.closing.fetch_add(1, SeqCst);
+        Freed(core)
+    }
+}
+
+impl<M: Manage> Drop for Freed<M> {
+    fn drop(&mut self) {
+        self.0.closing.fetch_sub(1, SeqCst);
+        self.0.slot_freed();
+    }
+}
+
+/// A permit taken from the semaphore and `forget()`-ed; dropping it adds it back.
+pub(crate) struct Permit<M: Manage> {
+    pub(crate) core: Arc<Core<M>>,
+}
+
+impl<M: Manage> Permit<M> {
+    /// Adopts a permit the caller has just forgotten.
+    pub(crate) fn adopt(core: Arc<Core<M>>) -> Self {
+        Permit { core }
+    }
+}
+
+impl<M: Manage> Drop for Permit<M> {
+    fn drop(&mut self) {
+        self.core.release_permit();
+    }
+}
+
+/// A live connection outside the idle queue and outside any checkout: its unit of `size` is
+/// freed (after closing it) when dropped, unless it is pushed idle first.
+pub(crate) struct Live<M: Manage> {
+    pub(crate) core: Arc<Core<M>>,
+    slot: Option<Slot<M::Connection>>,
+}
+
+impl<M: Manage> Live<M> {
+    pub(crate) fn new(core: Arc<Core<M>>, slot: Slot<M::Connection>) -> Self {
+        Live {
+            core,
+            slot: Some(slot),
+        }
+    }
+
+    pub(crate) fn slot_mut(&mut self) -> Option<&mut Slot<M::Connection>> {
+        self.slot.as_mut()
+    }
+
+    /// The connection. Only `None` after `into_idle`, which consumes `self`.
+    pub(crate) fn conn_mut(&mut self) -> &mut M::Connection {
+        match self.slot.as_mut() {
+            Some(slot) => &mut slot.conn,
+            None => unreachable!("Live holds its slot until consumed"),
+        }
+    }
+
+    /// Closes the connection now (awaiting `Manage::close`), then frees its slot; the slot is
+    /// freed even if this future is dropped midway.
+    pub(crate) async fn close(mut self) {
+        if let Some(slot) = self.slot.take() {
+            let freed = Freed::new(Arc::clone(&self.core));
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.core.manager.close(slot.conn)).await;
+            drop(freed);
+        }
+    }
+
+    /// Pushes the connection idle; its `size` unit moves with it into the queue.
+    pub(crate) fn into_idle(mut self) {
+        if let Some(mut slot) = self.slot.take() {
+            slot.idle_since = Instant::now();
+            self.core.push_idle(slot);
+        }
+    }
+}
+
+impl<M: Manage> Drop for Live<M> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.core.discard(slot);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The small trait the pool is generic over, so its semantics can be proven with in-memory
+//! connections under `tokio::time::pause()` and benchmarked without a server; the PostgreSQL
+//! implementation is [`PgManager`](super::PgManager).
+//!
+//! Contract the pool relies on:
+//! - [`Manage::state`] and [`Manage::is_closed`] never do I/O and never block: the return path
+//!   runs inside `Drop` and the checkout fast path calls them on every checkout.
+//! - Every future may be dropped at any await point (the pool races them against deadlines and
+//!   `close()`); dropping one must not leak anything beyond the connection it was given.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::error::Result;
+
+/// A boxed, `Send` future: the return type of the pool's hooks.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A user hook run on a connection (`configure`, `check`, `reset`).
+///
+/// ```
+/// use wirepool::pool::{ConnHook, BoxFuture};
+/// let hook: ConnHook<wirepool::Connection> = std::sync::Arc::new(|conn| {
+///     Box::pin(async move { conn.simple_query("SET search_path TO app").await.map(drop) })
+/// });
+/// ```
+pub type ConnHook<C> = Arc<dyn for<'c> Fn(&'c mut C) -> BoxFuture<'c, Result<()>> + Send + Sync>;
+
+/// What a returned connection needs before it can be reused, known from local state alone
+/// (for PostgreSQL: the last ReadyForQuery status byte and the socket's health).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// Ready for the next user (`'I'`).
+    Idle,
+    /// Inside a transaction block, healthy or failed (`'T'` / `'E'`): needs a `ROLLBACK`.
+    InTransaction,
+    /// A query is still running (its future was dropped mid-flight): cancel and discard.
+    Busy,
+    /// Unusable (I/O or protocol error, closed): discard.
+    Broken,
+}
+
+/// Creates, inspects, resets and closes the pool's connections.
+///
+/// ```
+/// use wirepool::pool::{ConnState, Manage};
+/// struct Counter;
+/// impl Manage for Counter {
+///     type Connection = u32;
+///     async fn connect(&self) -> wirepool::Result<u32> { Ok(0) }
+///     fn state(&self, _: &u32) -> ConnState { ConnState::Idle }
+///     fn is_closed(&self, _: &mut u32) -> bool { false }
+///     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+///     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+///     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+///     async fn close(&self, _: u32) {}
+/// }
+/// ```
+pub trait Manage: Send + Sync + 'static {
+    /// The connection type the pool hands out.
+    type Connection: Send + 'static;
+
+    /// Opens and authenticates a new connection. Runs in a background task; may be dropped at
+    /// any point (when the pool closes).
+    fn connect(&self) -> impl Future<Output = Result<Self::Connection>> + Send;
+
+    /// The connection's state from local knowledge only: no I/O, no blocking.
+    fn state(&self, conn: &Self::Connection) -> ConnState;
+
+    /// A non-blocking liveness peek with no round trip: has the server closed it?
+    fn is_closed(&self, conn: &mut Self::Connection) -> bool;
+
+    /// A round trip proving the connection works (used by `Pool::check`).
+    fn ping(&self, conn: &mut Self::Connection) -> impl Future<Output = Result<()>> + Send;
+
+    /// Ends the open transaction (`ROLLBACK`), leaving the connection idle.
+    fn rollback(&self, conn: &mut Self::Connection) -> impl Future<Output = Result<()>> + Send;
+
+    /// Asks the server to cancel the connection's running query. The future owns what it needs
+    /// (it outlives the connection, which is closed meanwhile).
+    fn cancel(&self, conn: &Self::Connection) -> impl Future<Output = ()> + Send + 'static;
+
+    /// Closes the connection politely (PostgreSQL: Terminate).
+    fn close(&self, conn: Self::Connection) -> impl Future<Output = ()> + Send;
+}

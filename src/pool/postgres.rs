@@ -1,0 +1,79 @@
+//! [`PgManager`]: the pool's [`Manage`] implementation for wirepool's own PostgreSQL
+//! [`Connection`]. Every decision the return path needs comes from local state (the last
+//! ReadyForQuery status byte and the socket), so returning a connection costs no round trip.
+
+use std::future::Future;
+
+use crate::config::Config;
+use crate::conn::Connection;
+use crate::error::Result;
+use crate::wire::TransactionStatus;
+
+use super::manage::{ConnState, Manage};
+
+/// Opens [`Connection`]s from a [`Config`]; what `Pool::builder` uses.
+#[derive(Debug, Clone)]
+pub struct PgManager {
+    config: Config,
+}
+
+impl PgManager {
+    /// A manager connecting with `config`.
+    pub fn new(config: Config) -> Self {
+        PgManager { config }
+    }
+
+    /// The configuration connections are opened with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+impl Manage for PgManager {
+    type Connection = Connection;
+
+    fn connect(&self) -> impl Future<Output = Result<Connection>> + Send {
+        Connection::connect(&self.config)
+    }
+
+    fn state(&self, conn: &Connection) -> ConnState {
+        if conn.is_broken() {
+            ConnState::Broken
+        } else if conn.is_busy() {
+            ConnState::Busy
+        } else {
+            match conn.transaction_status() {
+                TransactionStatus::Idle => ConnState::Idle,
+                TransactionStatus::InTransaction | TransactionStatus::Failed => {
+                    ConnState::InTransaction
+                }
+            }
+        }
+    }
+
+    fn is_closed(&self, conn: &mut Connection) -> bool {
+        conn.check_closed()
+    }
+
+    async fn ping(&self, conn: &mut Connection) -> Result<()> {
+        // The empty query: one round trip, no parse or plan (psycopg's `check_connection`).
+        conn.simple_query("").await.map(drop)
+    }
+
+    async fn rollback(&self, conn: &mut Connection) -> Result<()> {
+        conn.simple_query("ROLLBACK").await.map(drop)
+    }
+
+    fn cancel(&self, conn: &Connection) -> impl Future<Output = ()> + Send + 'static {
+        let token = conn.cancel_token();
+        async move {
+            if let Err(e) = token.cancel().await {
+                tracing::debug!(error = %e, "CancelRequest failed");
+            }
+        }
+    }
+
+    async fn close(&self, conn: Connection) {
+        let _ = conn.close().await;
+    }
+}

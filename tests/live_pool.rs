@@ -1,0 +1,225 @@
+//! The pool against a real PostgreSQL server (a throwaway cluster the tests start themselves):
+//! the semantics that only a server can show — live connection counts in `pg_stat_activity`,
+//! server-closed idle connections, rollback-on-return, and a query dropped mid-flight.
+
+mod support;
+
+use std::time::Duration;
+
+use support::cluster::Cluster;
+use wirepool::{Pool, TransactionStatus};
+
+fn conninfo(app: &str) -> String {
+    let c = Cluster::shared();
+    format!(
+        "host={} port={} dbname=postgres user=postgres application_name={app}",
+        c.host(),
+        c.port()
+    )
+}
+
+/// Backends the server has for an application_name (excluding the querying psql itself).
+fn backends(app: &str) -> usize {
+    let n = Cluster::shared()
+        .psql(&format!(
+            "select count(*) from pg_stat_activity where application_name = '{app}'"
+        ))
+        .expect("psql");
+    n.parse().expect("a count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_more_than_max_size_backends_under_200_tasks() {
+    let app = "wp_max_size";
+    let pool = Pool::builder(conninfo(app).as_str())
+        .name(app)
+        .min_size(1)
+        .max_size(5)
+        .timeout(Duration::from_secs(30))
+        .open()
+        .await
+        .unwrap();
+
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                let mut conn = pool.connection().await.unwrap();
+                // Each use reports how many backends the server has for this pool, as seen by
+                // the server itself while the connection is checked out.
+                let rows = conn
+                    .simple_query(&format!(
+                        "select count(*) from pg_stat_activity where application_name = '{app}'"
+                    ))
+                    .await
+                    .unwrap();
+                let live: usize = rows[0].get(0).unwrap().parse().unwrap();
+                assert!(live <= 5, "server saw {live} backends for a pool of 5");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(pool.stats().pool_size <= 5);
+    assert!(backends(app) <= 5);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn server_closed_idle_connections_are_never_handed_out() {
+    let app = "wp_terminated";
+    let pool = Pool::builder(conninfo(app).as_str())
+        .name(app)
+        .min_size(3)
+        .max_size(3)
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(backends(app), 3);
+
+    // Kill every idle backend of this pool, and wait until the server reports them gone.
+    Cluster::shared()
+        .psql(&format!(
+            "select pg_terminate_backend(pid) from pg_stat_activity where application_name = '{app}'"
+        ))
+        .unwrap();
+    for _ in 0..200 {
+        if backends(app) == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(backends(app), 0, "the server did not end the backends");
+
+    for i in 0..20 {
+        let mut conn = pool.connection().await.unwrap();
+        let rows = conn
+            .simple_query("select 1")
+            .await
+            .unwrap_or_else(|e| panic!("checkout {i} got a dead connection: {e}"));
+        assert_eq!(rows[0].get(0), Some("1"));
+    }
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_connection_returned_in_a_transaction_is_rolled_back() {
+    let app = "wp_rollback";
+    let pool = Pool::builder(conninfo(app).as_str())
+        .name(app)
+        .min_size(1)
+        .max_size(1)
+        .open()
+        .await
+        .unwrap();
+    let pid = {
+        let mut conn = pool.connection().await.unwrap();
+        conn.simple_query("begin; create temp table abandoned(x int)")
+            .await
+            .unwrap();
+        assert_eq!(conn.transaction_status(), TransactionStatus::InTransaction);
+        conn.backend_pid()
+    };
+    // max_size 1: the next checkout waits for the background ROLLBACK to give the slot back.
+    let mut conn = pool.connection().await.unwrap();
+    assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
+    assert_eq!(
+        conn.backend_pid(),
+        pid,
+        "the rolled-back connection is reused"
+    );
+    let err = conn
+        .simple_query("select * from abandoned")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some("42P01"),
+        "the temp table must be gone: {err}"
+    );
+    drop(conn);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_checkout_dropped_mid_query_cancels_it_and_is_discarded() {
+    let app = "wp_midquery";
+    let pool = Pool::builder(conninfo(app).as_str())
+        .name(app)
+        .min_size(1)
+        .max_size(1)
+        .open()
+        .await
+        .unwrap();
+    let mut conn = pool.connection().await.unwrap();
+    let pid = conn.backend_pid();
+    // Start a long query and drop its future once the server reports it running.
+    {
+        let query = conn.simple_query("select pg_sleep(30)");
+        tokio::pin!(query);
+        loop {
+            tokio::select! {
+                _ = &mut query => panic!("pg_sleep(30) finished"),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+            let active = Cluster::shared()
+                .psql(&format!(
+                    "select count(*) from pg_stat_activity where pid = {pid} and state = 'active'"
+                ))
+                .unwrap();
+            if active == "1" {
+                break;
+            }
+        }
+    }
+    drop(conn);
+
+    // The next checkout is a different, healthy backend and never sees a stray 57014.
+    let mut next = pool.connection().await.unwrap();
+    assert_ne!(next.backend_pid(), pid);
+    for _ in 0..20 {
+        next.simple_query("select 1").await.unwrap();
+    }
+    drop(next);
+    // The abandoned backend stops running the query (cancelled, then terminated).
+    let mut gone = false;
+    for _ in 0..200 {
+        let active = Cluster::shared()
+            .psql(&format!(
+                "select count(*) from pg_stat_activity where pid = {pid} and state = 'active'"
+            ))
+            .unwrap();
+        if active == "0" {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone, "backend {pid} still running pg_sleep after the drop");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn exhausted_pool_times_out_and_wrong_password_is_reported() {
+    let c = Cluster::shared();
+    let pool = Pool::builder(c.conninfo("scram_user", Some("wrong")).as_str())
+        .name("wp_badpass")
+        .min_size(1)
+        .max_size(2)
+        .timeout(Duration::from_secs(1))
+        .open()
+        .await
+        .unwrap();
+    let err = pool.getconn().await.unwrap_err();
+    assert!(err.is_pool_timeout(), "{err}");
+    let info = err.pool_timeout_info().unwrap();
+    let last = info.last_connect_error.as_deref().unwrap_or("");
+    assert!(
+        last.contains("28P01") || last.contains("password authentication failed"),
+        "the timeout must carry the connect error, got: {err}"
+    );
+    pool.close().await;
+}

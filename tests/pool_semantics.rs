@@ -1,0 +1,495 @@
+//! Pool semantics with in-memory connections and paused time: bounds, FIFO, timeouts, growth,
+//! the return path's decisions, getconn/putconn, close.
+
+mod pool_support;
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pool_support::{builder, mock_error, settle, settle_for, Gate, Mock};
+use tokio::time::Instant;
+use wirepool::pool::ConnState;
+
+#[tokio::test(start_paused = true)]
+async fn checkout_and_return_keep_counts() {
+    let mock = Mock::new();
+    let pool = builder(&mock).min_size(2).open().await.unwrap();
+    pool.wait(Duration::from_secs(5)).await.unwrap();
+    let s = pool.stats();
+    assert_eq!(
+        (s.pool_min, s.pool_max, s.pool_size, s.pool_available),
+        (2, 2, 2, 2)
+    );
+    {
+        let c = pool.connection().await.unwrap();
+        assert_eq!(c.state, ConnState::Idle);
+        assert_eq!(pool.stats().pool_available, 1);
+        assert_eq!(pool.stats().permits_available, 1);
+    }
+    let s = pool.stats();
+    assert_eq!(
+        (s.pool_size, s.pool_available, s.permits_available),
+        (2, 2, 2)
+    );
+    let c = pool.getconn().await.unwrap();
+    pool.putconn(c).unwrap();
+    let s = pool.stats();
+    assert_eq!((s.pool_size, s.pool_available, s.requests_num), (2, 2, 2));
+    assert_eq!(mock.shared.live(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn putconn_rejects_a_foreign_connection_and_returns_it_home() {
+    let mock = Mock::new();
+    let a = builder(&mock).min_size(1).open().await.unwrap();
+    let b = builder(&mock).min_size(1).open().await.unwrap();
+    let c = a.getconn().await.unwrap();
+    let e = b.putconn(c).unwrap_err();
+    assert!(e.is_foreign_connection(), "{e}");
+    assert_eq!(a.stats().pool_available, 1, "returned to its own pool");
+    assert_eq!(a.stats().permits_available, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_more_than_max_size_live_under_random_load() {
+    let mock = Mock::new();
+    mock.shared
+        .set(|s| s.connect_delay = Duration::from_millis(30));
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(5)
+        .max_connecting(3)
+        .open()
+        .await
+        .unwrap();
+    let mut seed = 0x1234_5678_u64;
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let (start, hold) = (seed % 500, (seed >> 20) % 40);
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(start)).await;
+            let c = pool.connection().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(hold)).await;
+            drop(c);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    settle().await;
+    assert!(
+        mock.shared.max_live.load(SeqCst) <= 5,
+        "max live {}",
+        mock.shared.max_live.load(SeqCst)
+    );
+    let s = pool.stats();
+    assert_eq!(s.pool_size, s.pool_available);
+    assert_eq!(s.permits_available, 5);
+    assert_eq!(mock.shared.live(), s.pool_size);
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiters_are_served_fifo_and_a_returner_does_not_barge() {
+    let mock = Mock::new();
+    let pool = builder(&mock).min_size(1).open().await.unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let held = pool.connection().await.unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        let (pool, order) = (pool.clone(), Arc::clone(&order));
+        tasks.push(tokio::spawn(async move {
+            let c = pool.connection().await.unwrap();
+            order.lock().unwrap().push(i);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            drop(c);
+        }));
+        tokio::task::yield_now().await; // queue in spawn order
+    }
+    assert_eq!(pool.stats().requests_waiting, 5);
+    // The holder returns and asks again at once: it must queue behind the five.
+    drop(held);
+    let again = pool.connection().await.unwrap();
+    order.lock().unwrap().push(99);
+    drop(again);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4, 99]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_is_one_deadline_with_a_snapshot() {
+    let mock = Mock::new();
+    let pool = builder(&mock)
+        .min_size(1)
+        .timeout(Duration::from_secs(2))
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let _held = pool.connection().await.unwrap();
+    let start = Instant::now();
+    let e = pool.getconn().await.unwrap_err();
+    assert!(e.is_pool_timeout(), "{e}");
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    let info = e.pool_timeout_info().unwrap();
+    assert_eq!(
+        (info.pool.as_str(), info.size, info.idle, info.waiting),
+        ("test", 1, 0, 1)
+    );
+    assert_eq!(info.waited, Duration::from_secs(2));
+    assert!(info.last_connect_error.is_none());
+    let s = pool.stats();
+    assert_eq!(
+        (s.requests_errors, s.requests_queued, s.requests_waiting),
+        (1, 1, 0)
+    );
+    assert_eq!(s.requests_wait_ms, 2000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_carries_the_last_connect_error() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.connect = Gate::Err);
+    let pool = builder(&mock).min_size(0).max_size(2).open().await.unwrap();
+    let e = pool
+        .connection_timeout(Duration::from_secs(3))
+        .await
+        .unwrap_err();
+    let text = mock_error().to_string();
+    assert!(e.is_pool_timeout());
+    assert_eq!(
+        e.pool_timeout_info().unwrap().last_connect_error.as_deref(),
+        Some(text.as_str())
+    );
+    assert!(e.to_string().contains(&text), "{e}");
+    assert!(std::error::Error::source(&e).is_some());
+    // Backoff (1 s, 2 s) while the request waited: three attempts, not a storm.
+    assert_eq!(mock.shared.connects.load(SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_times_out_with_the_connect_error_and_closes() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.connect = Gate::Err);
+    let pool = builder(&mock).min_size(1).open().await.unwrap();
+    let e = pool.wait(Duration::from_secs(5)).await.unwrap_err();
+    assert!(e.is_pool_timeout());
+    assert!(e.pool_timeout_info().unwrap().last_connect_error.is_some());
+    assert!(pool.is_closed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_waiting_refuses_at_once() {
+    let mock = Mock::new();
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_waiting(1)
+        .open()
+        .await
+        .unwrap();
+    let held = pool.connection().await.unwrap();
+    let p2 = pool.clone();
+    let waiter = tokio::spawn(async move { p2.connection().await.map(drop) });
+    tokio::task::yield_now().await;
+    let start = Instant::now();
+    let e = pool.connection().await.unwrap_err();
+    assert!(e.is_too_many_requests(), "{e}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    drop(held);
+    waiter.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_waiter_does_not_kill_the_connect() {
+    let mock = Mock::new();
+    mock.shared
+        .set(|s| s.connect_delay = Duration::from_millis(150));
+    let pool = builder(&mock).min_size(0).max_size(2).open().await.unwrap();
+    let e = pool
+        .connection_timeout(Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(e.is_pool_timeout());
+    settle().await;
+    let s = pool.stats();
+    assert_eq!(
+        (s.pool_size, s.pool_available, s.connections_num),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn connects_are_capped_by_max_connecting_and_run_in_background() {
+    let mock = Mock::new();
+    mock.shared
+        .set(|s| s.connect_delay = Duration::from_millis(100));
+    let pool = builder(&mock)
+        .min_size(0)
+        .max_size(10)
+        .max_connecting(2)
+        .open()
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = pool.connection().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            drop(c);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(mock.shared.max_connecting.load(SeqCst), 2);
+    assert_eq!(pool.stats().pool_size, 10);
+}
+
+/// HikariCP's "Welcome to the Jungle" spike: connect 150 ms, use 2 ms, min 5, max 50, 50
+/// requests at once. Pools that connect inline end with 40–45 connections; HikariCP with 5–6.
+#[tokio::test(start_paused = true)]
+async fn hikari_spike_ends_with_at_most_8_connections() {
+    let mock = Mock::new();
+    mock.shared
+        .set(|s| s.connect_delay = Duration::from_millis(150));
+    let pool = builder(&mock)
+        .min_size(5)
+        .max_size(50)
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(5)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = pool.connection().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            drop(c);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    settle_for(Duration::from_secs(1)).await;
+    let size = pool.stats().pool_size;
+    assert!(size <= 8, "spike ended with {size} connections");
+    assert!(mock.shared.max_live.load(SeqCst) <= 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn returned_in_transaction_is_rolled_back_in_background_before_reuse() {
+    let mock = Mock::new();
+    mock.shared
+        .set(|s| s.rollback_delay = Duration::from_millis(100));
+    let pool = builder(&mock).min_size(1).open().await.unwrap();
+    let mut c = pool.connection().await.unwrap();
+    let id = c.id;
+    c.state = ConnState::InTransaction;
+    let start = Instant::now();
+    drop(c); // no I/O here: the rollback runs in a task holding the slot and the permit
+    assert_eq!(pool.stats().permits_available, 0);
+    let c = pool.connection().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    assert_eq!((c.id, c.state), (id, ConnState::Idle));
+    assert_eq!(mock.shared.rollbacks.load(SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_rollback_discards_and_replaces() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.rollback = Gate::Err);
+    let pool = builder(&mock).min_size(1).open().await.unwrap();
+    let mut c = pool.connection().await.unwrap();
+    let id = c.id;
+    c.state = ConnState::InTransaction;
+    drop(c);
+    let c = pool.connection().await.unwrap();
+    assert_ne!(c.id, id);
+    assert_eq!(c.state, ConnState::Idle);
+    assert_eq!(mock.shared.closes.load(SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn busy_return_is_cancelled_and_closed_broken_is_replaced() {
+    let mock = Mock::new();
+    let pool = builder(&mock).min_size(1).open().await.unwrap();
+    let mut c = pool.connection().await.unwrap();
+    c.state = ConnState::Busy;
+    drop(c);
+    settle().await;
+    assert_eq!(mock.shared.cancels.load(SeqCst), 1);
+    assert_eq!(mock.shared.closes.load(SeqCst), 1);
+    let mut c = pool.connection().await.unwrap();
+    c.state = ConnState::Broken;
+    drop(c);
+    settle().await;
+    let s = pool.stats();
+    assert_eq!(
+        (
+            s.returns_bad,
+            s.pool_size,
+            s.pool_available,
+            s.connections_num
+        ),
+        (1, 1, 1, 3)
+    );
+    assert_eq!(mock.shared.live(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn checkout_skips_connections_the_server_closed() {
+    let mock = Mock::new();
+    let pool = builder(&mock).min_size(2).open().await.unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    mock.shared.kill_all();
+    let c = pool.connection().await.unwrap();
+    assert!(c.id >= 2, "got a fresh connection, not a dead one");
+    assert_eq!(pool.stats().connections_lost, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_getconn_is_returned_not_leaked() {
+    let mock = Mock::new();
+    let pool = builder(&mock).min_size(1).open().await.unwrap();
+    let c = pool.getconn().await.unwrap();
+    drop(c); // warns, returns
+    let s = pool.stats();
+    assert_eq!((s.pool_available, s.permits_available), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn drop_outside_a_runtime_releases_counts() {
+    let mock = Mock::new();
+    let pool = builder(&mock).min_size(1).open().await.unwrap();
+    let mut c = pool.connection().await.unwrap();
+    c.state = ConnState::InTransaction; // would need a rollback task: none can be spawned
+    std::thread::spawn(move || drop(c)).join().unwrap();
+    let s = pool.stats();
+    assert_eq!(
+        (s.pool_size, s.pool_available, s.permits_available),
+        (0, 0, 1)
+    );
+    assert_eq!(mock.shared.live(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_connection_is_closed_on_return_and_replaced() {
+    let mock = Mock::new();
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_lifetime(Duration::from_secs(10))
+        .open()
+        .await
+        .unwrap();
+    let c = pool.connection().await.unwrap();
+    let id = c.id;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    drop(c);
+    settle_for(Duration::from_secs(1)).await;
+    let c = pool.connection().await.unwrap();
+    assert_ne!(c.id, id);
+    assert_eq!(mock.shared.closes.load(SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_fails_waiters_closes_idle_and_later_returns() {
+    let mock = Mock::new();
+    let pool = builder(&mock).min_size(3).open().await.unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let a = pool.connection().await.unwrap();
+    let b = pool.connection().await.unwrap();
+    let c = pool.connection().await.unwrap();
+    let p2 = pool.clone();
+    let waiter = tokio::spawn(async move { p2.connection().await.map(drop) });
+    tokio::task::yield_now().await;
+    drop(c); // idle again; its permit is handed to the waiter, which has not run yet
+    pool.close().await;
+    let e = waiter.await.unwrap().unwrap_err();
+    assert!(e.is_pool_closed(), "{e}");
+    assert_eq!(mock.shared.closes.load(SeqCst), 1, "the idle one is closed");
+    drop((a, b));
+    settle().await;
+    assert_eq!(
+        mock.shared.closes.load(SeqCst),
+        3,
+        "returned ones are closed"
+    );
+    assert_eq!(mock.shared.live(), 0);
+    assert!(pool.getconn().await.unwrap_err().is_pool_closed());
+    assert!(pool.check().await.unwrap_err().is_pool_closed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn check_hook_failure_discards_and_retries_under_one_deadline() {
+    let mock = Mock::new();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = Arc::clone(&calls);
+    let pool = builder(&mock)
+        .min_size(1)
+        .check(Arc::new(move |_conn| {
+            let n = c2.fetch_add(1, SeqCst);
+            Box::pin(async move {
+                if n == 0 {
+                    Err(mock_error())
+                } else {
+                    Ok(())
+                }
+            })
+        }))
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let c = pool.connection().await.unwrap();
+    assert_eq!(c.id, 1, "the first connection failed its check");
+    assert_eq!(calls.load(SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pool_check_pings_and_replaces_broken_idle() {
+    let mock = Mock::new();
+    let pool = builder(&mock).min_size(3).open().await.unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    mock.shared.kill_all();
+    pool.check().await.unwrap();
+    assert_eq!(mock.shared.pings.load(SeqCst), 3);
+    assert_eq!(pool.stats().connections_lost, 3);
+    pool.wait(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(pool.stats().pool_available, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn resize_grows_and_shrinks() {
+    let mock = Mock::new();
+    let pool = builder(&mock)
+        .min_size(2)
+        .max_size(2)
+        .max_size_limit(6)
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    pool.resize(4, 6).unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(
+        (pool.stats().pool_size, pool.stats().permits_available),
+        (4, 6)
+    );
+    assert!(pool.resize(1, 7).is_err());
+    pool.resize(1, 1).unwrap();
+    settle().await;
+    let s = pool.stats();
+    assert_eq!((s.pool_size, s.pool_max, s.permits_available), (1, 1, 1));
+    let stats = pool.pop_stats();
+    assert_eq!(stats.connections_num, 4);
+    assert_eq!(pool.stats().connections_num, 0);
+}

@@ -1,0 +1,30 @@
+//! Static assertions: removing `Send`/`Sync` from any of these breaks the build.
+
+use std::future::Future;
+
+use wirepool::pool::PgManager;
+use wirepool::{Error, Pool, PooledConnection};
+
+fn is_send<T: Send>(_: &T) {}
+fn send<T: Send>() {}
+fn send_sync_static<T: Send + Sync + 'static>() {}
+fn clone_send_sync<T: Clone + Send + Sync>() {}
+
+#[test]
+fn pool_types_are_send_and_sync() {
+    clone_send_sync::<Pool>();
+    send::<PooledConnection>();
+    send::<PooledConnection<PgManager>>();
+    send_sync_static::<Error>();
+}
+
+#[allow(dead_code, clippy::manual_async_fn)]
+fn checkout_futures_are_send(pool: &Pool) {
+    fn fut_send<F: Future + Send>(_: F) {}
+    fut_send(pool.connection());
+    fut_send(pool.getconn());
+    fut_send(pool.wait(std::time::Duration::ZERO));
+    fut_send(pool.check());
+    fut_send(pool.close());
+    is_send(&pool.clone());
+}
