@@ -26,25 +26,37 @@ use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contenders::{BareC, Bb8, Contender, DeadpoolManaged, DeadpoolUnmanaged};
+use contenders::{
+    BareC, BareClock, BareTimer, Bb8, Contender, DeadpoolManaged, DeadpoolManagedTimeout,
+    DeadpoolUnmanaged,
+};
 use stats::{fmt_ratio, median, print_table, quantile, rotation};
 use wirepool_core::Wirepool;
 
 const TASKS: [usize; 5] = [1, 4, 16, 64, 256];
 const MAX_SIZES: [usize; 2] = [4, 16];
-/// The contenders, in table order; index 1 (deadpool managed) is the ratio's denominator.
-const NAMES: [&str; 5] = [
+/// The contenders, in table order. The first `MAIN` run in every cell; the rest only in the
+/// decomposition cells, where they price what a full pool adds to the bare primitives.
+const NAMES: [&str; 8] = [
     Wirepool::NAME,
     DeadpoolManaged::NAME,
+    DeadpoolManagedTimeout::NAME,
     DeadpoolUnmanaged::NAME,
     Bb8::NAME,
     BareC::NAME,
+    BareClock::NAME,
+    BareTimer::NAME,
 ];
+const MAIN: usize = 6;
+const WIREPOOL: usize = 0;
+/// The ratio's denominator: deadpool managed, the pool under deadpool-postgres.
 const REFERENCE: usize = 1;
-const BARE: usize = 4;
+const BARE: usize = 5;
 /// The latency cell the issue fixes: T=64 tasks on max_size 4, guard held across a yield.
 const LAT_TASKS: usize = 64;
 const LAT_MAX: usize = 4;
+/// Cells that also run the decomposition contenders: (T, max, hold across yield).
+const DECOMPOSE: [(usize, usize, bool); 2] = [(1, 4, false), (64, 4, true)];
 
 const WARMUP: u8 = 0;
 const MEASURE: u8 = 1;
@@ -161,9 +173,27 @@ fn run_index(rt: &tokio::runtime::Runtime, i: usize, cell: Cell, timed: bool, s:
     match i {
         0 => run::<Wirepool>(rt, cell, timed, s),
         1 => run::<DeadpoolManaged>(rt, cell, timed, s),
-        2 => run::<DeadpoolUnmanaged>(rt, cell, timed, s),
-        3 => run::<Bb8>(rt, cell, timed, s),
-        _ => run::<BareC>(rt, cell, timed, s),
+        2 => run::<DeadpoolManagedTimeout>(rt, cell, timed, s),
+        3 => run::<DeadpoolUnmanaged>(rt, cell, timed, s),
+        4 => run::<Bb8>(rt, cell, timed, s),
+        5 => run::<BareC>(rt, cell, timed, s),
+        6 => run::<BareClock>(rt, cell, timed, s),
+        _ => run::<BareTimer>(rt, cell, timed, s),
+    }
+}
+
+impl Cell {
+    fn decomposed(&self) -> bool {
+        DECOMPOSE.contains(&(self.tasks, self.max, self.hold_across_yield))
+    }
+
+    /// How many contenders run in this cell (the first `n` of `NAMES`).
+    fn contenders(&self) -> usize {
+        if self.decomposed() {
+            NAMES.len()
+        } else {
+            MAIN
+        }
     }
 }
 
@@ -179,6 +209,27 @@ fn settings() -> Settings {
     }
 }
 
+/// `WIREPOOL_BENCH_PROFILE=<contender index>:<T>:<max>:<yield 0|1>` runs that one cell alone for
+/// the window (e.g. under `perf record` or `valgrind --tool=callgrind`) and prints its rate.
+fn profile_one(rt: &tokio::runtime::Runtime, spec: &str, s: &Settings) {
+    let f: Vec<usize> = spec.split(':').filter_map(|x| x.parse().ok()).collect();
+    let [i, tasks, max, hold] = f[..] else {
+        eprintln!("WIREPOOL_BENCH_PROFILE wants index:T:max:yield, e.g. 0:64:4:1");
+        return;
+    };
+    let cell = Cell {
+        tasks,
+        max,
+        hold_across_yield: hold == 1,
+    };
+    let r = run_index(rt, i, cell, false, s);
+    println!(
+        "{}: {:.3} M cycles/s",
+        NAMES[i.min(NAMES.len() - 1)],
+        r.rate / 1e6
+    );
+}
+
 fn main() {
     let s = settings();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -186,6 +237,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if let Ok(spec) = std::env::var("WIREPOOL_BENCH_PROFILE") {
+        return profile_one(&rt, &spec, &s);
+    }
     let began = Instant::now();
     let mut cells = Vec::new();
     for hold_across_yield in [false, true] {
@@ -210,12 +264,12 @@ fn main() {
     };
     for round in 0..s.rounds {
         for (ci, cell) in cells.iter().enumerate() {
-            for i in rotation(NAMES.len(), round) {
+            for i in rotation(cell.contenders(), round) {
                 let r = run_index(&rt, i, *cell, false, &s);
                 rates.entry((ci, i)).or_default().push(r.rate);
             }
         }
-        for i in rotation(NAMES.len(), round) {
+        for i in rotation(MAIN, round) {
             let r = run_index(&rt, i, lat_cell, true, &s);
             let q = |x| quantile(&r.latencies, x) / 1000.0;
             lat.entry(i).or_default().push([
@@ -270,7 +324,7 @@ fn report(
             "deadpool managed (M/s)".to_owned(),
         ];
         header.extend(
-            NAMES
+            NAMES[..MAIN]
                 .iter()
                 .filter(|n| **n != NAMES[REFERENCE])
                 .map(|n| n.to_string()),
@@ -287,10 +341,10 @@ fn report(
                 cell.max.to_string(),
                 format!("{:.2}", median(&rates[&(ci, REFERENCE)]) / 1e6),
             ];
-            for i in (0..NAMES.len()).filter(|i| *i != REFERENCE) {
+            for i in (0..MAIN).filter(|i| *i != REFERENCE) {
                 row.push(fmt_ratio(ratio(rates, ci, i, REFERENCE)));
             }
-            let vs_bare = ratio(rates, ci, 0, BARE);
+            let vs_bare = ratio(rates, ci, WIREPOOL, BARE);
             row.push(fmt_ratio(vs_bare));
             rows.push(row);
             if vs_bare < 0.9 {
@@ -300,7 +354,7 @@ fn report(
                 ));
             }
             for peer in 1..BARE {
-                let r = ratio(rates, ci, 0, peer);
+                let r = ratio(rates, ci, WIREPOOL, peer);
                 if hold && r < 1.0 {
                     behind_peer.push(format!(
                         "T={} max={} vs {}: {r:.2}",
@@ -330,10 +384,10 @@ fn report(
     .collect();
     let mut rows = Vec::new();
     let mut unfair = Vec::new();
-    for (i, name) in NAMES.iter().enumerate() {
+    for (i, name) in NAMES[..MAIN].iter().enumerate() {
         let col = |k: usize| median(&lat[&i].iter().map(|r| r[k]).collect::<Vec<_>>());
         let spread = col(1) / col(0);
-        if i == 0 && spread > 1.5 {
+        if i == WIREPOOL && spread > 1.5 {
             unfair.push(format!("wirepool p99/p50 = {spread:.2}"));
         }
         rows.push(vec![
@@ -348,6 +402,7 @@ fn report(
         ]);
     }
     print_table(&header, &rows);
+    decomposition(cells, rates);
     println!("### goals\n");
     let verdict = |v: &[String]| {
         if v.is_empty() {
@@ -368,4 +423,28 @@ fn report(
         "- FIFO fairness (p99 ≤ 1.5 × p50 at T=64, max 4): {}",
         verdict(&unfair)
     );
+}
+
+/// What a full pool adds to the primitives, priced one piece at a time: ratios to the bare
+/// primitives in the cells of `DECOMPOSE`.
+fn decomposition(cells: &[Cell], rates: &HashMap<(usize, usize), Vec<f64>>) {
+    println!("### decomposition: cycles/s relative to the bare primitives\n");
+    let mut header = vec!["cell".to_owned(), "bare (M/s)".to_owned()];
+    let shown = [6, 7, WIREPOOL, REFERENCE, 2, 4];
+    header.extend(shown.iter().map(|&i| NAMES[i].to_owned()));
+    let mut rows = Vec::new();
+    for (ci, cell) in cells.iter().enumerate().filter(|(_, c)| c.decomposed()) {
+        let variant = if cell.hold_across_yield {
+            "get + yield + drop"
+        } else {
+            "get + drop"
+        };
+        let mut row = vec![
+            format!("{variant}, T={}, max={}", cell.tasks, cell.max),
+            format!("{:.2}", median(&rates[&(ci, BARE)]) / 1e6),
+        ];
+        row.extend(shown.iter().map(|&i| fmt_ratio(ratio(rates, ci, i, BARE))));
+        rows.push(row);
+    }
+    print_table(&header, &rows);
 }

@@ -4,11 +4,14 @@
 //! idle objects, and the guard's drop pushes the object back *before* it adds the permit, so a
 //! task holding a permit always finds an object (the same invariant `src/pool/core.rs` states).
 //! No timeouts, no statistics, no health checks, no lifetimes: any real pool does at least this
-//! much work per checkout, so its distance from here is its overhead. The guard owns an `Arc`
+//! much work per checkout, so its distance from here is its overhead. `try_acquire` comes first,
+//! as in wirepool's fast path: it skips building an `Acquire` future and tokio's cooperative
+//! budget when a permit is free. The guard owns an `Arc`
 //! because every `'static` guard (wirepool's, deadpool's) must reach its pool on drop.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use tokio::sync::Semaphore;
@@ -33,16 +36,31 @@ impl<T> Bare<T> {
         })
     }
 
-    /// Waits (FIFO) for a permit, then pops an object; the permit guarantees there is one.
+    /// Takes a permit (`try_acquire` first, then a FIFO wait), then pops an object; the permit
+    /// guarantees there is one. `try_acquire` cannot overtake queued waiters: tokio hands a
+    /// released permit to the head waiter before it becomes available to anyone else.
     pub async fn get(self: &Arc<Self>) -> BareGuard<T> {
+        self.get_within(None).await.expect("no deadline")
+    }
+
+    /// [`get`](Bare::get), with the wait (only) bounded by a tokio timer as real pools do; for
+    /// the decomposition table, which prices that timer. `None` if the deadline passed.
+    pub async fn get_within(self: &Arc<Self>, limit: Option<Duration>) -> Option<BareGuard<T>> {
         // The semaphore is never closed here.
-        let permit = self.permits.acquire().await.expect("never closed");
+        let permit = match (self.permits.try_acquire(), limit) {
+            (Ok(permit), _) => permit,
+            (Err(_), None) => self.permits.acquire().await.expect("never closed"),
+            (Err(_), Some(limit)) => tokio::time::timeout(limit, self.permits.acquire())
+                .await
+                .ok()?
+                .expect("never closed"),
+        };
         permit.forget();
         let obj = self.idle.pop().expect("a permit implies an idle object");
-        BareGuard {
+        Some(BareGuard {
             pool: Arc::clone(self),
             obj: Some(obj),
-        }
+        })
     }
 }
 

@@ -11,8 +11,12 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::ops::DerefMut;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::bare::{Bare, BareGuard};
+
+/// The checkout timeout used where a contender has one: wirepool's and bb8's default.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The in-memory connection: a counter the benchmark bumps through the guard, so every
 /// contender's `DerefMut` is exercised.
@@ -90,6 +94,34 @@ impl Contender for DeadpoolManaged {
     }
 }
 
+/// deadpool 0.13, managed, with `timeouts.wait` set (30 s, wirepool's and bb8's default): the
+/// like-for-like peer, since a pool that can time out a waiter must arm a timer for it.
+pub struct DeadpoolManagedTimeout(deadpool::managed::Pool<DummyManager>);
+
+impl Contender for DeadpoolManagedTimeout {
+    const NAME: &'static str = "deadpool managed + wait timeout";
+    type Guard<'a> = deadpool::managed::Object<DummyManager>;
+    async fn build(max: usize) -> Self {
+        let pool = deadpool::managed::Pool::builder(DummyManager)
+            .max_size(max)
+            .wait_timeout(Some(TIMEOUT))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .expect("runtime set");
+        let mut held = Vec::with_capacity(max);
+        for _ in 0..max {
+            held.push(pool.get().await.expect("infallible manager"));
+        }
+        DeadpoolManagedTimeout(pool)
+    }
+    async fn checkout(&self) -> Self::Guard<'_> {
+        self.0
+            .get()
+            .await
+            .expect("no timeout within a benchmark window")
+    }
+}
+
 /// deadpool 0.13, unmanaged (`add` objects, `get` them).
 pub struct DeadpoolUnmanaged(deadpool::unmanaged::Pool<Dummy>);
 
@@ -145,5 +177,65 @@ impl Contender for Bb8 {
     }
     async fn checkout(&self) -> Self::Guard<'_> {
         self.0.get().await.expect("infallible manager")
+    }
+}
+
+/// Decomposition: the bare primitives plus the two clock reads per cycle a pool with usage
+/// statistics makes (checkout stamp, return stamp).
+pub struct BareClock(Arc<Bare<Dummy>>);
+
+/// A [`BareGuard`] that reads the clock when made and again when dropped.
+pub struct ClockGuard {
+    inner: BareGuard<Dummy>,
+    since: Instant,
+}
+
+impl std::ops::Deref for ClockGuard {
+    type Target = Dummy;
+    fn deref(&self) -> &Dummy {
+        &self.inner
+    }
+}
+
+impl DerefMut for ClockGuard {
+    fn deref_mut(&mut self) -> &mut Dummy {
+        &mut self.inner
+    }
+}
+
+impl Drop for ClockGuard {
+    fn drop(&mut self) {
+        std::hint::black_box(self.since.elapsed());
+    }
+}
+
+impl Contender for BareClock {
+    const NAME: &'static str = "bare + 2 clock reads";
+    type Guard<'a> = ClockGuard;
+    async fn build(max: usize) -> Self {
+        BareClock(Bare::new(max, Dummy::default))
+    }
+    async fn checkout(&self) -> ClockGuard {
+        let since = Instant::now();
+        let inner = self.0.get().await;
+        ClockGuard { inner, since }
+    }
+}
+
+/// Decomposition: the bare primitives with a tokio timer bounding the wait (armed only when
+/// `try_acquire` fails), as any pool with a checkout timeout needs.
+pub struct BareTimer(Arc<Bare<Dummy>>);
+
+impl Contender for BareTimer {
+    const NAME: &'static str = "bare + wait timer";
+    type Guard<'a> = BareGuard<Dummy>;
+    async fn build(max: usize) -> Self {
+        BareTimer(Bare::new(max, Dummy::default))
+    }
+    async fn checkout(&self) -> BareGuard<Dummy> {
+        self.0
+            .get_within(Some(TIMEOUT))
+            .await
+            .expect("no timeout within a benchmark window")
     }
 }
