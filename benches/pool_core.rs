@@ -353,12 +353,12 @@ fn report(
                     cell.tasks, cell.max
                 ));
             }
-            for peer in 1..BARE {
+            for (peer, name) in NAMES.iter().enumerate().take(BARE).skip(1) {
                 let r = ratio(rates, ci, WIREPOOL, peer);
                 if hold && r < 1.0 {
                     behind_peer.push(format!(
-                        "T={} max={} vs {}: {r:.2}",
-                        cell.tasks, cell.max, NAMES[peer]
+                        "T={} max={} vs {name}: {r:.2}",
+                        cell.tasks, cell.max
                     ));
                 }
             }

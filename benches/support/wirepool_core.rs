@@ -32,7 +32,7 @@ impl Manage for DummyManage {
         Ok(())
     }
     fn cancel(&self, _: &Dummy) -> impl Future<Output = ()> + Send + 'static {
-        async {}
+        std::future::ready(())
     }
     async fn close(&self, _: Dummy) {}
 }
