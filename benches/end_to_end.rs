@@ -12,6 +12,7 @@
 //!
 //! Knobs: `WIREPOOL_BENCH_ROUNDS` (3), `WIREPOOL_BENCH_MS` (window per run, 1500),
 //! `WIREPOOL_BENCH_PGBENCH_SECS` (10), `WIREPOOL_BENCH_ONLY=select1,connect,...`,
+//! `WIREPOOL_BENCH_POOLS=1` (select1 runs only these contender indices: for profiling),
 //! `WIREPOOL_BENCH_QUICK=1` (one short round of everything: a smoke run).
 
 #[path = "../tests/support/cluster.rs"]
@@ -76,6 +77,12 @@ impl Settings {
         self.only
             .as_deref()
             .map_or(true, |o| o.split(',').any(|s| s.trim() == section))
+    }
+
+    /// Whether select1 runs contender `i` (`WIREPOOL_BENCH_POOLS=0,1` limits it, for profiling).
+    fn runs_pool(&self, i: usize) -> bool {
+        std::env::var("WIREPOOL_BENCH_POOLS")
+            .map_or(true, |p| p.split(',').any(|x| x.trim().parse() == Ok(i)))
     }
 
     pub(crate) fn warmup(&self) -> Duration {
@@ -205,7 +212,7 @@ fn select1(cluster: &cluster::Cluster, s: &Settings) {
     for round in 0..s.rounds {
         for workers in WORKERS {
             for (si, &(tasks, size)) in SHAPES.iter().enumerate() {
-                for i in rotation(NAMES.len(), round) {
+                for i in rotation(NAMES.len(), round).filter(|i| s.runs_pool(*i)) {
                     match select1_index(i, workers, &conninfo, tasks, size, s) {
                         Ok(r) => rates.entry((workers, si, i)).or_default().push(r),
                         Err(e) => eprintln!("{} failed: {e}", NAMES[i]),
