@@ -31,17 +31,18 @@ use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pg_clients::{Bb8Postgres, DeadpoolPostgres, PgContender, Wirepool};
+use pg_clients::{Bb8Postgres, DeadpoolPostgres, PgContender, Wirepool, WirepoolNoPeek};
 use stats::{fmt_ratio, median, print_table, rotation};
 
 /// (tasks, pool size): the two shapes of the issue.
 const SHAPES: [(usize, usize); 2] = [(16, 5), (64, 16)];
 const WORKERS: [usize; 2] = [1, 2];
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 5] = [
     DeadpoolPostgres::NAME,
     Wirepool::NAME,
     Bb8Postgres::<false>::NAME,
     Bb8Postgres::<true>::NAME,
+    WirepoolNoPeek::NAME,
 ];
 /// The ratio's denominator: deadpool-postgres.
 const REFERENCE: usize = 0;
@@ -193,7 +194,8 @@ fn select1_index(
         0 => select1_run::<DeadpoolPostgres>(workers, conninfo, tasks, size, s),
         1 => select1_run::<Wirepool>(workers, conninfo, tasks, size, s),
         2 => select1_run::<Bb8Postgres<false>>(workers, conninfo, tasks, size, s),
-        _ => select1_run::<Bb8Postgres<true>>(workers, conninfo, tasks, size, s),
+        3 => select1_run::<Bb8Postgres<true>>(workers, conninfo, tasks, size, s),
+        _ => select1_run::<WirepoolNoPeek>(workers, conninfo, tasks, size, s),
     }
 }
 
@@ -236,54 +238,62 @@ fn select1(cluster: &cluster::Cluster, s: &Settings) {
          `-M simple -c T -j T -T {}` as the ceiling, its own CPU per query)\n",
         s.rounds, s.window, s.pgbench_secs
     );
-    let mut header = vec!["runtime".to_owned(), "T / pool".to_owned()];
-    for n in NAMES {
-        header.push(format!("{n} q/s"));
-        header.push("CPU µs/q".to_owned());
-    }
-    header.push("pgbench q/s".to_owned());
-    header.push("CPU µs/q".to_owned());
+    let header = [
+        "runtime",
+        "T / pool",
+        "client",
+        "q/s",
+        "q/s vs deadpool-postgres",
+        "CPU µs/q",
+        "CPU vs deadpool-postgres",
+    ];
     let mut rows = Vec::new();
     for workers in WORKERS {
         for (si, &(tasks, size)) in SHAPES.iter().enumerate() {
-            let mut row = vec![
-                format!("{workers} worker{}", if workers > 1 { "s" } else { "" }),
-                format!("{tasks} / {size}"),
-            ];
+            let runtime = format!("{workers} worker{}", if workers > 1 { "s" } else { "" });
             let get = |i: usize| rates.get(&(workers, si, i)).cloned().unwrap_or_default();
+            let cpu_us = |r: &Rate| r.cpu_per_op.as_secs_f64() * 1e6;
             let reference = get(REFERENCE);
-            for i in 0..NAMES.len() {
+            for (i, name) in NAMES.iter().enumerate() {
                 let runs = get(i);
-                let q = median(&runs.iter().map(|r| r.per_second).collect::<Vec<_>>());
-                let cpu = median(
-                    &runs
+                // Per-round ratios against the reference run of the same round, then the median.
+                let per_round = |f: &dyn Fn(&Rate) -> f64| {
+                    let v: Vec<f64> = runs
                         .iter()
-                        .map(|r| r.cpu_per_op.as_secs_f64() * 1e6)
-                        .collect::<Vec<_>>(),
-                );
-                let ratios: Vec<f64> = runs
-                    .iter()
-                    .zip(&reference)
-                    .map(|(a, b)| a.per_second / b.per_second)
-                    .collect();
-                if i == REFERENCE {
-                    row.push(fmt_rate(q));
-                } else {
-                    row.push(format!("{} ({}×)", fmt_rate(q), fmt_ratio(median(&ratios))));
-                }
-                row.push(fmt_us(cpu));
+                        .zip(&reference)
+                        .map(|(a, b)| f(a) / f(b))
+                        .collect();
+                    fmt_ratio(median(&v))
+                };
+                rows.push(vec![
+                    runtime.clone(),
+                    format!("{tasks} / {size}"),
+                    name.to_string(),
+                    fmt_rate(median(
+                        &runs.iter().map(|r| r.per_second).collect::<Vec<_>>(),
+                    )),
+                    per_round(&|r| r.per_second),
+                    fmt_us(median(&runs.iter().map(cpu_us).collect::<Vec<_>>())),
+                    per_round(&cpu_us),
+                ]);
             }
-            match pgbench[si] {
-                Some(r) => {
-                    row.push(fmt_rate(r.per_second));
-                    row.push(fmt_us(r.cpu_per_op.as_secs_f64() * 1e6));
-                }
-                None => row.extend(["—".to_owned(), "—".to_owned()]),
+            if let Some(r) = pgbench[si] {
+                let reference_q =
+                    median(&reference.iter().map(|r| r.per_second).collect::<Vec<_>>());
+                let reference_cpu = median(&reference.iter().map(cpu_us).collect::<Vec<_>>());
+                rows.push(vec![
+                    runtime.clone(),
+                    format!("{tasks} / —"),
+                    format!("pgbench -c {tasks} -j {tasks} (ceiling)"),
+                    fmt_rate(r.per_second),
+                    fmt_ratio(r.per_second / reference_q),
+                    fmt_us(cpu_us(&r)),
+                    fmt_ratio(cpu_us(&r) / reference_cpu),
+                ]);
             }
-            rows.push(row);
         }
     }
-    print_table(&header, &rows);
+    print_table(&header.map(str::to_owned), &rows);
 }
 
 fn main() {

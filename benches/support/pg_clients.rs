@@ -12,6 +12,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio_postgres::NoTls;
+use wirepool::pool::{ConnState, Manage, PgManager};
 
 /// A pool under test.
 pub trait PgContender: Sized + Send + Sync + 'static {
@@ -43,6 +44,68 @@ impl PgContender for Wirepool {
             .await
             .map_err(|e| e.to_string())?;
         Ok(Wirepool(pool))
+    }
+    async fn select1(&self) -> Result<(), String> {
+        let mut conn = self.0.connection().await.map_err(|e| e.to_string())?;
+        let rows = conn.simple_query(SQL).await.map_err(|e| e.to_string())?;
+        std::hint::black_box(rows);
+        Ok(())
+    }
+    async fn shutdown(self) {
+        self.0.close().await;
+    }
+}
+
+/// A prototype, not a shipped configuration: wirepool with the per-checkout liveness peek
+/// (`Manage::is_closed`, one non-blocking `recv` that returns EAGAIN on a healthy connection)
+/// skipped, to price that syscall. Everything else delegates to [`PgManager`].
+pub struct NoPeek(PgManager);
+
+impl Manage for NoPeek {
+    type Connection = wirepool::Connection;
+    fn connect(&self) -> impl Future<Output = wirepool::Result<Self::Connection>> + Send {
+        self.0.connect()
+    }
+    fn state(&self, conn: &Self::Connection) -> ConnState {
+        self.0.state(conn)
+    }
+    fn is_closed(&self, _: &mut Self::Connection) -> bool {
+        false
+    }
+    fn ping(&self, c: &mut Self::Connection) -> impl Future<Output = wirepool::Result<()>> + Send {
+        self.0.ping(c)
+    }
+    fn rollback(
+        &self,
+        c: &mut Self::Connection,
+    ) -> impl Future<Output = wirepool::Result<()>> + Send {
+        self.0.rollback(c)
+    }
+    fn cancel(&self, c: &Self::Connection) -> impl Future<Output = ()> + Send + 'static {
+        self.0.cancel(c)
+    }
+    fn close(&self, c: Self::Connection) -> impl Future<Output = ()> + Send {
+        self.0.close(c)
+    }
+}
+
+/// wirepool over [`NoPeek`] (prototype).
+pub struct WirepoolNoPeek(wirepool::Pool<NoPeek>);
+
+impl PgContender for WirepoolNoPeek {
+    const NAME: &'static str = "wirepool, no peek (prototype)";
+    async fn build(conninfo: &str, size: usize) -> Result<Self, String> {
+        let config: wirepool::Config = conninfo.parse().map_err(|e| format!("{e}"))?;
+        let pool = wirepool::Pool::with_manager(NoPeek(PgManager::new(config)))
+            .min_size(size)
+            .max_size(size)
+            .open()
+            .await
+            .map_err(|e| e.to_string())?;
+        pool.wait(Duration::from_secs(30))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(WirepoolNoPeek(pool))
     }
     async fn select1(&self) -> Result<(), String> {
         let mut conn = self.0.connection().await.map_err(|e| e.to_string())?;
