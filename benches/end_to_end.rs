@@ -162,17 +162,19 @@ where
     })
 }
 
-fn select1_run<C: PgContender>(
+/// One select1 configuration: runtime workers, tasks, pool size.
+#[derive(Clone, Copy)]
+struct Shape {
     workers: usize,
-    conninfo: &str,
     tasks: usize,
     size: usize,
-    s: &Settings,
-) -> Result<Rate, String> {
-    let rt = runtime(workers);
-    let pool = Arc::new(rt.block_on(C::build(conninfo, size))?);
+}
+
+fn select1_run<C: PgContender>(conninfo: &str, shape: Shape, s: &Settings) -> Result<Rate, String> {
+    let rt = runtime(shape.workers);
+    let pool = Arc::new(rt.block_on(C::build(conninfo, shape.size))?);
     let p = Arc::clone(&pool);
-    let rate = timed_loop(&rt, tasks, s, move || {
+    let rate = timed_loop(&rt, shape.tasks, s, move || {
         let p = Arc::clone(&p);
         async move { p.select1().await }
     });
@@ -182,20 +184,13 @@ fn select1_run<C: PgContender>(
     rate
 }
 
-fn select1_index(
-    i: usize,
-    workers: usize,
-    conninfo: &str,
-    tasks: usize,
-    size: usize,
-    s: &Settings,
-) -> Result<Rate, String> {
+fn select1_index(i: usize, conninfo: &str, shape: Shape, s: &Settings) -> Result<Rate, String> {
     match i {
-        0 => select1_run::<DeadpoolPostgres>(workers, conninfo, tasks, size, s),
-        1 => select1_run::<Wirepool>(workers, conninfo, tasks, size, s),
-        2 => select1_run::<Bb8Postgres<false>>(workers, conninfo, tasks, size, s),
-        3 => select1_run::<Bb8Postgres<true>>(workers, conninfo, tasks, size, s),
-        _ => select1_run::<WirepoolNoPeek>(workers, conninfo, tasks, size, s),
+        0 => select1_run::<DeadpoolPostgres>(conninfo, shape, s),
+        1 => select1_run::<Wirepool>(conninfo, shape, s),
+        2 => select1_run::<Bb8Postgres<false>>(conninfo, shape, s),
+        3 => select1_run::<Bb8Postgres<true>>(conninfo, shape, s),
+        _ => select1_run::<WirepoolNoPeek>(conninfo, shape, s),
     }
 }
 
@@ -215,7 +210,16 @@ fn select1(cluster: &cluster::Cluster, s: &Settings) {
         for workers in WORKERS {
             for (si, &(tasks, size)) in SHAPES.iter().enumerate() {
                 for i in rotation(NAMES.len(), round).filter(|i| s.runs_pool(*i)) {
-                    match select1_index(i, workers, &conninfo, tasks, size, s) {
+                    match select1_index(
+                        i,
+                        &conninfo,
+                        Shape {
+                            workers,
+                            tasks,
+                            size,
+                        },
+                        s,
+                    ) {
                         Ok(r) => rates.entry((workers, si, i)).or_default().push(r),
                         Err(e) => eprintln!("{} failed: {e}", NAMES[i]),
                     }

@@ -71,6 +71,20 @@ impl deadpool::managed::Manager for DummyManager {
     }
 }
 
+/// Builds a deadpool managed pool and opens all its objects: deadpool creates lazily, so all
+/// `max` are held at once before timing starts.
+async fn filled(
+    builder: deadpool::managed::PoolBuilder<DummyManager>,
+) -> deadpool::managed::Pool<DummyManager> {
+    let pool = builder.build().expect("valid options");
+    let max = pool.status().max_size;
+    let mut held = Vec::with_capacity(max);
+    for _ in 0..max {
+        held.push(pool.get().await.expect("infallible manager"));
+    }
+    pool
+}
+
 /// deadpool 0.13, managed (`Manager` trait; the pool deadpool-postgres is built on).
 pub struct DeadpoolManaged(deadpool::managed::Pool<DummyManager>);
 
@@ -78,16 +92,8 @@ impl Contender for DeadpoolManaged {
     const NAME: &'static str = "deadpool managed";
     type Guard<'a> = deadpool::managed::Object<DummyManager>;
     async fn build(max: usize) -> Self {
-        let pool = deadpool::managed::Pool::builder(DummyManager)
-            .max_size(max)
-            .build()
-            .expect("no runtime-dependent option set");
-        // deadpool creates lazily: hold all `max` at once so every one is open before timing.
-        let mut held = Vec::with_capacity(max);
-        for _ in 0..max {
-            held.push(pool.get().await.expect("infallible manager"));
-        }
-        DeadpoolManaged(pool)
+        let builder = deadpool::managed::Pool::builder(DummyManager).max_size(max);
+        DeadpoolManaged(filled(builder).await)
     }
     async fn checkout(&self) -> Self::Guard<'_> {
         self.0.get().await.expect("infallible manager")
@@ -102,17 +108,11 @@ impl Contender for DeadpoolManagedTimeout {
     const NAME: &'static str = "deadpool managed + wait timeout";
     type Guard<'a> = deadpool::managed::Object<DummyManager>;
     async fn build(max: usize) -> Self {
-        let pool = deadpool::managed::Pool::builder(DummyManager)
+        let builder = deadpool::managed::Pool::builder(DummyManager)
             .max_size(max)
             .wait_timeout(Some(TIMEOUT))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .expect("runtime set");
-        let mut held = Vec::with_capacity(max);
-        for _ in 0..max {
-            held.push(pool.get().await.expect("infallible manager"));
-        }
-        DeadpoolManagedTimeout(pool)
+            .runtime(deadpool::Runtime::Tokio1);
+        DeadpoolManagedTimeout(filled(builder).await)
     }
     async fn checkout(&self) -> Self::Guard<'_> {
         self.0

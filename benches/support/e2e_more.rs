@@ -247,23 +247,23 @@ async fn fill<C: PgContender>(conninfo: &str, size: usize) -> Result<Arc<C>, Str
     Ok(pool)
 }
 
+/// RSS with the small pool open, then with both: `(base, full)` in bytes.
+async fn measure<C: PgContender>(conninfo: &str) -> Result<(u64, u64), String> {
+    let _base = fill::<C>(conninfo, MEMORY_BASE).await?;
+    let base = procfs::rss_bytes().unwrap_or(0);
+    let _all = fill::<C>(conninfo, MEMORY_IDLE).await?;
+    Ok((base, procfs::rss_bytes().unwrap_or(0)))
+}
+
 /// The memory child: prints "RSS-with-base RSS-with-all" in bytes.
 pub fn memory_child(which: &str) {
     let conninfo = std::env::var(CONNINFO).unwrap_or_default();
     let rt = runtime(2);
-    let result = rt.block_on(async {
-        if which == Wirepool::NAME {
-            let _base = fill::<Wirepool>(&conninfo, MEMORY_BASE).await?;
-            let base = procfs::rss_bytes().unwrap_or(0);
-            let _all = fill::<Wirepool>(&conninfo, MEMORY_IDLE).await?;
-            Ok::<_, String>((base, procfs::rss_bytes().unwrap_or(0)))
-        } else {
-            let _base = fill::<DeadpoolPostgres>(&conninfo, MEMORY_BASE).await?;
-            let base = procfs::rss_bytes().unwrap_or(0);
-            let _all = fill::<DeadpoolPostgres>(&conninfo, MEMORY_IDLE).await?;
-            Ok((base, procfs::rss_bytes().unwrap_or(0)))
-        }
-    });
+    let result = if which == Wirepool::NAME {
+        rt.block_on(measure::<Wirepool>(&conninfo))
+    } else {
+        rt.block_on(measure::<DeadpoolPostgres>(&conninfo))
+    };
     match result {
         Ok((base, full)) => println!("{base} {full}"),
         Err(e) => eprintln!("{e}"),

@@ -28,31 +28,19 @@ pub trait PgContender: Sized + Send + Sync + 'static {
 
 const SQL: &str = "SELECT 1";
 
-/// wirepool's pool.
-pub struct Wirepool(wirepool::Pool);
+/// A manager the wirepool contender can be built over: [`PgManager`], the shipped one, or a
+/// prototype variant of it.
+pub trait WirepoolManager: Manage<Connection = wirepool::Connection> {
+    /// The name printed in the tables.
+    const NAME: &'static str;
+    /// The manager for `config`.
+    fn from_config(config: wirepool::Config) -> Self;
+}
 
-impl PgContender for Wirepool {
+impl WirepoolManager for PgManager {
     const NAME: &'static str = "wirepool";
-    async fn build(conninfo: &str, size: usize) -> Result<Self, String> {
-        let pool = wirepool::Pool::builder(conninfo)
-            .min_size(size)
-            .max_size(size)
-            .open()
-            .await
-            .map_err(|e| e.to_string())?;
-        pool.wait(Duration::from_secs(30))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Wirepool(pool))
-    }
-    async fn select1(&self) -> Result<(), String> {
-        let mut conn = self.0.connection().await.map_err(|e| e.to_string())?;
-        let rows = conn.simple_query(SQL).await.map_err(|e| e.to_string())?;
-        std::hint::black_box(rows);
-        Ok(())
-    }
-    async fn shutdown(self) {
-        self.0.close().await;
+    fn from_config(config: wirepool::Config) -> Self {
+        PgManager::new(config)
     }
 }
 
@@ -60,6 +48,13 @@ impl PgContender for Wirepool {
 /// (`Manage::is_closed`, one non-blocking `recv` that returns EAGAIN on a healthy connection)
 /// skipped, to price that syscall. Everything else delegates to [`PgManager`].
 pub struct NoPeek(PgManager);
+
+impl WirepoolManager for NoPeek {
+    const NAME: &'static str = "wirepool, no peek (prototype)";
+    fn from_config(config: wirepool::Config) -> Self {
+        NoPeek(PgManager::new(config))
+    }
+}
 
 impl Manage for NoPeek {
     type Connection = wirepool::Connection;
@@ -89,14 +84,18 @@ impl Manage for NoPeek {
     }
 }
 
-/// wirepool over [`NoPeek`] (prototype).
-pub struct WirepoolNoPeek(wirepool::Pool<NoPeek>);
+/// wirepool's pool over manager `M`; `Pool::builder(conninfo)` is `with_manager(PgManager)`.
+pub struct WirepoolOn<M: WirepoolManager>(wirepool::Pool<M>);
+/// wirepool as shipped.
+pub type Wirepool = WirepoolOn<PgManager>;
+/// wirepool without the liveness peek (prototype).
+pub type WirepoolNoPeek = WirepoolOn<NoPeek>;
 
-impl PgContender for WirepoolNoPeek {
-    const NAME: &'static str = "wirepool, no peek (prototype)";
+impl<M: WirepoolManager> PgContender for WirepoolOn<M> {
+    const NAME: &'static str = M::NAME;
     async fn build(conninfo: &str, size: usize) -> Result<Self, String> {
         let config: wirepool::Config = conninfo.parse().map_err(|e| format!("{e}"))?;
-        let pool = wirepool::Pool::with_manager(NoPeek(PgManager::new(config)))
+        let pool = wirepool::Pool::with_manager(M::from_config(config))
             .min_size(size)
             .max_size(size)
             .open()
@@ -105,7 +104,7 @@ impl PgContender for WirepoolNoPeek {
         pool.wait(Duration::from_secs(30))
             .await
             .map_err(|e| e.to_string())?;
-        Ok(WirepoolNoPeek(pool))
+        Ok(WirepoolOn(pool))
     }
     async fn select1(&self) -> Result<(), String> {
         let mut conn = self.0.connection().await.map_err(|e| e.to_string())?;
