@@ -64,8 +64,8 @@ const WARMUP: u8 = 0;
 const MEASURE: u8 = 1;
 const STOP: u8 = 2;
 
-#[derive(Clone, Copy)]
 /// One cell of the matrix: T tasks on a pool of `max`, holding the guard across a yield or not.
+#[derive(Clone, Copy)]
 pub(crate) struct Cell {
     tasks: usize,
     max: usize,
