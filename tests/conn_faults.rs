@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use support::fake_server::{self as fake, FakeServer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wirepool::wire::WireError;
 use wirepool::{Config, Connection, Error};
@@ -192,4 +192,160 @@ async fn dropped_query_leaves_connection_busy() {
     assert!(conn.is_busy());
     drop(release);
     server.join().await;
+}
+
+/// A `simple_query` dropped while its Query is only partly written (the server is not reading,
+/// so the socket buffers fill) leaves the server holding a prefix of a message. The connection
+/// must be broken: reusing it fails at once instead of waiting for a ReadyForQuery that cannot
+/// come, and `close` neither re-sends the query nor appends Terminate to its prefix.
+#[tokio::test]
+async fn query_dropped_mid_write_breaks_the_connection_and_close_sends_nothing_more() {
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (count_tx, count_rx) = tokio::sync::oneshot::channel::<usize>();
+    let server = FakeServer::start(|mut s| async move {
+        fake::read_startup(&mut s).await;
+        send(&mut s, &fake::trust_handshake()).await;
+        let _ = go_rx.await; // read nothing while the client writes
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+        let _ = count_tx.send(total);
+    });
+    let mut conn = connect(&server.conninfo("u", None)).await.unwrap();
+    // Far more than loopback's socket buffers hold, so one poll writes only a prefix.
+    let sql = format!("SELECT '{}'", "x".repeat(16 << 20));
+    let query_len = 1 + 4 + sql.len() + 1;
+    // One poll: the write fills the buffers and returns Pending, then the future drops.
+    let first_poll = poll_once(conn.simple_query(&sql)).await;
+    assert!(
+        first_poll.is_pending(),
+        "16 MiB cannot be written in one poll"
+    );
+    assert!(conn.is_busy());
+    assert!(
+        conn.is_broken(),
+        "a cut message must make the connection broken"
+    );
+    assert!(conn.check_closed());
+    go_tx.send(()).unwrap();
+
+    let reuse = tokio::time::timeout(Duration::from_secs(5), conn.simple_query("SELECT 1"))
+        .await
+        .expect("reuse must fail at once, not wait for a ReadyForQuery");
+    let err = reuse.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+
+    conn.close().await.unwrap();
+    let total = count_rx.await.unwrap();
+    server.join().await;
+    assert!(total > 0, "the first poll wrote a prefix");
+    assert!(
+        total < query_len,
+        "the server got {total} bytes: more than the prefix of one {query_len}-byte Query \
+         (re-sent or completed after the drop)"
+    );
+}
+
+/// Drives a query the fake server answers with `response` (after which it answers one
+/// `select 1`), drops it after its first poll, and returns the connection once the server has
+/// written the response.
+async fn busy_connection_with_pending(response: Vec<u8>) -> (Connection, FakeServer) {
+    let (respond_tx, respond_rx) = tokio::sync::oneshot::channel::<()>();
+    let (written_tx, written_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = FakeServer::start(|mut s| async move {
+        fake::read_startup(&mut s).await;
+        send(&mut s, &fake::trust_handshake()).await;
+        let (tag, _) = fake::read_message(&mut s).await;
+        assert_eq!(tag, b'Q');
+        respond_rx.await.unwrap(); // only once the query's future is gone
+        send(&mut s, &response).await;
+        written_tx.send(()).unwrap();
+        if let Ok(Some((b'Q', _))) = fake::try_read_message(&mut s).await {
+            let answer = [
+                fake::row_description(&["?column?"]),
+                fake::data_row(&[Some(b"1")]),
+                fake::command_complete("SELECT 1"),
+                fake::ready_for_query(b'I'),
+            ]
+            .concat();
+            send(&mut s, &answer).await;
+        }
+    });
+    let mut conn = connect(&server.conninfo("u", None)).await.unwrap();
+    let first_poll = poll_once(conn.simple_query("SELECT pg_sleep(10)")).await;
+    assert!(
+        first_poll.is_pending(),
+        "the server answers only when told to"
+    );
+    assert!(conn.is_busy());
+    respond_tx.send(()).unwrap();
+    written_rx.await.unwrap();
+    (conn, server)
+}
+
+/// Calls `check_closed` until the response of the dropped query has been consumed (busy
+/// cleared) or it reports closed; bounded, since bytes written on loopback arrive at once.
+async fn check_closed_until_idle(conn: &mut Connection) -> bool {
+    for _ in 0..1000 {
+        if conn.check_closed() {
+            return true;
+        }
+        if !conn.is_busy() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the dropped query's ReadyForQuery never arrived");
+}
+
+/// On a busy connection (a dropped query), an ordinary ERROR such as 57014 is that query's
+/// response, not the server closing: `check_closed` reads through it to ReadyForQuery and the
+/// connection stays usable.
+#[tokio::test]
+async fn check_closed_on_busy_connection_reads_through_an_ordinary_error() {
+    let cancelled = fake::error_response(&[
+        (b'S', "ERROR"),
+        (b'V', "ERROR"),
+        (b'C', "57014"),
+        (b'M', "canceling statement due to user request"),
+    ]);
+    let response = [cancelled, fake::ready_for_query(b'I')].concat();
+    let (mut conn, server) = busy_connection_with_pending(response).await;
+    assert!(
+        !check_closed_until_idle(&mut conn).await,
+        "a healthy connection reported closed (57014 ERROR, then ReadyForQuery)"
+    );
+    assert!(!conn.is_broken());
+    assert_eq!(conn.transaction_status(), wirepool::TransactionStatus::Idle);
+    let rows = conn.simple_query("select 1").await.unwrap();
+    assert_eq!(rows[0].get(0), Some("1"));
+    server.join().await;
+}
+
+/// A FATAL on a busy connection still means the server is closing it.
+#[tokio::test]
+async fn check_closed_on_busy_connection_reports_a_fatal() {
+    let fatal = fake::error_response(&[
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', "57P01"),
+        (b'M', "terminating connection due to administrator command"),
+    ]);
+    let (mut conn, server) = busy_connection_with_pending(fatal).await;
+    assert!(check_closed_until_idle(&mut conn).await);
+    assert!(conn.is_broken());
+    drop(conn);
+    server.join().await;
+}
+
+/// Polls `fut` exactly once and drops it (`timeout(Duration::ZERO, ..)` may poll it again
+/// before the timer fires).
+async fn poll_once<F: std::future::Future>(fut: F) -> std::task::Poll<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await
 }

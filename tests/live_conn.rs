@@ -207,3 +207,38 @@ async fn unix_socket_connects() {
     token.cancel().await.unwrap(); // harmless while idle
     assert_eq!(one(&mut conn, "select 6").await.as_deref(), Some("6"));
 }
+
+/// A COPY FROM STDIN whose future is dropped after the Query went out leaves the server
+/// waiting for CopyData. The next query must end that COPY (CopyFail) while reading through
+/// the dropped response, not wait for a ReadyForQuery that only a message from us can produce.
+#[tokio::test]
+async fn dropped_copy_in_is_failed_on_reuse() {
+    let mut conn = connect_as("postgres", None).await.unwrap();
+    conn.simple_query("CREATE TEMP TABLE dropped_copy (x int)")
+        .await
+        .unwrap();
+    // One poll: the Query is written, then the future drops before CopyInResponse is read.
+    let first_poll = poll_once(conn.simple_query("COPY dropped_copy FROM STDIN")).await;
+    assert!(
+        first_poll.is_pending(),
+        "the server cannot answer within one poll"
+    );
+    assert!(conn.is_busy());
+    let next = tokio::time::timeout(
+        Duration::from_secs(10),
+        conn.simple_query("SELECT count(*) FROM dropped_copy"),
+    )
+    .await
+    .expect("simple_query after a dropped COPY FROM STDIN hung");
+    assert_eq!(next.unwrap()[0].get(0), Some("0"));
+    assert!(!conn.is_busy());
+    assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
+    conn.close().await.unwrap();
+}
+
+/// Polls `fut` exactly once and drops it (`timeout(Duration::ZERO, ..)` may poll it again
+/// before the timer fires).
+async fn poll_once<F: std::future::Future>(fut: F) -> std::task::Poll<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await
+}

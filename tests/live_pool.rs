@@ -18,27 +18,49 @@ fn conninfo(app: &str) -> String {
     )
 }
 
-/// Backends the server has for an application_name (excluding the querying psql itself).
-fn backends(app: &str) -> usize {
+/// A pool named after (and tagged with) `app`, so `pg_stat_activity` can count its backends.
+async fn open_pool(app: &str, min: usize, max: usize) -> Pool {
+    Pool::builder(conninfo(app).as_str())
+        .name(app)
+        .min_size(min)
+        .max_size(max)
+        .timeout(Duration::from_secs(30))
+        .open()
+        .await
+        .unwrap()
+}
+
+/// `select count(*) ... where <cond>`, as the server sees it (through psql, outside the pool).
+fn server_count(cond: &str) -> usize {
     let n = Cluster::shared()
         .psql(&format!(
-            "select count(*) from pg_stat_activity where application_name = '{app}'"
+            "select count(*) from pg_stat_activity where {cond}"
         ))
         .expect("psql");
     n.parse().expect("a count")
 }
 
+/// Backends the server has for an application_name.
+fn backends(app: &str) -> usize {
+    server_count(&format!("application_name = '{app}'"))
+}
+
+/// Polls the server (its state is the only signal there is) until `cond` matches no backend,
+/// for at most 2 s. Returns whether it got there.
+async fn until_none(cond: &str) -> bool {
+    for _ in 0..200 {
+        if server_count(cond) == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_more_than_max_size_backends_under_200_tasks() {
     let app = "wp_max_size";
-    let pool = Pool::builder(conninfo(app).as_str())
-        .name(app)
-        .min_size(1)
-        .max_size(5)
-        .timeout(Duration::from_secs(30))
-        .open()
-        .await
-        .unwrap();
+    let pool = open_pool(app, 1, 5).await;
 
     let mut tasks = Vec::new();
     for _ in 0..200 {
@@ -70,13 +92,7 @@ async fn never_more_than_max_size_backends_under_200_tasks() {
 #[tokio::test]
 async fn server_closed_idle_connections_are_never_handed_out() {
     let app = "wp_terminated";
-    let pool = Pool::builder(conninfo(app).as_str())
-        .name(app)
-        .min_size(3)
-        .max_size(3)
-        .open()
-        .await
-        .unwrap();
+    let pool = open_pool(app, 3, 3).await;
     pool.wait(Duration::from_secs(10)).await.unwrap();
     assert_eq!(backends(app), 3);
 
@@ -86,13 +102,10 @@ async fn server_closed_idle_connections_are_never_handed_out() {
             "select pg_terminate_backend(pid) from pg_stat_activity where application_name = '{app}'"
         ))
         .unwrap();
-    for _ in 0..200 {
-        if backends(app) == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(backends(app), 0, "the server did not end the backends");
+    assert!(
+        until_none(&format!("application_name = '{app}'")).await,
+        "the server did not end the backends"
+    );
 
     for i in 0..20 {
         let mut conn = pool.connection().await.unwrap();
@@ -108,13 +121,7 @@ async fn server_closed_idle_connections_are_never_handed_out() {
 #[tokio::test]
 async fn a_connection_returned_in_a_transaction_is_rolled_back() {
     let app = "wp_rollback";
-    let pool = Pool::builder(conninfo(app).as_str())
-        .name(app)
-        .min_size(1)
-        .max_size(1)
-        .open()
-        .await
-        .unwrap();
+    let pool = open_pool(app, 1, 1).await;
     let pid = {
         let mut conn = pool.connection().await.unwrap();
         conn.simple_query("begin; create temp table abandoned(x int)")
@@ -147,13 +154,7 @@ async fn a_connection_returned_in_a_transaction_is_rolled_back() {
 #[tokio::test]
 async fn a_checkout_dropped_mid_query_cancels_it_and_is_discarded() {
     let app = "wp_midquery";
-    let pool = Pool::builder(conninfo(app).as_str())
-        .name(app)
-        .min_size(1)
-        .max_size(1)
-        .open()
-        .await
-        .unwrap();
+    let pool = open_pool(app, 1, 1).await;
     let mut conn = pool.connection().await.unwrap();
     let pid = conn.backend_pid();
     // Start a long query and drop its future once the server reports it running.
@@ -165,12 +166,7 @@ async fn a_checkout_dropped_mid_query_cancels_it_and_is_discarded() {
                 _ = &mut query => panic!("pg_sleep(30) finished"),
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             }
-            let active = Cluster::shared()
-                .psql(&format!(
-                    "select count(*) from pg_stat_activity where pid = {pid} and state = 'active'"
-                ))
-                .unwrap();
-            if active == "1" {
+            if server_count(&format!("pid = {pid} and state = 'active'")) == 1 {
                 break;
             }
         }
@@ -185,20 +181,10 @@ async fn a_checkout_dropped_mid_query_cancels_it_and_is_discarded() {
     }
     drop(next);
     // The abandoned backend stops running the query (cancelled, then terminated).
-    let mut gone = false;
-    for _ in 0..200 {
-        let active = Cluster::shared()
-            .psql(&format!(
-                "select count(*) from pg_stat_activity where pid = {pid} and state = 'active'"
-            ))
-            .unwrap();
-        if active == "0" {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(gone, "backend {pid} still running pg_sleep after the drop");
+    assert!(
+        until_none(&format!("pid = {pid} and state = 'active'")).await,
+        "backend {pid} still running pg_sleep after the drop"
+    );
     pool.close().await;
 }
 
@@ -221,5 +207,64 @@ async fn exhausted_pool_times_out_and_wrong_password_is_reported() {
         last.contains("28P01") || last.contains("password authentication failed"),
         "the timeout must carry the connect error, got: {err}"
     );
+    pool.close().await;
+}
+
+/// A connection returned while a CancelRequest for it may still be on its way (here: a spawned
+/// timeout-style cancel that has not run yet) must not go to the next borrower, whose query it
+/// would interrupt (pgbouncer#245, npgsql#1636): the pool discards it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_cancel_never_hits_the_next_borrower() {
+    let pool = open_pool("wp_late_cancel", 1, 1).await;
+    let mut hits = 0;
+    let mut cancels = Vec::new();
+    for _ in 0..10 {
+        let first_pid;
+        {
+            let mut a = pool.connection().await.unwrap();
+            first_pid = a.backend_pid();
+            a.simple_query("SELECT 1").await.unwrap();
+            // e.g. a request timeout firing just as the query completed
+            let token = a.cancel_token();
+            cancels.push(tokio::spawn(async move { token.cancel().await }));
+        } // returned with a cancel pending
+        let mut b = pool.connection().await.unwrap();
+        assert_ne!(
+            b.backend_pid(),
+            first_pid,
+            "a connection with a pending cancel was handed out again"
+        );
+        match b.simple_query("SELECT pg_sleep(0.3)").await {
+            Err(e) if e.code() == Some("57014") => hits += 1,
+            other => {
+                other.unwrap();
+            }
+        }
+    }
+    assert_eq!(
+        hits, 0,
+        "{hits}/10 innocent queries cancelled by the previous borrower's cancel"
+    );
+    for cancel in cancels {
+        cancel.await.unwrap().unwrap();
+    }
+    pool.close().await;
+}
+
+/// The other side of the rule above: a cancel token taken and dropped unused (a timeout that
+/// did not fire) costs nothing; the connection is reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unused_cancel_token_does_not_cost_the_connection() {
+    let pool = open_pool("wp_unused_token", 1, 1).await;
+    let pid = {
+        let mut a = pool.connection().await.unwrap();
+        let token = a.cancel_token();
+        a.simple_query("SELECT 1").await.unwrap();
+        drop(token);
+        a.backend_pid()
+    };
+    let b = pool.connection().await.unwrap();
+    assert_eq!(b.backend_pid(), pid);
+    drop(b);
     pool.close().await;
 }

@@ -57,6 +57,7 @@ fn check_hook(kind: Check) -> Option<ConnHook<pool_support::MockConn>> {
                     Err(mock_error())
                 }
                 Gate::Never => std::future::pending().await,
+                Gate::Panic => unreachable!("check_hook never scripts a panic"),
             }
         })
     }))

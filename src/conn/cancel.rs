@@ -4,7 +4,15 @@
 //! Waiting for EOF matters: it is the only sign the server has processed the request, and a
 //! pool must not reuse the connection before then (a late cancel would hit the next query,
 //! pgbouncer#245, npgsql#1636). The whole exchange is bounded by a timeout.
+//!
+//! Even EOF is not enough for a pool: the request may be delayed, retried or simply not yet
+//! started when the connection is returned. So every token shares a flag with its
+//! [`Connection`](super::Connection): `cancel` sets it before sending anything, and the
+//! connection reports [`cancel_requested`](super::Connection::cancel_requested) while the flag
+//! is set or any token is still alive; the pool then discards it instead of reusing it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -28,12 +36,17 @@ pub struct CancelToken {
     pub(crate) addr: PeerAddr,
     pub(crate) key: Option<BackendKey>,
     pub(crate) timeout: Duration,
+    /// Shared with the connection: "a CancelRequest was (or is being) sent".
+    pub(crate) sent: Arc<AtomicBool>,
 }
 
 impl CancelToken {
     /// Opens a new connection to the same server address and asks it to cancel the running
     /// query, then waits until the server closes that connection. The server gives no answer;
     /// the original connection sees `57014 query_canceled` if a query was interrupted.
+    ///
+    /// From the moment it is first polled, the connection reports
+    /// [`cancel_requested`](super::Connection::cancel_requested), so a pool discards it.
     ///
     /// # Cancel safety
     /// Cancel-safe: dropping it before it finishes may or may not deliver the request.
@@ -46,6 +59,8 @@ impl CancelToken {
         let key = self.key.ok_or_else(|| {
             Error::unsupported("the server sent no BackendKeyData to cancel with")
         })?;
+        // Before the first byte: from here on the request may reach the server at any time.
+        self.sent.store(true, Ordering::Release);
         tokio::time::timeout(self.timeout, send_cancel(&self.addr, key))
             .await
             .unwrap_or_else(|_| Err(Error::connect_timeout()))

@@ -2,9 +2,11 @@
 //!
 //! Reads are check-then-parse: `read_message` first asks the decoder for a complete message
 //! already buffered, and only then awaits more bytes with `read_buf` (cancel-safe: bytes read
-//! stay in the buffer). Writes encode into `wbuf` and `flush` writes it all with `write_all`;
-//! a future dropped during `flush` leaves the stream in an unknown state, which the caller
-//! records (`Connection::busy` / `broken`).
+//! stay in the buffer). Writes encode into `wbuf` and `flush` consumes `wbuf` as the kernel
+//! accepts bytes, so a future dropped during `flush` leaves exactly the unsent tail behind:
+//! outside a `flush`, [`Framed::has_unsent`] means a message was cut (the server holds a
+//! prefix of it, or none of it) and the outbound stream is no longer at a message boundary.
+//! Such a stream must never be written to again; the caller treats it as broken.
 
 use std::io;
 
@@ -84,13 +86,33 @@ impl Framed {
         Ok(true)
     }
 
-    /// Writes all of `wbuf`.
+    /// Writes all of `wbuf`, advancing it past every byte written (`write_buf`, not
+    /// `write_all` over a borrowed slice: that would keep already-sent bytes buffered, and a
+    /// later flush would send them twice).
     pub(crate) async fn flush(&mut self) -> Result<()> {
-        if !self.wbuf.is_empty() {
-            self.stream.write_all(&self.wbuf).await.map_err(Error::io)?;
-            self.wbuf.clear();
+        while !self.wbuf.is_empty() {
+            let n = self
+                .stream
+                .write_buf(&mut self.wbuf)
+                .await
+                .map_err(Error::io)?;
+            if n == 0 {
+                return Err(Error::io(io::ErrorKind::WriteZero.into()));
+            }
         }
         Ok(())
+    }
+
+    /// Whether encoded bytes are still waiting to be written. Encoding and the `flush` that
+    /// follows it have no await point between them, so outside a `flush` this is true only if
+    /// a `flush` was interrupted (its future dropped).
+    pub(crate) fn has_unsent(&self) -> bool {
+        !self.wbuf.is_empty()
+    }
+
+    /// Forgets unsent bytes: the stream is being abandoned and must not finish the cut message.
+    pub(crate) fn discard_unsent(&mut self) {
+        self.wbuf.clear();
     }
 
     pub(crate) async fn shutdown(&mut self) -> Result<()> {

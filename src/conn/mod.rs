@@ -8,6 +8,11 @@
 //! State invariants: `busy` is set when a Query is written and cleared only by its
 //! ReadyForQuery; `broken` is set by any I/O or protocol error (or by `check_closed` seeing
 //! EOF or a FATAL) and is never cleared: every later call fails fast with [`Error::is_closed`].
+//! A write cut short (a future dropped inside `flush`, leaving unsent bytes) counts as broken
+//! too: the server holds part of a message and would read whatever we sent next as its rest.
+//! `cancel_sent` is shared with every [`CancelToken`]; once a token exists or has sent a
+//! CancelRequest, the connection must not be handed to another user (the cancel could land on
+//! their query).
 
 mod cancel;
 mod framed;
@@ -17,6 +22,8 @@ mod socket;
 mod startup;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use cancel::CancelToken;
@@ -76,6 +83,9 @@ pub struct Connection {
     busy: bool,
     addr: PeerAddr,
     cancel_timeout: Duration,
+    /// Set by [`CancelToken::cancel`] before it sends; the `Arc`'s count also tells whether a
+    /// token is still alive.
+    cancel_sent: Arc<AtomicBool>,
     notifications: VecDeque<Notification>,
 }
 
@@ -90,6 +100,7 @@ impl Connection {
             busy: false,
             addr,
             cancel_timeout,
+            cancel_sent: Arc::new(AtomicBool::new(false)),
             notifications: VecDeque::new(),
         }
     }
@@ -111,15 +122,19 @@ impl Connection {
     ///
     /// # Cancel safety
     /// Not cancel-safe: dropping it mid-query leaves the connection busy ([`is_busy`]); the pool
-    /// cancels and discards such a connection.
+    /// cancels and discards such a connection. A later call on it first reads through the
+    /// dropped query's response (refusing a COPY FROM STDIN it started). Dropped while the
+    /// Query was still being written, the connection is broken ([`is_broken`]).
     ///
     /// # Errors
     /// A server error ([`Error::is_db`]; the connection stays usable), COPY
     /// ([`Error::is_unsupported`]; usable), or an I/O or protocol error (it is then broken).
     ///
     /// [`is_busy`]: Connection::is_busy
+    /// [`is_broken`]: Connection::is_broken
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<Row>> {
-        if self.broken {
+        if self.is_broken() {
+            self.mark_broken();
             return Err(Error::closed());
         }
         if self.busy {
@@ -130,26 +145,9 @@ impl Connection {
         if result.is_err() && self.busy {
             // The error came before ReadyForQuery: the stream is not at a message boundary we
             // can trust any more.
-            self.broken = true;
+            self.mark_broken();
         }
         result
-    }
-
-    async fn drain(&mut self) -> Result<()> {
-        loop {
-            match self.io.read_message().await {
-                Ok(BackendMessage::ReadyForQuery(status)) => {
-                    self.status = status;
-                    self.busy = false;
-                    return Ok(());
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    self.broken = true;
-                    return Err(e);
-                }
-            }
-        }
     }
 
     /// The server backend's process id (0 if the server sent no BackendKeyData).
@@ -199,9 +197,27 @@ impl Connection {
         }
     }
 
-    /// Whether an I/O or protocol error (or `close`) has made the connection unusable.
+    /// Whether an I/O or protocol error, a write cut short by a dropped future, or `close` has
+    /// made the connection unusable.
     pub fn is_broken(&self) -> bool {
-        self.broken
+        self.broken || self.io.has_unsent()
+    }
+
+    /// Marks the connection unusable for good and forgets any unsent bytes (a cut message must
+    /// never be completed or followed by another).
+    fn mark_broken(&mut self) {
+        self.broken = true;
+        self.io.discard_unsent();
+    }
+
+    /// Whether a CancelRequest has been sent for this connection, or still could be: a
+    /// [`CancelToken`] from [`cancel_token`](Connection::cancel_token) is alive (a spawned
+    /// timeout may not even have started). Once true, a pool must not hand this connection to
+    /// anyone else: the cancel may land on a later query (pgbouncer#245, npgsql#1636). A server
+    /// that sent no BackendKeyData cannot be cancelled, so only a sent request counts there.
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel_sent.load(Ordering::Acquire)
+            || (self.backend_key.is_some() && Arc::strong_count(&self.cancel_sent) > 1)
     }
 
     /// Whether a query was sent and its ReadyForQuery not yet read (a `simple_query` future was
@@ -213,38 +229,51 @@ impl Connection {
     /// Non-blocking, no round trip: has the server closed the connection (EOF, reset, or a FATAL
     /// such as 57P01 sent while idle)? Harmless asynchronous messages (ParameterStatus, notices)
     /// are consumed. Marks the connection broken when it returns `true`.
+    ///
+    /// Meant for idle connections (the pool's checkout peek). On a busy one (a dropped query)
+    /// the messages read are that query's response: an ERROR there is ordinary (57014 after a
+    /// cancel), only FATAL or PANIC means the server is closing, and its ReadyForQuery makes the
+    /// connection idle again. A COPY the dropped query started cannot be answered without
+    /// writing, so it makes the connection broken.
     pub fn check_closed(&mut self) -> bool {
-        if self.broken {
+        if self.is_broken() {
+            self.mark_broken();
             return true;
         }
         // An error (reset) counts as closed, like EOF.
         if !self.io.read_available().unwrap_or(false) {
-            self.broken = true;
+            self.mark_broken();
             return true;
         }
         loop {
             match self.io.try_decode() {
                 Ok(None) => return false,
-                // A FATAL while idle: the server is about to close (admin shutdown 57P01,
-                // idle_session_timeout 57P05, ...).
-                Ok(Some(BackendMessage::ErrorResponse(e))) => {
-                    tracing::info!(error = %e, "server closed an idle connection");
-                    self.broken = true;
+                // While idle the server sends an ErrorResponse only as it closes (admin shutdown
+                // 57P01, idle_session_timeout 57P05, ...), whatever its severity field says.
+                Ok(Some(BackendMessage::ErrorResponse(e))) if !self.busy || is_fatal(&e) => {
+                    tracing::info!(error = %e, "server closed the connection");
+                    self.mark_broken();
                     return true;
                 }
                 Ok(Some(BackendMessage::ReadyForQuery(status))) if self.busy => {
                     self.status = status;
                     self.busy = false;
                 }
+                Ok(Some(
+                    BackendMessage::CopyInResponse(_) | BackendMessage::CopyBothResponse(_),
+                )) if self.busy => {
+                    self.mark_broken();
+                    return true;
+                }
                 Ok(Some(msg)) if !self.busy => {
                     if self.handle_async(msg).is_err() {
-                        self.broken = true;
+                        self.mark_broken();
                         return true;
                     }
                 }
                 Ok(Some(_)) => {}
                 Err(_) => {
-                    self.broken = true;
+                    self.mark_broken();
                     return true;
                 }
             }
@@ -271,15 +300,21 @@ impl Connection {
 
     /// A token that cancels this connection's running query from anywhere. It connects to the
     /// same address this connection uses.
+    ///
+    /// While the token is alive, [`cancel_requested`](Connection::cancel_requested) is true:
+    /// drop it as soon as the query it guards is done, or the pool will discard the connection.
     pub fn cancel_token(&self) -> CancelToken {
         CancelToken {
             addr: self.addr.clone(),
             key: self.backend_key,
             timeout: self.cancel_timeout,
+            sent: Arc::clone(&self.cancel_sent),
         }
     }
 
-    /// Sends Terminate and closes the socket.
+    /// Sends Terminate and closes the socket. A broken connection (including one whose last
+    /// write was cut short: Terminate would be read as the rest of that message) is just
+    /// dropped.
     ///
     /// # Cancel safety
     /// Cancel-safe: the socket is closed either way (it is dropped with the future).
@@ -287,7 +322,8 @@ impl Connection {
     /// # Errors
     /// If Terminate could not be written.
     pub async fn close(mut self) -> Result<()> {
-        if self.broken {
+        if self.is_broken() {
+            self.mark_broken();
             return Ok(());
         }
         self.broken = true;
@@ -295,6 +331,14 @@ impl Connection {
         self.io.flush().await?;
         self.io.shutdown().await
     }
+}
+
+/// FATAL or PANIC: the server ends the session after sending it.
+fn is_fatal(e: &DbError) -> bool {
+    matches!(
+        e.severity_nonlocalized().unwrap_or(e.severity()),
+        "FATAL" | "PANIC"
+    )
 }
 
 /// Logs a server notice at a level matching its severity.

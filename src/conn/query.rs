@@ -6,6 +6,12 @@
 //! refused with CopyFail (the server then reports 57014 and sends ReadyForQuery), COPY TO STDOUT
 //! is drained; both return an "unsupported" error. CopyBoth (replication) cannot be left
 //! cleanly, so the connection is marked broken.
+//!
+//! `drain` reads through the response of a query whose future was dropped, answering COPY the
+//! same way: it must never wait for a ReadyForQuery that only a message from us would produce.
+//! CopyFail is always encoded in the same poll that read CopyInResponse, so a drop between the
+//! two cannot happen; a drop during its flush leaves unsent bytes, which makes the connection
+//! broken.
 
 use super::{log_notice, Connection, Row};
 use crate::error::{Error, Result};
@@ -56,24 +62,14 @@ impl Connection {
                     outcome = keep_first(outcome, Outcome::Db(Error::db(e)));
                 }
                 BackendMessage::CopyInResponse(_) => {
-                    frontend::copy_fail(
-                        "COPY FROM STDIN is not supported by wirepool",
-                        &mut self.io.wbuf,
-                    )
-                    .map_err(Error::protocol)?;
-                    self.io.flush().await?;
+                    self.refuse_copy_in().await?;
                     outcome = Outcome::Copy("COPY FROM STDIN");
                 }
                 BackendMessage::CopyOutResponse(_) => {
                     outcome = keep_first(outcome, Outcome::Copy("COPY TO STDOUT"));
                 }
                 BackendMessage::CopyData(_) | BackendMessage::CopyDone => {}
-                BackendMessage::CopyBothResponse(_) => {
-                    self.broken = true;
-                    return Err(Error::unsupported(
-                        "COPY BOTH (replication) is not supported",
-                    ));
-                }
+                BackendMessage::CopyBothResponse(_) => return Err(self.refuse_copy_both()),
                 BackendMessage::ReadyForQuery(status) => {
                     self.status = status;
                     self.busy = false;
@@ -88,6 +84,57 @@ impl Connection {
             Outcome::Copy(what) => Err(Error::unsupported(format!("{what} is not supported"))),
             Outcome::BadText => Err(Error::protocol(WireError::InvalidUtf8 { tag: b'D' })),
         }
+    }
+
+    /// Reads through the response of a dropped query, up to its ReadyForQuery. Any error
+    /// leaves the connection broken.
+    pub(super) async fn drain(&mut self) -> Result<()> {
+        let result = self.drain_until_ready().await;
+        if result.is_err() {
+            self.mark_broken();
+        }
+        result
+    }
+
+    async fn drain_until_ready(&mut self) -> Result<()> {
+        loop {
+            match self.io.read_message().await? {
+                BackendMessage::ReadyForQuery(status) => {
+                    self.status = status;
+                    self.busy = false;
+                    return Ok(());
+                }
+                // The server waits for CopyData until we end the COPY.
+                BackendMessage::CopyInResponse(_) => self.refuse_copy_in().await?,
+                BackendMessage::CopyBothResponse(_) => return Err(self.refuse_copy_both()),
+                // The dropped query's results and errors: nobody is waiting for them.
+                BackendMessage::RowDescription(_)
+                | BackendMessage::DataRow(_)
+                | BackendMessage::CommandComplete(_)
+                | BackendMessage::EmptyQueryResponse
+                | BackendMessage::ErrorResponse(_)
+                | BackendMessage::CopyOutResponse(_)
+                | BackendMessage::CopyData(_)
+                | BackendMessage::CopyDone => {}
+                other => self.handle_async(other)?,
+            }
+        }
+    }
+
+    /// Ends a COPY FROM STDIN with CopyFail; the server answers with 57014 and ReadyForQuery.
+    async fn refuse_copy_in(&mut self) -> Result<()> {
+        frontend::copy_fail(
+            "COPY FROM STDIN is not supported by wirepool",
+            &mut self.io.wbuf,
+        )
+        .map_err(Error::protocol)?;
+        self.io.flush().await
+    }
+
+    /// CopyBoth (replication) has no way back to ReadyForQuery short of closing the session.
+    fn refuse_copy_both(&mut self) -> Error {
+        self.mark_broken();
+        Error::unsupported("COPY BOTH (replication) is not supported")
     }
 
     /// Messages that may arrive at any time: ParameterStatus, NoticeResponse,

@@ -1,7 +1,9 @@
 //! Connecting: try each target and address in order (libpq multi-host semantics), open the
 //! socket, and drive the sans-IO [`Handshake`] over it until ReadyForQuery.
 //!
-//! - `connect_timeout` bounds TCP connect *and* the whole handshake, per address (libpq).
+//! - `connect_timeout` bounds TCP connect *and* the whole handshake, per address (libpq), and
+//!   separately the host name's resolution: a resolver that never answers (libpq's blocking
+//!   `getaddrinfo` has the same gap) must not make `connect` wait forever.
 //! - A failure moves on to the next address/host, except an authentication failure (SQLSTATE
 //!   class 28, or the client refusing to authenticate): retrying elsewhere with the same
 //!   credentials would only repeat it, and could hand the password to a host the user listed
@@ -11,6 +13,7 @@
 //!   `require` and stricter are refused (config resolution already rejects them).
 //! - PBKDF2 for SCRAM runs via [`scram_keys`] (cached, on the blocking pool).
 
+use std::future::Future;
 use std::time::Duration;
 
 use super::framed::Framed;
@@ -43,7 +46,7 @@ pub(crate) async fn connect(p: &ConnectParams) -> Result<Connection> {
     }
     let mut last = None;
     for target in &p.targets {
-        let addrs = match socket::resolve(target).await {
+        let addrs = match within(p.connect_timeout, socket::resolve(target)).await {
             Ok(addrs) => addrs,
             Err(e) => {
                 last = Some(e);
@@ -51,14 +54,7 @@ pub(crate) async fn connect(p: &ConnectParams) -> Result<Connection> {
             }
         };
         for addr in addrs {
-            let attempt = connect_addr(p, target, addr);
-            let result = match p.connect_timeout {
-                Some(limit) => tokio::time::timeout(limit, attempt)
-                    .await
-                    .unwrap_or_else(|_| Err(Error::connect_timeout())),
-                None => attempt.await,
-            };
-            match result {
+            match within(p.connect_timeout, connect_addr(p, target, addr)).await {
                 Ok(conn) => return Ok(conn),
                 Err(e) if e.is_auth() => return Err(e),
                 Err(e) => {
@@ -69,6 +65,16 @@ pub(crate) async fn connect(p: &ConnectParams) -> Result<Connection> {
         }
     }
     Err(last.unwrap_or_else(|| Error::config("no host to connect to")))
+}
+
+/// `step` bounded by `connect_timeout`, if one is set.
+async fn within<T>(limit: Option<Duration>, step: impl Future<Output = Result<T>>) -> Result<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, step)
+            .await
+            .unwrap_or_else(|_| Err(Error::connect_timeout())),
+        None => step.await,
+    }
 }
 
 async fn connect_addr(p: &ConnectParams, target: &Target, addr: PeerAddr) -> Result<Connection> {

@@ -58,11 +58,14 @@ pub(crate) struct Settings<C> {
     pub(crate) capacity: usize,
     pub(crate) timeout: Duration,
     pub(crate) max_waiting: usize,
-    pub(crate) max_lifetime: Duration,
-    pub(crate) max_idle: Duration,
+    /// `None`: no limit (the builder maps `Duration::ZERO` to it).
+    pub(crate) max_lifetime: Option<Duration>,
+    /// `None`: no limit (the builder maps `Duration::ZERO` to it).
+    pub(crate) max_idle: Option<Duration>,
     pub(crate) reconnect_timeout: Duration,
     pub(crate) reconnect_failed: Option<ReconnectFailed>,
     pub(crate) max_connecting: usize,
+    pub(crate) connect_timeout: Duration,
     pub(crate) return_timeout: Duration,
     pub(crate) configure: Option<ConnHook<C>>,
     pub(crate) check: Option<ConnHook<C>>,
@@ -71,6 +74,15 @@ pub(crate) struct Settings<C> {
 }
 
 /// Configures and opens a [`Pool`].
+///
+/// Durations: `max_lifetime` and `max_idle` of `Duration::ZERO` mean no limit (HikariCP's
+/// meaning of 0); `Duration::MAX` as any timeout means "wait forever" (a far-future deadline,
+/// never an overflow); `connect_timeout` must be positive.
+///
+/// Lifetime of the pool (psycopg_pool's behaviour): dropping the last [`Pool`] handle closes
+/// the pool, as [`Pool::close`] does (checked-out connections are closed when they come
+/// back), and a [`Pool::wait`] that times out closes it too, since a pool that cannot reach
+/// `min_size` at startup is misconfigured.
 ///
 /// ```no_run
 /// # async fn demo() -> wirepool::Result<()> {
@@ -105,11 +117,12 @@ impl<M: Manage> PoolBuilder<M> {
                 capacity: 0,
                 timeout: Duration::from_secs(30),
                 max_waiting: 0,
-                max_lifetime: Duration::from_secs(3600),
-                max_idle: Duration::from_secs(600),
+                max_lifetime: Some(Duration::from_secs(3600)),
+                max_idle: Some(Duration::from_secs(600)),
                 reconnect_timeout: Duration::from_secs(300),
                 reconnect_failed: None,
                 max_connecting: 2,
+                connect_timeout: Duration::from_secs(30),
                 return_timeout: Duration::from_secs(5),
                 configure: None,
                 check: None,
@@ -158,14 +171,20 @@ impl<M: Manage> PoolBuilder<M> {
     }
 
     /// Connections are replaced after this long, less up to 5% jitter (default 1 h).
+    ///
+    /// `Duration::ZERO` means no limit (HikariCP's `maxLifetime = 0`), as does a duration too
+    /// long to add to the clock (`Duration::MAX`): connections are then never replaced for age.
     pub fn max_lifetime(mut self, t: Duration) -> Self {
-        self.settings.max_lifetime = t;
+        self.settings.max_lifetime = (!t.is_zero()).then_some(t);
         self
     }
 
     /// Idle connections above `min_size` are closed after this long (default 10 min).
+    ///
+    /// `Duration::ZERO` means no limit (HikariCP's `idleTimeout = 0`): the pool then never
+    /// shrinks for idleness, only through [`Pool::resize`].
     pub fn max_idle(mut self, t: Duration) -> Self {
-        self.settings.max_idle = t;
+        self.settings.max_idle = (!t.is_zero()).then_some(t);
         self
     }
 
@@ -185,6 +204,19 @@ impl<M: Manage> PoolBuilder<M> {
     /// Connection attempts in flight at once (default 2; MongoDB CMAP's `maxConnecting`).
     pub fn max_connecting(mut self, n: usize) -> Self {
         self.settings.max_connecting = n;
+        self
+    }
+
+    /// How long one connection attempt may take, INCLUDING the `configure` hook (default 30 s,
+    /// HikariCP's `connectionTimeout`). A timed-out attempt counts as a failed one: it is
+    /// retried with backoff and its error (a timeout) is the one a `PoolTimeout` reports.
+    ///
+    /// Without this bound one hung connect (a black-holed SYN, a server stuck in
+    /// authentication; libpq's own `connect_timeout` defaults to none) would count as "on its
+    /// way" forever and block growth. `Duration::MAX` means no bound; zero is rejected by
+    /// [`open`](PoolBuilder::open).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.settings.connect_timeout = t;
         self
     }
 
@@ -223,7 +255,7 @@ impl<M: Manage> PoolBuilder<M> {
     ///
     /// # Errors
     /// An unparsable conninfo, no tokio runtime, or invalid sizes (`max_size < min_size`, `max_size == 0`,
-    /// `max_connecting == 0`, `max_size_limit < max_size`).
+    /// `max_connecting == 0`, `max_size_limit < max_size`), or a zero `connect_timeout`.
     pub async fn open(self) -> Result<Pool<M>> {
         let PoolBuilder {
             manager,
@@ -251,6 +283,9 @@ impl<M: Manage> PoolBuilder<M> {
         if settings.max_connecting == 0 {
             return Err(Error::config("max_connecting must be at least 1"));
         }
+        if settings.connect_timeout.is_zero() {
+            return Err(Error::config("connect_timeout must be positive"));
+        }
         let n = POOL_COUNTER.fetch_add(1, Relaxed) + 1;
         if settings.name.is_empty() {
             settings.name = format!("pool-{n}");
@@ -272,5 +307,18 @@ impl<M: Manage> fmt::Debug for PoolBuilder<M> {
             .field("min_size", &self.min_size)
             .field("max_size", &self.max_size)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+impl<M: Manage> PoolBuilder<M> {
+    /// A core with this builder's settings and no background task (unit tests).
+    pub(crate) fn into_test_core(self, min: usize, max: usize) -> Arc<Core<M>> {
+        let mut settings = self.settings;
+        settings.capacity = max;
+        let manager = self
+            .manager
+            .unwrap_or_else(|_| unreachable!("test manager"));
+        Arc::new(Core::new(manager, settings, min, max))
     }
 }

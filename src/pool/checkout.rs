@@ -16,11 +16,20 @@ use tokio::sync::TryAcquireError;
 use tokio::time::Instant;
 
 use super::connecting::{BACKOFF_JITTER, INITIAL_BACKOFF};
-use super::core::{Core, Permit};
+use super::core::{deadline, Core, Permit};
 use super::guard::PooledConnection;
-use super::manage::Manage;
+use super::manage::{ConnState, Manage};
 use super::stats::{add_ms, bump};
 use crate::error::{Error, Kind, PoolTimeoutInfo, Result};
+
+/// The error for a hook that returned `Ok` but left the connection not idle (psycopg:
+/// "connection left in status ... by configure function").
+pub(crate) fn left_in(state: ConnState, hook: &'static str) -> Error {
+    Error::with_source(
+        Kind::Hook(hook),
+        format!("connection left in status {state:?} by {hook} function"),
+    )
+}
 
 /// Raises a gauge for as long as it lives.
 struct Gauge<'a>(&'a AtomicUsize);
@@ -50,9 +59,10 @@ impl<M: Manage> Core<M> {
                 Ok(permit) => {
                     permit.forget();
                     let permit = Permit::adopt(Arc::clone(self));
-                    if let Some(slot) = self.pop_live() {
+                    let now = Instant::now(); // the guard's timestamp, and the expiry check's
+                    if let Some(slot) = self.pop_live(now) {
                         tracing::debug!(pool = %self.name(), "checkout");
-                        return Ok(PooledConnection::new(slot, permit));
+                        return Ok(PooledConnection::new(slot, permit, now));
                     }
                     return self.checkout_slow(Some(permit), timeout).await;
                 }
@@ -89,7 +99,7 @@ impl<M: Manage> Core<M> {
         timeout: Duration,
         waiting: &mut Option<Gauge<'a>>,
     ) -> Result<PooledConnection<M>> {
-        let deadline = start + timeout;
+        let deadline = deadline(start, timeout);
         let mut permit = match permit {
             Some(p) => p,
             None => match self.permits.try_acquire() {
@@ -116,7 +126,7 @@ impl<M: Manage> Core<M> {
             if self.is_closed() {
                 return Err(Error::pool_closed());
             }
-            let slot = match self.pop_live() {
+            let slot = match self.pop_live(Instant::now()) {
                 Some(slot) => slot,
                 None => {
                     self.start_waiting(waiting)?;
@@ -125,7 +135,7 @@ impl<M: Manage> Core<M> {
                     tokio::pin!(notified);
                     notified.as_mut().enable();
                     fence(SeqCst); // core.rs invariant 8
-                    match self.pop_live() {
+                    match self.pop_live(Instant::now()) {
                         Some(slot) => slot,
                         None => {
                             if self.is_closed() {
@@ -140,42 +150,45 @@ impl<M: Manage> Core<M> {
                     }
                 }
             };
-            let mut conn = PooledConnection::new(slot, permit);
+            let mut conn = PooledConnection::new(slot, permit, Instant::now());
             let Some(check) = &self.settings.check else {
                 tracing::debug!(pool = %self.name(), "checkout");
                 return Ok(conn);
             };
             // Dropping `conn` mid-check (deadline or cancel) returns it through `return_slot`,
             // which decides from its state (a query cut short means Busy: cancel and close).
-            match tokio::time::timeout_at(deadline, check(&mut conn)).await {
-                Ok(Ok(())) => {
-                    tracing::debug!(pool = %self.name(), "checkout");
-                    return Ok(conn);
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(pool = %self.name(), error = %e, "check failed; discarding connection");
-                    bump(&self.counters.connections_lost);
-                    let Some((slot, p)) = conn.into_parts() else {
-                        return Err(Error::hook("check", e));
-                    };
-                    self.discard(slot);
-                    permit = p;
-                    // psycopg#709: a check that keeps failing must not spin. The first retry is
-                    // immediate (one dead connection is common); later ones back off like
-                    // reconnects (1 s, doubling, ±10%), all under the one deadline.
-                    check_failures += 1;
-                    if check_failures > 1 {
-                        let delay =
-                            INITIAL_BACKOFF.saturating_mul(1 << (check_failures - 2).min(16));
-                        let jitter = 1.0 + BACKOFF_JITTER * (2.0 * self.random() - 1.0);
-                        let wake = Instant::now() + delay.mul_f64(jitter);
-                        tokio::time::sleep_until(wake.min(deadline)).await;
-                        if wake >= deadline {
-                            return Err(self.timeout_error(start));
-                        }
+            let failure = match tokio::time::timeout_at(deadline, check(&mut conn)).await {
+                // A check that "succeeds" but leaves a transaction open or a query running
+                // must not hand that state to the caller (psycopg checks the status too).
+                Ok(Ok(())) => match self.manager.state(&conn) {
+                    ConnState::Idle => {
+                        tracing::debug!(pool = %self.name(), "checkout");
+                        return Ok(conn);
                     }
-                }
+                    state => left_in(state, "check"),
+                },
+                Ok(Err(e)) => Error::hook("check", e),
                 Err(_) => return Err(self.timeout_error(start)),
+            };
+            tracing::warn!(pool = %self.name(), error = %failure, "check failed; discarding connection");
+            bump(&self.counters.connections_lost);
+            let Some((slot, p)) = conn.into_parts() else {
+                return Err(failure);
+            };
+            self.discard(slot);
+            permit = p;
+            // psycopg#709: a check that keeps failing must not spin. The first retry is
+            // immediate (one dead connection is common); later ones back off like
+            // reconnects (1 s, doubling, ±10%), all under the one deadline.
+            check_failures += 1;
+            if check_failures > 1 {
+                let delay = INITIAL_BACKOFF.saturating_mul(1 << (check_failures - 2).min(16));
+                let jitter = 1.0 + BACKOFF_JITTER * (2.0 * self.random() - 1.0);
+                let wake = Instant::now() + delay.mul_f64(jitter);
+                tokio::time::sleep_until(wake.min(deadline)).await;
+                if wake >= deadline {
+                    return Err(self.timeout_error(start));
+                }
             }
         }
     }

@@ -5,28 +5,51 @@
 //!
 //! A connect holds a [`Reservation`] (`size` + `connecting`) from before the attempt until the
 //! connection is pushed idle or the attempt is abandoned, so a cancelled or failed connect
-//! gives its slot back. Failed attempts are retried with psycopg's backoff (1 s, doubling,
-//! ±10% jitter) while there is demand, and given up after `reconnect_timeout`, calling
-//! `reconnect_failed`; the next attempt then waits for maintenance's next tick or a waiter's
-//! demand. The reservation is held across the backoff, so an outage never turns into a
-//! connection storm (deadpool#201).
+//! gives its slot back. Failed attempts (an `Err`, a `connect_timeout`, a panic in
+//! `Manage::connect` or the `configure` hook) are retried with psycopg's backoff (1 s,
+//! doubling, ±10% jitter), kept pool-wide, while there is demand, and given up after
+//! `reconnect_timeout`, calling `reconnect_failed`; the next attempt then waits for
+//! maintenance's next tick or a waiter's demand, and still for the backoff. The reservation is
+//! held across the backoff, so an outage never turns into a connection storm (deadpool#201).
 
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::pin;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
-use super::core::{Core, Live};
-use super::manage::Manage;
+use super::checkout::left_in;
+use super::core::{deadline, Core, Live, CANCEL_TIMEOUT};
+use super::manage::{ConnState, Manage};
 use super::stats::{add_ms, bump};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 
 /// psycopg_pool's first reconnect delay (`AttemptWithBackoff.INITIAL_DELAY`).
 pub(crate) const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 /// psycopg_pool's jitter on each delay (`DELAY_JITTER`).
 pub(crate) const BACKOFF_JITTER: f64 = 0.1;
+
+/// Polls `fut`, turning a panic inside it into `Err(())`.
+async fn catch_panic<F: Future>(fut: F) -> std::result::Result<F::Output, ()> {
+    let mut fut = pin!(fut);
+    poll_fn(
+        move |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(poll) => poll.map(Ok),
+            Err(_) => Poll::Ready(Err(())),
+        },
+    )
+    .await
+}
+
+/// The last connect error after a panic in user code (`which`: the trait method or hook).
+fn panicked(which: &'static str) -> Error {
+    Error::with_source(Kind::Hook(which), "connect task panicked")
+}
 
 /// One unit of `size` and one of `connecting`, held by a connect in progress.
 pub(crate) struct Reservation<M: Manage> {
@@ -39,18 +62,21 @@ pub(crate) struct Reservation<M: Manage> {
 
 impl<M: Manage> Reservation<M> {
     /// The connection arrived: `size` moves to the connection; `connecting` goes down when
-    /// the reservation is dropped.
+    /// the reservation is dropped. `landed` is set only once the `Live` guard owns the unit of
+    /// `size`, so a panic before that point still frees it (the reservation's drop does).
     fn land(&mut self, conn: M::Connection) -> Live<M> {
+        let live = Live::new(Arc::clone(&self.core), self.core.new_slot(conn));
         self.landed = true;
-        let slot = self.core.new_slot(conn);
-        Live::new(Arc::clone(&self.core), slot)
+        live
     }
 }
 
 impl<M: Manage> Drop for Reservation<M> {
     fn drop(&mut self) {
         self.core.connecting.fetch_sub(1, SeqCst);
-        if self.abandoned {
+        // Unwinding: do not start another connect from here (a panic that escaped
+        // `catch_panic` would otherwise restart at once, again and again).
+        if self.abandoned || std::thread::panicking() {
             self.core.release_size();
         } else if !self.landed {
             self.core.slot_freed();
@@ -61,7 +87,7 @@ impl<M: Manage> Drop for Reservation<M> {
 impl<M: Manage> Core<M> {
     /// Whether someone needs another connection: `min_size` not reached, or permit holders
     /// are starving beyond what is idle or already on its way.
-    fn wants_growth(&self) -> bool {
+    pub(crate) fn wants_growth(&self) -> bool {
         let size = self.size.load(SeqCst);
         let starving = self.starving.load(SeqCst);
         let coming = self.connecting.load(SeqCst) + self.idle_count();
@@ -124,25 +150,61 @@ impl<M: Manage> Core<M> {
         }
     }
 
-    /// Connects and runs the `configure` hook.
+    /// Connects and runs the `configure` hook, both within `connect_timeout` (a hung attempt
+    /// would otherwise count as "on its way" in `wants_growth` forever).
     async fn open_one(&self) -> Result<M::Connection> {
-        let mut conn = self.manager.connect().await?;
+        let deadline = deadline(Instant::now(), self.settings.connect_timeout);
+        match tokio::time::timeout_at(deadline, self.connect_and_configure()).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::connect_timeout()),
+        }
+    }
+
+    /// A panic in `Manage::connect` or in the hook is a failed attempt like an `Err` (same
+    /// backoff), not an unwinding task whose reservation would restart it at once.
+    async fn connect_and_configure(&self) -> Result<M::Connection> {
+        let mut conn = catch_panic(self.manager.connect())
+            .await
+            .map_err(|()| panicked("Manage::connect"))??;
         if let Some(configure) = &self.settings.configure {
-            if let Err(e) = configure(&mut conn).await {
+            let result = match catch_panic(configure(&mut conn)).await {
+                Ok(r) => r.map_err(|e| Error::hook("configure", e)),
+                Err(()) => Err(panicked("configure")),
+            };
+            // psycopg: a configure hook must leave the connection idle (a `BEGIN` left open
+            // would be handed to the first user as if it were theirs).
+            let result = result.and_then(|()| match self.manager.state(&conn) {
+                ConnState::Idle => Ok(()),
+                state => Err(left_in(state, "configure")),
+            });
+            if let Err(e) = result {
+                if self.manager.state(&conn) == ConnState::Busy {
+                    let _ = tokio::time::timeout(CANCEL_TIMEOUT, self.manager.cancel(&conn)).await;
+                }
                 self.manager.close(conn).await;
-                return Err(Error::hook("configure", e));
+                return Err(e);
             }
         }
         Ok(conn)
     }
 }
 
-/// One background connect, retried with backoff while wanted.
+/// One background connect, retried with backoff while wanted. Every attempt, the first of a
+/// fresh task included, waits for the pool-wide [`Backoff`], so neither a task that gave up
+/// nor a waiter's `maybe_grow` can restart the attempts early.
 async fn connect_task<M: Manage>(mut reservation: Reservation<M>) {
     let core = Arc::clone(&reservation.core);
-    let mut delay = INITIAL_BACKOFF;
     let mut first_failure: Option<Instant> = None;
     loop {
+        if let Some(until) = core.backoff_until() {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = core.closed_signal() => return,
+            }
+            if first_failure.is_none() && !core.still_wanted() {
+                return; // the demand that spawned this task is gone
+            }
+        }
         let started = Instant::now();
         bump(&core.counters.connections_num);
         let result = tokio::select! {
@@ -154,6 +216,7 @@ async fn connect_task<M: Manage>(mut reservation: Reservation<M>) {
             Ok(conn) => {
                 tracing::debug!(pool = %core.name(), "new connection");
                 core.set_last_connect_error(None);
+                core.backoff_reset();
                 // Drop the reservation (connecting - 1) only after the push, so `wants_growth`
                 // never sees the connection as neither coming nor idle.
                 reservation.land(conn).into_idle();
@@ -166,27 +229,73 @@ async fn connect_task<M: Manage>(mut reservation: Reservation<M>) {
                 bump(&core.counters.connections_errors);
                 tracing::warn!(pool = %core.name(), error = %e, "connection attempt failed");
                 core.set_last_connect_error(Some(e));
+                let wait = core.backoff_failed();
                 core.events.notify_waiters();
                 if !core.still_wanted() {
                     return;
                 }
                 let since = *first_failure.get_or_insert(started);
-                let jitter = 1.0 + BACKOFF_JITTER * (2.0 * core.random() - 1.0);
-                let wait = delay.mul_f64(jitter);
                 if since.elapsed() + wait > core.settings.reconnect_timeout {
                     tracing::warn!(pool = %core.name(), "reconnection attempts failed for reconnect_timeout; giving up");
                     if let Some(cb) = &core.settings.reconnect_failed {
                         cb(core.name());
                     }
+                    core.backoff_give_up();
                     reservation.abandoned = true;
                     return;
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = core.closed_signal() => return,
-                }
-                delay = delay.saturating_mul(2);
             }
+        }
+    }
+}
+
+/// The pool-wide reconnect backoff (psycopg's `AttemptWithBackoff`, shared by every connect
+/// task): the next attempt is not before `not_before`; each failure doubles `delay`.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    not_before: Option<Instant>,
+    delay: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            not_before: None,
+            delay: INITIAL_BACKOFF,
+        }
+    }
+}
+
+impl<M: Manage> Core<M> {
+    fn backoff_until(&self) -> Option<Instant> {
+        let until = self.backoff.lock().ok()?.not_before?;
+        (until > Instant::now()).then_some(until)
+    }
+
+    /// A failed attempt: pushes the next one back by the current delay (±10%), doubles the
+    /// delay, and returns the wait.
+    fn backoff_failed(&self) -> Duration {
+        let jitter = 1.0 + BACKOFF_JITTER * (2.0 * self.random() - 1.0);
+        let Ok(mut b) = self.backoff.lock() else {
+            return INITIAL_BACKOFF;
+        };
+        let wait = b.delay.mul_f64(jitter);
+        b.not_before = Instant::now().checked_add(wait);
+        b.delay = b.delay.saturating_mul(2);
+        wait
+    }
+
+    /// After `reconnect_timeout`: the next round of attempts starts from the first delay again
+    /// (still not before the wait already scheduled).
+    fn backoff_give_up(&self) {
+        if let Ok(mut b) = self.backoff.lock() {
+            b.delay = INITIAL_BACKOFF;
+        }
+    }
+
+    fn backoff_reset(&self) {
+        if let Ok(mut b) = self.backoff.lock() {
+            *b = Backoff::default();
         }
     }
 }

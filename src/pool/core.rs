@@ -8,9 +8,13 @@
 //!    because only `Core::try_reserve` raises it, with a CAS against `max_size`. A connection
 //!    being closed still counts until `Manage::close` has finished, so the server never sees more
 //!    than `max_size` sessions from this pool (resize-down excepted, until surplus returns).
+//!    Each connect attempt (the `configure` hook included) is bounded by `connect_timeout`,
+//!    so a `Reservation` cannot count as "on its way" forever and block growth.
+//!    A failed attempt (an `Err`, a timeout, a panic in user code, caught) waits for the
+//!    pool-wide backoff before the next, whoever starts it (a retry or a waiter's `maybe_grow`).
 //! 2. The semaphore holds `max_size` permits. A checkout takes one and `forget()`s it into a
-//!    [`Permit`] guard; the permit is added back only when its connection has been pushed idle
-//!    or its slot freed (`return_slot`), never before. So a task holding a permit always finds an
+//!    [`Permit`] guard (so does `Pool::check` for each idle connection it pings); the permit is added back only when its connection has been pushed idle
+//!    or its slot freed (`return_slot`, in `returning.rs`), never before. So a task holding a permit always finds an
 //!    idle connection, room to open one, or an open in progress that will land in the queue.
 //! 3. An idle connection is pushed BEFORE its permit is released (sqlx's release order): the
 //!    waiter the permit wakes must find it. A returning task never hands a connection to itself
@@ -19,15 +23,25 @@
 //! 4. Every count change has a guard that undoes it on drop or cancel: [`Permit`] (the permit),
 //!    [`Live`] (one unit of `size` outside the queue), `Reservation` (`size` + `connecting`),
 //!    `Starving` and `Waiting` (the waiter gauges). The checkout future owns only guards, so
-//!    dropping it at any await point loses neither a permit nor a connection.
-//! 5. `idle_count` is raised before a push and lowered after a successful pop, so it never
-//!    underflows and is ≥ the queue's length (`ArrayQueue::len` can spin under churn, so
-//!    sqlx keeps its own counter too).
+//!    dropping it at any await point loses neither a permit nor a connection. A unit moves from
+//!    one guard to the next only once the next exists (`Reservation::land`), and nothing between
+//!    can panic (`new_slot` uses checked time arithmetic), so a panic cannot leak `size`.
+//! 5. `idle_count` is raised before a push and lowered (decrement-if-positive) BEFORE a pop,
+//!    given back if the pop finds nothing; so it never underflows, and it never counts a
+//!    connection someone already popped: it may over-count only a push in flight (whose waker
+//!    follows, invariant 8) and otherwise under-counts, which at worst starts a connect early
+//!    (`ArrayQueue::len` can spin under churn, so sqlx keeps its own counter too).
 //! 6. The idle queue only holds connections whose `Manage::state` was `Idle` when pushed: a
 //!    connection returned inside a transaction is rolled back (in a bounded background task
-//!    that owns its slot and permit) before it can be pushed, or it is discarded.
+//!    that owns its slot and permit) before it can be pushed, or it is discarded. Every return
+//!    path pushes only through one predicate (`reusable`: idle, not expired, `size ≤
+//!    max_size`). The `configure` and `check` hooks must leave the connection `Idle` too (else
+//!    it is discarded: a failed connect, a failed check), and a checkout never hands out a
+//!    connection past its expiry (`pop_live`).
 //! 7. No network I/O runs in `Drop`: returns decide from `Manage::state`; anything needing I/O
 //!    (rollback, reset, cancel, close) is spawned, or, with no runtime, the connection is dropped.
+//!    Every discard of a `Busy` connection (returned busy, returned to a closed pool, left busy
+//!    by a hook) cancels its query, then closes it, in ONE task that frees the slot last.
 //! 8. Lost-wakeup freedom (bb8#122): a waiter bumps `starving`, enables its `Notified`, then
 //!    issues a SeqCst fence before popping; a producer pushes (or frees a slot), fences, then
 //!    reads `starving`. One of the two always sees the other.
@@ -42,20 +56,43 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use super::builder::Settings;
+use super::connecting::Backoff;
 use super::manage::{ConnState, Manage};
-use super::stats::{add_ms, bump, Counters, PoolStats};
+use super::stats::{bump, Counters, PoolStats};
 use crate::error::Error;
 
 /// How long closing one connection (Terminate) may take before it is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a CancelRequest (a connection of its own) may take before the session is closed
+/// anyway.
+pub(crate) const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// "Never", for a deadline: about 30 years, tokio's own `Instant::far_future`.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `start + timeout`, saturating: a timeout too long for `Instant` (`Duration::MAX`, "wait
+/// forever") gives a far-future deadline instead of an overflow panic.
+pub(crate) fn deadline(start: Instant, timeout: Duration) -> Instant {
+    start
+        .checked_add(timeout)
+        .or_else(|| start.checked_add(FAR_FUTURE))
+        .unwrap_or(start)
+}
 
 /// A connection with the pool's bookkeeping about it.
 pub(crate) struct Slot<C> {
     pub(crate) conn: C,
     /// `max_lifetime` with up to 5% taken off (psycopg's jitter), so a pool opened at once does
-    /// not expire all at once.
-    pub(crate) expires_at: Instant,
+    /// not expire all at once. `None`: never (no `max_lifetime`, or one past `Instant`'s range).
+    pub(crate) expires_at: Option<Instant>,
     pub(crate) idle_since: Instant,
+}
+
+impl<C> Slot<C> {
+    /// Whether the connection has outlived its `max_lifetime` at `now`.
+    pub(crate) fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
 }
 
 /// The shared state behind every `Pool` handle, guard and background task.
@@ -64,6 +101,9 @@ pub(crate) struct Core<M: Manage> {
     pub(crate) settings: Settings<M::Connection>,
     idle: ArrayQueue<Slot<M::Connection>>,
     idle_count: AtomicUsize,
+    /// The fewest idle connections seen after a checkout's pop during the current `max_idle`
+    /// period (psycopg's `_nconns_min`); maintenance reads and resets it.
+    pub(crate) idle_min: AtomicUsize,
     pub(crate) permits: Semaphore,
     pub(crate) size: AtomicUsize,
     pub(crate) connecting: AtomicUsize,
@@ -84,6 +124,8 @@ pub(crate) struct Core<M: Manage> {
     pub(crate) events: Arc<Notify>,
     pub(crate) counters: Counters,
     last_connect_error: Mutex<Option<Arc<Error>>>,
+    /// When the next connect attempt may start (shared by every connect task).
+    pub(crate) backoff: Mutex<Backoff>,
     rng: AtomicU64,
 }
 
@@ -100,6 +142,7 @@ impl<M: Manage> Core<M> {
             idle: ArrayQueue::new(settings.capacity.max(1)),
             settings,
             idle_count: AtomicUsize::new(0),
+            idle_min: AtomicUsize::new(0),
             permits: Semaphore::new(max),
             size: AtomicUsize::new(0),
             connecting: AtomicUsize::new(0),
@@ -114,6 +157,7 @@ impl<M: Manage> Core<M> {
             events: Arc::new(Notify::new()),
             counters: Counters::default(),
             last_connect_error: Mutex::new(None),
+            backoff: Mutex::new(Backoff::default()),
             rng: AtomicU64::new(seed),
         }
     }
@@ -139,36 +183,68 @@ impl<M: Manage> Core<M> {
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// A fresh slot for a just-opened connection.
+    /// A fresh slot for a just-opened connection. Never panics: a lifetime too long for
+    /// `Duration`/`Instant` arithmetic (`Duration::MAX`, "never") means no expiry.
     pub(crate) fn new_slot(&self, conn: M::Connection) -> Slot<M::Connection> {
         let now = Instant::now();
-        let lifetime = self
-            .settings
-            .max_lifetime
-            .mul_f64(1.0 - 0.05 * self.random());
+        let jitter = 1.0 - 0.05 * self.random();
+        let expires_at = self.settings.max_lifetime.and_then(|lifetime| {
+            let lifetime = Duration::try_from_secs_f64(lifetime.as_secs_f64() * jitter).ok()?;
+            now.checked_add(lifetime)
+        });
         Slot {
             conn,
-            expires_at: now + lifetime,
+            expires_at,
             idle_since: now,
         }
     }
 
     /// Pops one idle connection (no liveness check).
     pub(crate) fn try_pop(&self) -> Option<Slot<M::Connection>> {
-        let slot = self.idle.pop()?;
-        self.idle_count.fetch_sub(1, Relaxed);
-        Some(slot)
+        self.claim_and_pop().map(|(slot, _)| slot)
     }
 
-    /// Pops idle connections until one passes the zero-RTT `is_closed` peek; discards the dead.
-    pub(crate) fn pop_live(self: &Arc<Self>) -> Option<Slot<M::Connection>> {
+    /// Invariant 5: lowers `idle_count` BEFORE popping, so no one ever counts a connection
+    /// another task has already taken (`wants_growth` would take that phantom for an idle
+    /// connection and a starving waiter would neither grow the pool nor be woken). Returns the
+    /// slot and the idle count left after it.
+    fn claim_and_pop(&self) -> Option<(Slot<M::Connection>, usize)> {
+        let before = self.claim_idle()?;
+        match self.idle.pop() {
+            Some(slot) => Some((slot, before - 1)),
+            None => {
+                // A push raised the count but has not landed yet: give the claim back.
+                self.idle_count.fetch_add(1, Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Decrements `idle_count` if positive; returns its value before.
+    pub(crate) fn claim_idle(&self) -> Option<usize> {
+        self.idle_count
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .ok()
+    }
+
+    /// Pops idle connections until one is neither past its `max_lifetime` at `now` (one
+    /// comparison: maintenance may not have swept it yet) nor closed by the server (the
+    /// zero-RTT `is_closed` peek); discards the others.
+    pub(crate) fn pop_live(self: &Arc<Self>, now: Instant) -> Option<Slot<M::Connection>> {
         loop {
-            let mut slot = self.try_pop()?;
-            if !self.manager.is_closed(&mut slot.conn) {
+            let (mut slot, left) = self.claim_and_pop()?;
+            // The fewest idle connections a checkout left this `max_idle` period (F9 shrink).
+            if left < self.idle_min.load(Relaxed) {
+                self.idle_min.fetch_min(left, Relaxed);
+            }
+            if slot.expired(now) {
+                tracing::debug!(pool = %self.name(), "idle connection expired; closing");
+            } else if self.manager.is_closed(&mut slot.conn) {
+                bump(&self.counters.connections_lost);
+                tracing::debug!(pool = %self.name(), "idle connection closed by the server; discarding");
+            } else {
                 return Some(slot);
             }
-            bump(&self.counters.connections_lost);
-            tracing::debug!(pool = %self.name(), "idle connection closed by the server; discarding");
             self.discard(slot);
         }
     }
@@ -200,13 +276,21 @@ impl<M: Manage> Core<M> {
     }
 
     /// Closes a connection in the background, then frees its slot (size stays counted while the
-    /// server still has the session). Without a runtime the connection is simply dropped.
+    /// server still has the session). A `Busy` connection's query is cancelled first, in the
+    /// same task, and the slot is freed only after both (postgrex#747: freeing it at once let a
+    /// replacement open while the server still ran the old session's query, so the server saw
+    /// more than `max_size` sessions). Without a runtime the connection is simply dropped.
     pub(crate) fn discard(self: &Arc<Self>, slot: Slot<M::Connection>) {
         match Handle::try_current() {
             Ok(handle) => {
                 let freed = Freed::new(Arc::clone(self));
+                let cancel = (self.manager.state(&slot.conn) == ConnState::Busy)
+                    .then(|| self.manager.cancel(&slot.conn));
                 handle.spawn(async move {
                     let core = &freed.0;
+                    if let Some(cancel) = cancel {
+                        let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel).await;
+                    }
                     let _ =
                         tokio::time::timeout(CLOSE_TIMEOUT, core.manager.close(slot.conn)).await;
                     drop(freed);
@@ -246,96 +330,6 @@ impl<M: Manage> Core<M> {
             }
         }
         self.permits.add_permits(1);
-    }
-
-    /// The one return path, shared by a guard's `Drop` and `putconn`. Never does I/O itself.
-    /// (An associated fn borrowing the core through the permit: no `Arc` clone per return.)
-    pub(crate) fn return_slot(mut slot: Slot<M::Connection>, permit: Permit<M>, since: Instant) {
-        let core = &permit.core;
-        let now = Instant::now();
-        add_ms(
-            &core.counters.usage_ms,
-            now.saturating_duration_since(since),
-        );
-        let state = core.manager.state(&slot.conn);
-        if core.is_closed() {
-            core.discard(slot);
-            return drop(permit);
-        }
-        match state {
-            ConnState::Idle if core.settings.reset.is_none() => {
-                if now >= slot.expires_at || core.size.load(Relaxed) > core.max_size.load(Relaxed) {
-                    tracing::debug!(pool = %core.name(), "returned connection expired; closing");
-                    core.discard(slot);
-                } else {
-                    tracing::debug!(pool = %core.name(), "connection returned");
-                    slot.idle_since = now;
-                    core.push_idle(slot);
-                }
-                drop(permit); // invariant 3: after the push
-            }
-            ConnState::Idle | ConnState::InTransaction => {
-                if state == ConnState::InTransaction {
-                    tracing::warn!(pool = %core.name(), "rolling back returned connection");
-                }
-                Arc::clone(core).spawn_reset(slot, permit, state);
-            }
-            ConnState::Busy => {
-                tracing::warn!(pool = %core.name(), "connection returned with a query running; cancelling and closing");
-                if let Ok(handle) = Handle::try_current() {
-                    handle.spawn(core.manager.cancel(&slot.conn));
-                }
-                core.discard(slot);
-                drop(permit);
-            }
-            ConnState::Broken => {
-                bump(&core.counters.returns_bad);
-                tracing::debug!(pool = %core.name(), "returned connection is broken; discarding");
-                core.discard(slot);
-                drop(permit);
-            }
-        }
-    }
-
-    /// Rollback and/or the `reset` hook in a bounded background task that owns the slot and
-    /// the permit; the permit is released only once the connection is idle again or discarded.
-    fn spawn_reset(
-        self: Arc<Self>,
-        slot: Slot<M::Connection>,
-        permit: Permit<M>,
-        state: ConnState,
-    ) {
-        let Ok(handle) = Handle::try_current() else {
-            self.discard(slot);
-            return drop(permit);
-        };
-        let mut live = Live::new(self, slot);
-        handle.spawn(async move {
-            let core = Arc::clone(&live.core);
-            let work = async {
-                let conn = live.conn_mut();
-                if state == ConnState::InTransaction {
-                    core.manager.rollback(conn).await?;
-                }
-                if let Some(reset) = &core.settings.reset {
-                    reset(conn).await.map_err(|e| Error::hook("reset", e))?;
-                }
-                Ok::<(), Error>(())
-            };
-            match tokio::time::timeout(core.settings.return_timeout, work).await {
-                Ok(Ok(())) if core.reusable(&live) => live.into_idle(),
-                Ok(Err(e)) => tracing::warn!(pool = %core.name(), error = %e, "resetting returned connection failed; discarding"),
-                Err(_) => tracing::warn!(pool = %core.name(), "resetting returned connection timed out; discarding"),
-                Ok(Ok(())) => tracing::warn!(pool = %core.name(), "connection not idle after reset; discarding"),
-            }
-            drop(permit);
-        });
-    }
-
-    fn reusable(&self, live: &Live<M>) -> bool {
-        live.slot.as_ref().is_some_and(|s| {
-            self.manager.state(&s.conn) == ConnState::Idle && Instant::now() < s.expires_at
-        })
     }
 
     /// Marks the pool closed and fails every waiter (the semaphore's and the starving ones),
@@ -506,3 +500,7 @@ impl<M: Manage> Drop for Live<M> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

@@ -35,10 +35,11 @@ pub struct PooledConnection<M: Manage = PgManager> {
 }
 
 impl<M: Manage> PooledConnection<M> {
-    pub(crate) fn new(slot: Slot<M::Connection>, permit: Permit<M>) -> Self {
+    /// `since`: when the checkout got it (the clock read the checkout already made).
+    pub(crate) fn new(slot: Slot<M::Connection>, permit: Permit<M>, since: Instant) -> Self {
         PooledConnection {
             inner: Some((slot, permit)),
-            since: Instant::now(),
+            since,
             explicit: false,
         }
     }

@@ -1,5 +1,6 @@
 //! The one background task per pool: keeps `min_size`, closes idle connections above
-//! `min_size` after `max_idle`, and replaces expired ones (deadpool has no such task, so its
+//! `min_size` after `max_idle` (each connection idle that long, and, psycopg's rule, one more
+//! per `max_idle` period in which the idle queue never ran dry), and replaces expired ones (deadpool has no such task, so its
 //! dead idle connections are found only at the next checkout: deadpool#191).
 //!
 //! It holds only a `Weak` to the core between ticks, so dropping every `Pool` handle (which
@@ -24,14 +25,20 @@ const MIN_TICK: Duration = Duration::from_millis(10);
 pub(crate) fn spawn<M: Manage>(core: &Arc<Core<M>>) {
     let s = &core.settings;
     // Often enough that expiry and idle shrink lag their setting by at most a quarter of it.
-    let tick = (s.max_idle.min(s.max_lifetime) / 4).clamp(MIN_TICK, MAX_TICK);
+    let horizon = match (s.max_idle, s.max_lifetime) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(MAX_TICK),
+    };
+    let tick = (horizon / 4).clamp(MIN_TICK, MAX_TICK);
     let weak = Arc::downgrade(core);
     let events = Arc::clone(&core.events);
+    let max_idle = s.max_idle;
     tokio::spawn(async move {
         let mut next = Instant::now();
+        let mut next_shrink = max_idle.and_then(|d| next.checked_add(d));
         loop {
             if Instant::now() >= next {
-                if !run_once(&weak) {
+                if !run_once(&weak, max_idle, &mut next_shrink) {
                     return;
                 }
                 next = Instant::now() + tick;
@@ -52,7 +59,11 @@ pub(crate) fn spawn<M: Manage>(core: &Arc<Core<M>>) {
 }
 
 /// One pass; `false` when the pool is gone or closed.
-fn run_once<M: Manage>(weak: &Weak<Core<M>>) -> bool {
+fn run_once<M: Manage>(
+    weak: &Weak<Core<M>>,
+    max_idle: Option<Duration>,
+    next_shrink: &mut Option<Instant>,
+) -> bool {
     let Some(core) = weak.upgrade() else {
         return false;
     };
@@ -60,11 +71,34 @@ fn run_once<M: Manage>(weak: &Weak<Core<M>>) -> bool {
         return false;
     }
     core.sweep_idle();
+    if let (Some(period), Some(at)) = (max_idle, *next_shrink) {
+        let now = Instant::now();
+        if now >= at {
+            core.shrink_one_unused();
+            *next_shrink = now.checked_add(period);
+        }
+    }
     core.maybe_grow();
     true
 }
 
 impl<M: Manage> Core<M> {
+    /// psycopg's `_shrink_pool`, run once per `max_idle` period: if no checkout found the
+    /// queue down to zero idle connections during the period, one connection was never
+    /// needed, so close ONE idle connection (while above `min_size`). Unlike the per-connection
+    /// rule in `sweep_idle`, this also shrinks a pool under light steady load, whose FIFO
+    /// rotation keeps refreshing every connection's `idle_since`.
+    fn shrink_one_unused(self: &Arc<Self>) {
+        let fewest = self.idle_min.load(Relaxed);
+        if fewest > 0 && self.size.load(SeqCst) > self.min_size.load(SeqCst) {
+            if let Some(slot) = self.try_pop() {
+                tracing::debug!(pool = %self.name(), "an idle connection was unused for max_idle; closing one");
+                self.discard(slot);
+            }
+        }
+        self.idle_min.store(self.idle_count(), Relaxed);
+    }
+
     /// Takes each idle connection out once: expired ones are closed (and replaced by
     /// `slot_freed` → `maybe_grow`); ones idle longer than `max_idle` are closed while the pool
     /// is above `min_size`; the rest go back, oldest first as they came.
@@ -76,12 +110,15 @@ impl<M: Manage> Core<M> {
             .saturating_sub(self.min_size.load(SeqCst));
         for _ in 0..self.idle_count() {
             let Some(slot) = self.try_pop() else { break };
-            if now >= slot.expires_at {
+            if slot.expired(now) {
                 tracing::debug!(pool = %self.name(), "idle connection expired; replacing");
                 excess = excess.saturating_sub(1);
                 self.discard(slot);
             } else if excess > 0
-                && now.saturating_duration_since(slot.idle_since) >= self.settings.max_idle
+                && self
+                    .settings
+                    .max_idle
+                    .is_some_and(|max| now.saturating_duration_since(slot.idle_since) >= max)
             {
                 tracing::debug!(pool = %self.name(), "closing connection idle for max_idle");
                 excess -= 1;

@@ -7,7 +7,8 @@
 //! - `pool.rs`: the [`Pool`] facade; `builder.rs`: [`PoolBuilder`]; `guard.rs`:
 //!   [`PooledConnection`]; `stats.rs`: [`PoolStats`].
 //! - `core.rs`: the accounting core and its invariants; `checkout.rs`: the checkout loop;
-//!   `connecting.rs`: background connects; `maintenance.rs`: the background task.
+//!   `connecting.rs`: background connects; `returning.rs`: the return path;
+//!   `maintenance.rs`: the background task.
 //! - `manage.rs`: the [`Manage`] trait the pool is generic over; `postgres.rs`: [`PgManager`].
 
 mod builder;
@@ -20,6 +21,7 @@ mod manage;
 #[allow(clippy::module_inception)]
 mod pool;
 mod postgres;
+mod returning;
 mod stats;
 
 pub use builder::{IntoConfig, PoolBuilder, ReconnectFailed};

@@ -5,10 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::TryAcquireError;
 use tokio::time::Instant;
 
 use super::builder::{IntoConfig, PoolBuilder};
-use super::core::{Core, Live};
+use super::core::{deadline, Core, Live, Permit};
 use super::guard::PooledConnection;
 use super::manage::Manage;
 use super::postgres::PgManager;
@@ -110,6 +111,7 @@ impl<M: Manage> Pool<M> {
     /// failed") after `timeout`; `PoolClosed` if the pool is closed.
     pub async fn wait(&self, timeout: Duration) -> Result<()> {
         let start = Instant::now();
+        let deadline = deadline(start, timeout);
         loop {
             let notified = self.core.events.notified();
             tokio::pin!(notified);
@@ -121,10 +123,7 @@ impl<M: Manage> Pool<M> {
             if s.pool_size.saturating_sub(s.connecting) >= s.pool_min {
                 return Ok(());
             }
-            if tokio::time::timeout_at(start + timeout, notified)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 let e = self.core.timeout_error(start);
                 self.close().await;
                 return Err(e);
@@ -199,8 +198,13 @@ impl<M: Manage> Pool<M> {
         }
     }
 
-    /// Pings every idle connection (one round trip each, bounded by `timeout`); broken or
+    /// Pings every idle connection (one round trip each, all within one `timeout`); broken or
     /// expired ones are closed and replaced.
+    ///
+    /// Each connection is pinged under a permit, like a checkout, so concurrent checkouts see
+    /// it as in use rather than as room to open another. If no permit is free (the pool is
+    /// busy), or the `timeout` is reached, the rest are left for later: in use, they are
+    /// checked by use.
     ///
     /// # Cancel safety
     /// Cancel-safe: a connection being pinged when the future is dropped is closed (its
@@ -210,24 +214,31 @@ impl<M: Manage> Pool<M> {
     /// `PoolClosed` if the pool is closed.
     pub async fn check(&self) -> Result<()> {
         let core = &self.core;
+        let deadline = deadline(Instant::now(), core.settings.timeout);
         for _ in 0..core.idle_count() {
-            if core.is_closed() {
-                return Err(Error::pool_closed());
-            }
+            let _permit = match core.permits.try_acquire() {
+                Ok(p) => {
+                    p.forget();
+                    Permit::adopt(Arc::clone(core))
+                }
+                Err(TryAcquireError::Closed) => return Err(Error::pool_closed()),
+                Err(TryAcquireError::NoPermits) => break,
+            };
             let Some(slot) = core.try_pop() else { break };
             let mut live = Live::new(Arc::clone(core), slot);
-            let expired = live
-                .slot_mut()
-                .is_some_and(|s| Instant::now() >= s.expires_at);
-            if expired {
-                continue; // `live` drops: closed, and `min_size` refilled
+            if live.slot_mut().is_some_and(|s| s.expired(Instant::now())) {
+                continue; // `live` drops: closed, and `min_size` refilled; then the permit
             }
             let ping = core.manager.ping(live.conn_mut());
-            match tokio::time::timeout(core.settings.timeout, ping).await {
-                Ok(Ok(())) => live.into_idle(),
-                _ => {
+            match tokio::time::timeout_at(deadline, ping).await {
+                Ok(Ok(())) => live.into_idle(), // invariant 3: pushed before `_permit` drops
+                Ok(Err(_)) => {
                     bump(&core.counters.connections_lost);
                     tracing::warn!(pool = %core.name(), "idle connection failed its check; replacing");
+                }
+                Err(_) => {
+                    tracing::warn!(pool = %core.name(), "check() reached the pool's timeout; closing the connection being pinged");
+                    break;
                 }
             }
         }

@@ -41,6 +41,10 @@ impl Manage for PgManager {
             ConnState::Broken
         } else if conn.is_busy() {
             ConnState::Busy
+        } else if conn.cancel_requested() {
+            // A CancelRequest sent (or still sendable by a live token) could interrupt the
+            // next borrower's query: never reuse.
+            ConnState::Broken
         } else {
             match conn.transaction_status() {
                 TransactionStatus::Idle => ConnState::Idle,

@@ -20,6 +20,8 @@ pub enum Gate {
     Err,
     /// Never completes.
     Never,
+    /// Panics (a bug in user code the pool must contain).
+    Panic,
 }
 
 #[derive(Debug)]
@@ -30,6 +32,8 @@ pub struct Script {
     pub yields: usize,
     pub connect_delay: Duration,
     pub rollback_delay: Duration,
+    /// How long a CancelRequest takes to be acknowledged.
+    pub cancel_delay: Duration,
 }
 
 impl Default for Script {
@@ -41,6 +45,7 @@ impl Default for Script {
             yields: 0,
             connect_delay: Duration::ZERO,
             rollback_delay: Duration::ZERO,
+            cancel_delay: Duration::ZERO,
         }
     }
 }
@@ -120,6 +125,7 @@ async fn pass(gate: Gate, yields: usize) -> wirepool::Result<()> {
         Gate::Ok => Ok(()),
         Gate::Err => Err(mock_error()),
         Gate::Never => std::future::pending().await,
+        Gate::Panic => panic!("scripted panic"),
     }
 }
 
@@ -211,6 +217,8 @@ impl Manage for Mock {
     fn cancel(&self, _conn: &MockConn) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move {
+            let delay = shared.script.lock().unwrap().cancel_delay;
+            tokio::time::sleep(delay).await;
             shared.cancels.fetch_add(1, SeqCst);
         }
     }

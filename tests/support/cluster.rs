@@ -23,6 +23,13 @@
 //! | `prep_user`     | `scram-sha-256`   | `E'\u2168'` (SASLprep: log in with "IX") |
 //! | anyone else     | `trust`           | —                    |
 //!
+//! Why not the `pgtemp` crate (evaluated, 0.7.1): it does handle root (it `chown`s the data dir
+//! and runs the server as `postgres`), but it finds binaries only on `PATH`, reports failures by
+//! panicking (`expect`), and cleans up in `Drop`, which never runs for a cluster shared through a
+//! static across a test binary; and we would still have to write the per-role `pg_hba.conf` lines
+//! and the MD5-encrypted role ourselves. This file is about as long as that glue, has no
+//! dependencies (so the lesson and the benchmarks include it by path), and leaves no server behind.
+//!
 //! Databases: `postgres` and `test_db`. `WIREPOOL_TEST_KEEP=1` keeps the directory after stopping;
 //! `WIREPOOL_PG_BIN=/path/to/bin` picks the server binaries.
 #![allow(dead_code)]

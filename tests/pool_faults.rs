@@ -1,0 +1,299 @@
+//! Faults in settings and user code the pool must survive without leaking a slot or storming
+//! the server: extreme durations, hung and panicking connects and hooks, hooks that leave a
+//! connection mid-transaction. In-memory (`pool_support::Mock`), paused time.
+
+mod pool_support;
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pool_support::{builder, settle_for, Gate, Mock, MockConn};
+use wirepool::pool::{ConnHook, ConnState, Manage};
+
+/// `max_lifetime(Duration::MAX)` ("never expire") must neither panic in the connect task nor
+/// leak the unit of `size` its reservation held (it used to: `now + lifetime` overflowed after
+/// `landed` was already set, so nothing freed the slot and a `max_size(1)` pool was dead).
+#[tokio::test(start_paused = true)]
+async fn max_lifetime_max_means_never_and_leaks_nothing() {
+    let mock = Mock::new();
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(1)
+        .max_lifetime(Duration::MAX)
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(5)).await.unwrap();
+    let conn = pool
+        .connection_timeout(Duration::from_secs(1))
+        .await
+        .unwrap();
+    drop(conn);
+    settle_for(Duration::from_secs(7200)).await;
+    let s = pool.stats();
+    assert_eq!((s.pool_size, s.pool_available), (1, 1), "{s:?}");
+    assert_eq!(
+        mock.shared.connects.load(SeqCst),
+        1,
+        "never expired, never replaced"
+    );
+}
+
+/// `Duration::MAX` as a checkout timeout, the pool's `timeout`, or `wait`'s means "wait
+/// forever", not an `Instant` overflow panic in the slow path.
+#[tokio::test(start_paused = true)]
+async fn duration_max_timeouts_wait_instead_of_panicking() {
+    let mock = Mock::new();
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(1)
+        .timeout(Duration::MAX)
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::MAX).await.unwrap();
+    let held = pool.connection().await.unwrap();
+    // Slow path: no permit, so both wait (past the first half hour) until `held` returns.
+    let p = pool.clone();
+    let a = tokio::spawn(async move { p.connection_timeout(Duration::MAX).await.map(drop) });
+    let p = pool.clone();
+    let b = tokio::spawn(async move { p.connection().await.map(drop) });
+    settle_for(Duration::from_secs(1800)).await;
+    assert!(
+        !a.is_finished() && !b.is_finished(),
+        "still waiting, not failed"
+    );
+    drop(held);
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+}
+
+/// A connect that never completes (black-holed SYN, a server stuck in auth) used to count as
+/// "on its way" forever: no later waiter started another connect, even with the server
+/// healthy again. `connect_timeout` (default 30 s) bounds each attempt.
+#[tokio::test(start_paused = true)]
+async fn one_hung_connect_does_not_block_growth_forever() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.connect = Gate::Never);
+    let pool = builder(&mock)
+        .min_size(0)
+        .max_size(4)
+        .max_connecting(2)
+        .timeout(Duration::from_secs(1))
+        .open()
+        .await
+        .unwrap();
+    assert!(pool.connection().await.is_err()); // the server is down: fine
+    mock.shared.set(|s| s.connect = Gate::Ok); // the server is back
+    settle_for(Duration::from_secs(120)).await;
+    let r = pool.connection_timeout(Duration::from_secs(30)).await;
+    assert!(
+        r.is_ok(),
+        "server healthy for 2 min, checkout still fails: {:?} stats {:?}",
+        r.err(),
+        pool.stats()
+    );
+}
+
+/// A timed-out attempt (the configure hook included) is a failed attempt: counted, retried
+/// with backoff, and reported as the last connect error.
+#[tokio::test(start_paused = true)]
+async fn connect_timeout_bounds_connect_and_configure_and_is_reported() {
+    let mock = Mock::new();
+    let hang: ConnHook<MockConn> = Arc::new(|_c| Box::pin(std::future::pending()));
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(1)
+        .connect_timeout(Duration::from_secs(2))
+        .configure(hang)
+        .open()
+        .await
+        .unwrap();
+    let e = pool
+        .connection_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(e.is_pool_timeout(), "{e}");
+    let last = e.pool_timeout_info().unwrap().last_connect_error.clone();
+    assert_eq!(last.as_deref(), Some("timed out connecting to the server"));
+    // 2 s attempt, ~1 s backoff, 2 s, ~2 s backoff, 2 s: three attempts in 10 s, not a storm.
+    let s = pool.stats();
+    assert_eq!(s.connections_errors, 3, "{s:?}");
+    assert_eq!(mock.shared.live(), 0, "timed-out connections are dropped");
+}
+
+/// The attempts the backoff allows in the first 10 s of an outage: at 0, ~1, ~3 and ~7 s
+/// (1 s doubling, ±10%).
+const ATTEMPTS_IN_10_S: usize = 4;
+
+/// A panicking `configure` hook is a failed attempt with the same backoff as an `Err` (it used
+/// to drop the reservation un-landed, whose drop started the next connect at once: hundreds of
+/// connects per second), and its last connect error says so.
+#[tokio::test(start_paused = true)]
+async fn panicking_configure_hook_backs_off_like_an_error() {
+    let mock = Mock::new();
+    let hook: ConnHook<MockConn> = Arc::new(|_c| Box::pin(async { panic!("configure bug") }));
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(1)
+        .configure(hook)
+        .open()
+        .await
+        .unwrap();
+    let e = pool.wait(Duration::from_secs(10)).await.unwrap_err();
+    assert_eq!(mock.shared.connects.load(SeqCst), ATTEMPTS_IN_10_S);
+    assert_eq!(mock.shared.live(), 0);
+    let last = e.pool_timeout_info().unwrap().last_connect_error.clone();
+    assert_eq!(
+        last.as_deref(),
+        Some("the pool's `configure` hook failed: connect task panicked")
+    );
+}
+
+/// The same for a panic inside `Manage::connect`; the pool recovers once it stops panicking.
+#[tokio::test(start_paused = true)]
+async fn panicking_connect_backs_off_and_recovers() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.connect = Gate::Panic);
+    let pool = builder(&mock).min_size(1).max_size(1).open().await.unwrap();
+    settle_for(Duration::from_secs(10)).await;
+    assert_eq!(mock.shared.connects.load(SeqCst), ATTEMPTS_IN_10_S);
+    assert_eq!(pool.stats().connections_errors, ATTEMPTS_IN_10_S as u64);
+    mock.shared.set(|s| s.connect = Gate::Ok);
+    pool.wait(Duration::from_secs(60)).await.unwrap();
+    let s = pool.stats();
+    assert_eq!(
+        (s.pool_size, s.pool_available, s.connecting),
+        (1, 1, 0),
+        "{s:?}"
+    );
+}
+
+/// Waiters arriving one after another cannot restart attempts early: a connect task that
+/// stopped (no demand left) and a fresh one a waiter's `maybe_grow` spawns share one backoff.
+#[tokio::test(start_paused = true)]
+async fn waiters_cannot_bypass_the_connect_backoff() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.connect = Gate::Err);
+    let pool = builder(&mock)
+        .min_size(0)
+        .max_size(4)
+        .max_connecting(2)
+        .open()
+        .await
+        .unwrap();
+    // A short-lived waiter every 500 ms for 10 s: demand comes and goes.
+    for _ in 0..20 {
+        let e = pool
+            .connection_timeout(Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(e.is_pool_timeout(), "{e}");
+        settle_for(Duration::from_millis(400)).await;
+    }
+    let connects = mock.shared.connects.load(SeqCst);
+    assert!(connects <= ATTEMPTS_IN_10_S, "{connects} connects in 10 s");
+}
+
+/// psycopg: "connection left in status ... by configure function". A `configure` hook that
+/// leaves a transaction open is a failed attempt (the connection is closed), not an idle
+/// connection handed to the first user inside someone else's transaction.
+#[tokio::test(start_paused = true)]
+async fn configure_leaving_a_transaction_fails_the_attempt() {
+    let mock = Mock::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = Arc::clone(&calls);
+    let hook: ConnHook<MockConn> = Arc::new(move |c| {
+        let first = c2.fetch_add(1, SeqCst) == 0;
+        Box::pin(async move {
+            if first {
+                c.state = ConnState::InTransaction; // e.g. simple_query("BEGIN")
+            }
+            Ok(())
+        })
+    });
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(1)
+        .configure(hook)
+        .open()
+        .await
+        .unwrap();
+    pool.wait(Duration::from_secs(5)).await.unwrap();
+    let conn = pool.connection().await.unwrap();
+    assert_eq!(mock.state(&conn), ConnState::Idle);
+    assert_eq!(
+        conn.id, 1,
+        "the first connection was closed, not handed out"
+    );
+    assert_eq!(mock.shared.closes.load(SeqCst), 1);
+    assert_eq!(pool.stats().connections_errors, 1);
+}
+
+/// The error a configure hook leaving a transaction reports as the last connect error.
+#[tokio::test(start_paused = true)]
+async fn configure_leaving_a_transaction_is_reported() {
+    let mock = Mock::new();
+    let hook: ConnHook<MockConn> = Arc::new(|c| {
+        Box::pin(async move {
+            c.state = ConnState::InTransaction;
+            Ok(())
+        })
+    });
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(1)
+        .configure(hook)
+        .open()
+        .await
+        .unwrap();
+    let e = pool
+        .connection_timeout(Duration::from_millis(500))
+        .await
+        .unwrap_err();
+    let last = e.pool_timeout_info().unwrap().last_connect_error.clone();
+    assert_eq!(
+        last.as_deref(),
+        Some("the pool's `configure` hook failed: connection left in status InTransaction by configure function")
+    );
+    assert_eq!(mock.shared.live(), 0);
+}
+
+/// A `check` hook that returns `Ok` but leaves the connection not idle: that connection is
+/// discarded (a Busy one cancelled first) and the checkout takes another.
+#[tokio::test(start_paused = true)]
+async fn check_leaving_a_connection_not_idle_discards_it() {
+    for left in [ConnState::InTransaction, ConnState::Busy] {
+        let mock = Mock::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c2 = Arc::clone(&calls);
+        let check: ConnHook<MockConn> = Arc::new(move |c| {
+            let first = c2.fetch_add(1, SeqCst) == 0;
+            Box::pin(async move {
+                if first {
+                    c.state = left;
+                }
+                Ok(())
+            })
+        });
+        let pool = builder(&mock)
+            .min_size(2)
+            .max_size(2)
+            .check(check)
+            .open()
+            .await
+            .unwrap();
+        pool.wait(Duration::from_secs(5)).await.unwrap();
+        let conn = pool.connection().await.unwrap();
+        assert_eq!(mock.state(&conn), ConnState::Idle, "{left:?}");
+        assert_eq!(conn.id, 1, "{left:?}: the first one was discarded");
+        drop(conn);
+        settle_for(Duration::from_secs(1)).await;
+        assert_eq!(mock.shared.closes.load(SeqCst), 1, "{left:?}");
+        let cancels = usize::from(left == ConnState::Busy);
+        assert_eq!(mock.shared.cancels.load(SeqCst), cancels, "{left:?}");
+        let s = pool.stats();
+        assert_eq!((s.pool_size, s.pool_available), (2, 2), "{left:?} {s:?}");
+    }
+}
