@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the end-to-end benchmarks (SELECT 1 through each pool, pgbench ceiling, connect rates,
+# memory per idle connection) and the psycopg_pool anchor against one throwaway cluster, and
+# prints markdown tables. Needs PostgreSQL's server binaries and pgbench (WIREPOOL_PG_BIN picks
+# a directory); Python 3 for the anchor (skipped, with a note, if psycopg cannot be installed).
+#
+# Usage: scripts/bench/end_to_end.sh            (about 4 minutes on 2 cores)
+#        WIREPOOL_BENCH_QUICK=1 scripts/bench/end_to_end.sh   (smoke run, about 30 s)
+# Other knobs are documented at the top of benches/end_to_end.rs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+# psycopg from PyPI in a private virtualenv, so the system Python is left alone.
+venv="${WIREPOOL_BENCH_VENV:-${TMPDIR:-/tmp}/wirepool-bench-venv}"
+if [ -z "${WIREPOOL_BENCH_PYTHON:-}" ]; then
+    if { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } &&
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+            'psycopg[binary]' psycopg_pool; then
+        export WIREPOOL_BENCH_PYTHON="$venv/bin/python"
+    else
+        echo "note: could not install psycopg; the psycopg_pool anchor will be skipped" >&2
+    fi
+fi
+
+exec cargo bench --bench end_to_end
