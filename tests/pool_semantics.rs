@@ -666,3 +666,17 @@ async fn pool_check_holds_a_permit_per_ping_and_one_deadline() {
         "the connection cut mid-ping is replaced"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn usage_ms_adds_up_sub_millisecond_checkouts() {
+    let mock = Mock::new();
+    let pool = builder(&mock).min_size(1).max_size(1).open().await.unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    // Ten checkouts of 300 µs each: 3 ms in all, though each one alone is under a millisecond.
+    for _ in 0..10 {
+        let conn = pool.connection().await.unwrap();
+        tokio::time::advance(Duration::from_micros(300)).await;
+        drop(conn);
+    }
+    assert_eq!(pool.stats().usage_ms, 3);
+}

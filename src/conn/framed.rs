@@ -71,8 +71,10 @@ impl Framed {
     /// Reads at most 64 KiB per call: an idle connection has only a few small messages pending,
     /// and a server flooding us must not keep this non-blocking call spinning.
     pub(crate) fn read_available(&mut self) -> io::Result<bool> {
-        let mut chunk = [0u8; 4096];
-        for _ in 0..16 {
+        // Small chunks: this runs on every checkout, where the answer is almost always
+        // `WouldBlock` at once, so the stack buffer's zeroing is most of its cost.
+        let mut chunk = [0u8; 512];
+        for _ in 0..128 {
             match self.stream.read_now(&mut chunk) {
                 Ok(0) => return Ok(false),
                 Ok(n) => self

@@ -19,7 +19,7 @@ use super::connecting::{BACKOFF_JITTER, INITIAL_BACKOFF};
 use super::core::{deadline, Core, Permit};
 use super::guard::PooledConnection;
 use super::manage::{ConnState, Manage};
-use super::stats::{add_ms, bump};
+use super::stats::{add_us, bump};
 use crate::error::{Error, Kind, PoolTimeoutInfo, Result};
 
 /// The error for a hook that returned `Ok` but left the connection not idle (psycopg:
@@ -84,7 +84,7 @@ impl<M: Manage> Core<M> {
             .wait_for_connection(permit, start, timeout, &mut waiting)
             .await;
         if waiting.is_some() {
-            add_ms(&self.counters.requests_wait_ms, start.elapsed());
+            add_us(&self.counters.requests_wait_us, start.elapsed());
         }
         drop(waiting);
         result.map_err(|e| self.failed(e))

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::checkout::left_in;
 use super::core::{deadline, Core, Live, CANCEL_TIMEOUT};
 use super::manage::{ConnState, Manage};
-use super::stats::{add_ms, bump};
+use super::stats::{add_us, bump};
 use crate::error::{Error, Kind, Result};
 
 /// psycopg_pool's first reconnect delay (`AttemptWithBackoff.INITIAL_DELAY`).
@@ -211,7 +211,7 @@ async fn connect_task<M: Manage>(mut reservation: Reservation<M>) {
             r = core.open_one() => r,
             () = core.closed_signal() => return,
         };
-        add_ms(&core.counters.connections_ms, started.elapsed());
+        add_us(&core.counters.connections_us, started.elapsed());
         match result {
             Ok(conn) => {
                 tracing::debug!(pool = %core.name(), "new connection");

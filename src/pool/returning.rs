@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::core::{Core, Live, Permit, Slot};
 use super::manage::{ConnState, Manage};
-use super::stats::{add_ms, bump};
+use super::stats::{add_us, bump};
 use crate::error::Error;
 
 impl<M: Manage> Core<M> {
@@ -21,8 +21,8 @@ impl<M: Manage> Core<M> {
     pub(crate) fn return_slot(mut slot: Slot<M::Connection>, permit: Permit<M>, since: Instant) {
         let core = &permit.core;
         let now = Instant::now();
-        add_ms(
-            &core.counters.usage_ms,
+        add_us(
+            &core.counters.usage_us,
             now.saturating_duration_since(since),
         );
         let state = core.manager.state(&slot.conn);

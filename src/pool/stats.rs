@@ -54,12 +54,12 @@ pub struct PoolStats {
 pub(crate) struct Counters {
     pub requests_num: AtomicU64,
     pub requests_queued: AtomicU64,
-    pub requests_wait_ms: AtomicU64,
+    pub requests_wait_us: AtomicU64,
     pub requests_errors: AtomicU64,
-    pub usage_ms: AtomicU64,
+    pub usage_us: AtomicU64,
     pub returns_bad: AtomicU64,
     pub connections_num: AtomicU64,
-    pub connections_ms: AtomicU64,
+    pub connections_us: AtomicU64,
     pub connections_errors: AtomicU64,
     pub connections_lost: AtomicU64,
 }
@@ -69,9 +69,11 @@ pub(crate) fn bump(c: &AtomicU64) {
     c.fetch_add(1, Relaxed);
 }
 
-/// Adds a duration, in whole milliseconds, to a counter.
-pub(crate) fn add_ms(c: &AtomicU64, d: Duration) {
-    c.fetch_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX), Relaxed);
+/// Adds a duration to a microsecond counter. Kept in µs, reported in ms: checkouts are often
+/// shorter than a millisecond, and truncating each sample to whole ms would leave `usage_ms` at 0
+/// however busy the pool is.
+pub(crate) fn add_us(c: &AtomicU64, d: Duration) {
+    c.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
 }
 
 impl Counters {
@@ -86,12 +88,12 @@ impl Counters {
         };
         s.requests_num = read(&self.requests_num);
         s.requests_queued = read(&self.requests_queued);
-        s.requests_wait_ms = read(&self.requests_wait_ms);
+        s.requests_wait_ms = read(&self.requests_wait_us) / 1000;
         s.requests_errors = read(&self.requests_errors);
-        s.usage_ms = read(&self.usage_ms);
+        s.usage_ms = read(&self.usage_us) / 1000;
         s.returns_bad = read(&self.returns_bad);
         s.connections_num = read(&self.connections_num);
-        s.connections_ms = read(&self.connections_ms);
+        s.connections_ms = read(&self.connections_us) / 1000;
         s.connections_errors = read(&self.connections_errors);
         s.connections_lost = read(&self.connections_lost);
     }
