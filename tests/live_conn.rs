@@ -113,15 +113,22 @@ async fn pid_and_parameters() {
     assert!(!conn.check_closed(), "a healthy idle connection is open");
 }
 
-#[tokio::test]
-async fn terminated_backend_is_detected() {
-    let mut victim = connect_as("postgres", None).await.unwrap();
+/// Two connections; the first one's backend is terminated through the second. Returns
+/// (victim, admin, victim's pid).
+async fn terminate_one() -> (Connection, Connection, i32) {
+    let victim = connect_as("postgres", None).await.unwrap();
     let mut admin = connect_as("postgres", None).await.unwrap();
     let pid = victim.backend_pid();
     admin
         .simple_query(&format!("select pg_terminate_backend({pid})"))
         .await
         .unwrap();
+    (victim, admin, pid)
+}
+
+#[tokio::test]
+async fn terminated_backend_is_detected() {
+    let (mut victim, mut admin, pid) = terminate_one().await;
     // The backend sends FATAL 57P01 and closes before it leaves pg_stat_activity.
     let gone = format!("select count(*) from pg_stat_activity where pid = {pid}");
     let mut left = 200;
@@ -138,13 +145,7 @@ async fn terminated_backend_is_detected() {
 
 #[tokio::test]
 async fn terminated_backend_without_check_gives_a_clear_error() {
-    let mut victim = connect_as("postgres", None).await.unwrap();
-    let mut admin = connect_as("postgres", None).await.unwrap();
-    let pid = victim.backend_pid();
-    admin
-        .simple_query(&format!("select pg_terminate_backend({pid})"))
-        .await
-        .unwrap();
+    let (mut victim, _admin, _) = terminate_one().await;
     let err = victim.simple_query("select 1").await.unwrap_err();
     assert!(err.is_closed() || err.code() == Some("57P01"), "{err:?}");
 }
