@@ -670,7 +670,13 @@ async fn pool_check_holds_a_permit_per_ping_and_one_deadline() {
 #[tokio::test(start_paused = true)]
 async fn usage_ms_adds_up_sub_millisecond_checkouts() {
     let mock = Mock::new();
-    let pool = builder(&mock).min_size(1).max_size(1).open().await.unwrap();
+    let pool = builder(&mock)
+        .min_size(1)
+        .max_size(1)
+        .usage_stats(true)
+        .open()
+        .await
+        .unwrap();
     pool.wait(Duration::from_secs(1)).await.unwrap();
     // Ten checkouts of 300 µs each: 3 ms in all, though each one alone is under a millisecond.
     for _ in 0..10 {
@@ -679,4 +685,49 @@ async fn usage_ms_adds_up_sub_millisecond_checkouts() {
         drop(conn);
     }
     assert_eq!(pool.stats().usage_ms, 3);
+}
+
+/// Usage timing costs two clock reads per checkout, so it is opt-in: by default `usage_ms`
+/// stays 0 however long connections are held.
+#[tokio::test(start_paused = true)]
+async fn usage_ms_is_off_by_default() {
+    let mock = Mock::new();
+    let pool = builder(&mock).min_size(1).max_size(1).open().await.unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let conn = pool.connection().await.unwrap();
+    tokio::time::advance(Duration::from_secs(2)).await;
+    drop(conn);
+    let s = pool.stats();
+    assert_eq!((s.requests_num, s.usage_ms), (1, 0), "{s:?}");
+}
+
+/// `requests_num` counts every request once, whichever path served it (the fast path counts
+/// per connection, the slow path and failures on a shared counter), and `pop_stats` resets it.
+#[tokio::test(start_paused = true)]
+async fn requests_num_counts_fast_slow_and_failed_requests() {
+    let mock = Mock::new();
+    let pool = builder(&mock).min_size(1).max_size(1).open().await.unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    for _ in 0..3 {
+        drop(pool.connection().await.unwrap()); // fast path
+    }
+    let held = pool.connection().await.unwrap(); // fast path
+    let p = pool.clone();
+    let waiter = tokio::spawn(async move { p.connection().await.map(drop) }); // slow: waits
+    settle_for(Duration::from_millis(100)).await;
+    drop(held);
+    waiter.await.unwrap().unwrap();
+    let held = pool.connection().await.unwrap();
+    let timeout = pool.connection_timeout(Duration::from_millis(10)).await;
+    assert!(timeout.unwrap_err().is_timeout()); // slow, then fails
+    drop(held);
+    let s = pool.pop_stats();
+    assert_eq!(
+        (s.requests_num, s.requests_queued, s.requests_errors),
+        (7, 2, 1),
+        "{s:?}"
+    );
+    assert_eq!(pool.stats().requests_num, 0, "reset by pop_stats");
+    drop(pool.connection().await.unwrap());
+    assert_eq!(pool.stats().requests_num, 1);
 }

@@ -2,7 +2,7 @@
 //! land, and running the `check` hook (psycopg#709/#711, HikariCP's hard timeout).
 //!
 //! Fast path (uncontended, no `check` hook): one `try_acquire`, one `pop`, one `is_closed` peek,
-//! a few relaxed atomics; no lock, no allocation, no clock read beyond the guard's timestamp.
+//! a few relaxed atomics; no lock, no allocation, no clock read (core.rs invariant 9).
 //! Everything the future owns across an await is a guard (`Permit`, `PooledConnection`,
 //! `Waiting`, `Starving`, tokio's `Acquire` and `Notified`), so it can be dropped anywhere.
 
@@ -53,20 +53,22 @@ impl<M: Manage> Core<M> {
         self: &Arc<Self>,
         timeout: Duration,
     ) -> Result<PooledConnection<M>> {
-        bump(&self.counters.requests_num);
         if self.settings.check.is_none() {
             match self.permits.try_acquire() {
                 Ok(permit) => {
                     permit.forget();
                     let permit = Permit::adopt(Arc::clone(self));
-                    let now = Instant::now(); // the guard's timestamp, and the expiry check's
-                    if let Some(slot) = self.pop_live(now) {
+                    if let Some(slot) = self.pop_live() {
+                        self.fast_checkouts.bump(slot.cell);
                         tracing::debug!(pool = %self.name(), "checkout");
-                        return Ok(PooledConnection::new(slot, permit, now));
+                        return Ok(PooledConnection::new(slot, permit, self.usage_start()));
                     }
                     return self.checkout_slow(Some(permit), timeout).await;
                 }
-                Err(TryAcquireError::Closed) => return Err(self.failed(Error::pool_closed())),
+                Err(TryAcquireError::Closed) => {
+                    bump(&self.counters.requests_num);
+                    return Err(self.failed(Error::pool_closed()));
+                }
                 Err(TryAcquireError::NoPermits) => {}
             }
         }
@@ -78,6 +80,7 @@ impl<M: Manage> Core<M> {
         permit: Option<Permit<M>>,
         timeout: Duration,
     ) -> Result<PooledConnection<M>> {
+        bump(&self.counters.requests_num);
         let start = Instant::now();
         let mut waiting = None;
         let result = self
@@ -126,7 +129,7 @@ impl<M: Manage> Core<M> {
             if self.is_closed() {
                 return Err(Error::pool_closed());
             }
-            let slot = match self.pop_live(Instant::now()) {
+            let slot = match self.pop_live() {
                 Some(slot) => slot,
                 None => {
                     self.start_waiting(waiting)?;
@@ -135,7 +138,7 @@ impl<M: Manage> Core<M> {
                     tokio::pin!(notified);
                     notified.as_mut().enable();
                     fence(SeqCst); // core.rs invariant 8
-                    match self.pop_live(Instant::now()) {
+                    match self.pop_live() {
                         Some(slot) => slot,
                         None => {
                             if self.is_closed() {
@@ -150,7 +153,7 @@ impl<M: Manage> Core<M> {
                     }
                 }
             };
-            let mut conn = PooledConnection::new(slot, permit, Instant::now());
+            let mut conn = PooledConnection::new(slot, permit, self.usage_start());
             let Some(check) = &self.settings.check else {
                 tracing::debug!(pool = %self.name(), "checkout");
                 return Ok(conn);
@@ -207,6 +210,11 @@ impl<M: Manage> Core<M> {
         bump(&self.counters.requests_queued);
         *waiting = Some(gauge);
         Ok(())
+    }
+
+    /// The guard's start time for `usage_ms`; no clock read unless `usage_stats` is on.
+    fn usage_start(&self) -> Option<Instant> {
+        self.settings.usage_stats.then(Instant::now)
     }
 
     fn failed(&self, e: Error) -> Error {

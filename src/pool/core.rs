@@ -26,18 +26,17 @@
 //!    dropping it at any await point loses neither a permit nor a connection. A unit moves from
 //!    one guard to the next only once the next exists (`Reservation::land`), and nothing between
 //!    can panic (`new_slot` uses checked time arithmetic), so a panic cannot leak `size`.
-//! 5. `idle_count` is raised before a push and lowered (decrement-if-positive) BEFORE a pop,
-//!    given back if the pop finds nothing; so it never underflows, and it never counts a
-//!    connection someone already popped: it may over-count only a push in flight (whose waker
-//!    follows, invariant 8) and otherwise under-counts, which at worst starts a connect early
-//!    (`ArrayQueue::len` can spin under churn, so sqlx keeps its own counter too).
+//! 5. The idle count is the queue's own `len()`: a pop leaves it in the same CAS that claims
+//!    the connection, so no one ever counts a connection someone already popped (F12); it
+//!    over-counts only a push in flight (whose waker follows, invariant 8). Read on slow paths
+//!    only: the fast path keeps no idle counter of its own (two contended RMWs per cycle).
 //! 6. The idle queue only holds connections whose `Manage::state` was `Idle` when pushed: a
 //!    connection returned inside a transaction is rolled back (in a bounded background task
 //!    that owns its slot and permit) before it can be pushed, or it is discarded. Every return
 //!    path pushes only through one predicate (`reusable`: idle, not expired, `size ≤
 //!    max_size`). The `configure` and `check` hooks must leave the connection `Idle` too (else
 //!    it is discarded: a failed connect, a failed check), and a checkout never hands out a
-//!    connection past its expiry (`pop_live`).
+//!    connection past its expiry (`pop_live`, via `past_expiry`, invariant 9).
 //! 7. No network I/O runs in `Drop`: returns decide from `Manage::state`; anything needing I/O
 //!    (rollback, reset, cancel, close) is spawned, or, with no runtime, the connection is dropped.
 //!    Every discard of a `Busy` connection (returned busy, returned to a closed pool, left busy
@@ -45,6 +44,11 @@
 //! 8. Lost-wakeup freedom (bb8#122): a waiter bumps `starving`, enables its `Notified`, then
 //!    issues a SeqCst fence before popping; a producer pushes (or frees a slot), fences, then
 //!    reads `starving`. One of the two always sees the other.
+//! 9. The fast path reads no clock (`clock.rs`: a read costs as much as the rest of a bare
+//!    checkout + return). Expiry is judged by `Clock::passed`, exact while maintenance runs no
+//!    more than a tick late; a plain return stamps `idle_since` from the coarse reading (up to
+//!    one tick early), and the idle rule adds that tick back, so a connection is never closed
+//!    before `max_idle`.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
@@ -56,9 +60,10 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use super::builder::Settings;
+use super::clock::{Clock, Nanos, NEVER};
 use super::connecting::Backoff;
 use super::manage::{ConnState, Manage};
-use super::stats::{bump, Counters, PoolStats};
+use super::stats::{bump, Counters, PerSlot, PoolStats};
 use crate::error::Error;
 
 /// How long closing one connection (Terminate) may take before it is simply dropped.
@@ -82,16 +87,20 @@ pub(crate) fn deadline(start: Instant, timeout: Duration) -> Instant {
 /// A connection with the pool's bookkeeping about it.
 pub(crate) struct Slot<C> {
     pub(crate) conn: C,
-    /// `max_lifetime` with up to 5% taken off (psycopg's jitter), so a pool opened at once does
-    /// not expire all at once. `None`: never (no `max_lifetime`, or one past `Instant`'s range).
-    pub(crate) expires_at: Option<Instant>,
-    pub(crate) idle_since: Instant,
+    /// When it expires: `max_lifetime` with up to 5% taken off (psycopg's jitter), so a pool
+    /// opened at once does not expire all at once. [`NEVER`] without `max_lifetime`.
+    pub(crate) expires: Nanos,
+    /// When it went idle: exact for a new or reset connection, from the coarse reading (up to
+    /// one maintenance tick early) for a plain return (invariant 9).
+    pub(crate) idle_since: Nanos,
+    /// Its cell in `Core::fast_checkouts`.
+    pub(crate) cell: usize,
 }
 
 impl<C> Slot<C> {
     /// Whether the connection has outlived its `max_lifetime` at `now`.
-    pub(crate) fn expired(&self, now: Instant) -> bool {
-        self.expires_at.is_some_and(|at| now >= at)
+    pub(crate) fn expired(&self, now: Nanos) -> bool {
+        now >= self.expires
     }
 }
 
@@ -100,7 +109,6 @@ pub(crate) struct Core<M: Manage> {
     pub(crate) manager: M,
     pub(crate) settings: Settings<M::Connection>,
     idle: ArrayQueue<Slot<M::Connection>>,
-    idle_count: AtomicUsize,
     /// The fewest idle connections seen after a checkout's pop during the current `max_idle`
     /// period (psycopg's `_nconns_min`); maintenance reads and resets it.
     pub(crate) idle_min: AtomicUsize,
@@ -123,10 +131,13 @@ pub(crate) struct Core<M: Manage> {
     /// Something changed (a connect finished, the pool closed): wakes every observer.
     pub(crate) events: Arc<Notify>,
     pub(crate) counters: Counters,
+    pub(crate) fast_checkouts: PerSlot,
     last_connect_error: Mutex<Option<Arc<Error>>>,
     /// When the next connect attempt may start (shared by every connect task).
     pub(crate) backoff: Mutex<Backoff>,
     rng: AtomicU64,
+    /// Slot times, and the coarse reading the fast path uses (invariant 9).
+    pub(crate) clock: Clock,
 }
 
 impl<M: Manage> Core<M> {
@@ -137,11 +148,12 @@ impl<M: Manage> Core<M> {
         max: usize,
     ) -> Self {
         let seed = settings.seed;
+        let clock = Clock::new(super::maintenance::tick(&settings));
+        let fast_checkouts = PerSlot::new(settings.capacity);
         Core {
             manager,
             idle: ArrayQueue::new(settings.capacity.max(1)),
             settings,
-            idle_count: AtomicUsize::new(0),
             idle_min: AtomicUsize::new(0),
             permits: Semaphore::new(max),
             size: AtomicUsize::new(0),
@@ -156,9 +168,11 @@ impl<M: Manage> Core<M> {
             landed: Notify::new(),
             events: Arc::new(Notify::new()),
             counters: Counters::default(),
+            fast_checkouts,
             last_connect_error: Mutex::new(None),
             backoff: Mutex::new(Backoff::default()),
             rng: AtomicU64::new(seed),
+            clock,
         }
     }
 
@@ -170,8 +184,9 @@ impl<M: Manage> Core<M> {
         self.closed.load(SeqCst)
     }
 
+    /// Idle connections now (invariant 5). Slow paths only: it reads both ends of the queue.
     pub(crate) fn idle_count(&self) -> usize {
-        self.idle_count.load(Relaxed)
+        self.idle.len()
     }
 
     /// A uniform random number in `[0, 1)` (splitmix64): jitter only, not security.
@@ -188,56 +203,35 @@ impl<M: Manage> Core<M> {
     pub(crate) fn new_slot(&self, conn: M::Connection) -> Slot<M::Connection> {
         let now = Instant::now();
         let jitter = 1.0 - 0.05 * self.random();
-        let expires_at = self.settings.max_lifetime.and_then(|lifetime| {
-            let lifetime = Duration::try_from_secs_f64(lifetime.as_secs_f64() * jitter).ok()?;
-            now.checked_add(lifetime)
+        let expires = self.settings.max_lifetime.map_or(NEVER, |lifetime| {
+            Duration::try_from_secs_f64(lifetime.as_secs_f64() * jitter)
+                .map_or(NEVER, |lifetime| self.clock.after(now, lifetime))
         });
         Slot {
             conn,
-            expires_at,
-            idle_since: now,
+            expires,
+            idle_since: self.clock.at(now),
+            cell: self.fast_checkouts.assign(),
         }
     }
 
     /// Pops one idle connection (no liveness check).
     pub(crate) fn try_pop(&self) -> Option<Slot<M::Connection>> {
-        self.claim_and_pop().map(|(slot, _)| slot)
+        self.idle.pop()
     }
 
-    /// Invariant 5: lowers `idle_count` BEFORE popping, so no one ever counts a connection
-    /// another task has already taken (`wants_growth` would take that phantom for an idle
-    /// connection and a starving waiter would neither grow the pool nor be woken). Returns the
-    /// slot and the idle count left after it.
-    fn claim_and_pop(&self) -> Option<(Slot<M::Connection>, usize)> {
-        let before = self.claim_idle()?;
-        match self.idle.pop() {
-            Some(slot) => Some((slot, before - 1)),
-            None => {
-                // A push raised the count but has not landed yet: give the claim back.
-                self.idle_count.fetch_add(1, Relaxed);
-                None
-            }
-        }
-    }
-
-    /// Decrements `idle_count` if positive; returns its value before.
-    pub(crate) fn claim_idle(&self) -> Option<usize> {
-        self.idle_count
-            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
-            .ok()
-    }
-
-    /// Pops idle connections until one is neither past its `max_lifetime` at `now` (one
-    /// comparison: maintenance may not have swept it yet) nor closed by the server (the
-    /// zero-RTT `is_closed` peek); discards the others.
-    pub(crate) fn pop_live(self: &Arc<Self>, now: Instant) -> Option<Slot<M::Connection>> {
+    /// Pops idle connections until one is neither past its `max_lifetime` (maintenance may not
+    /// have swept it yet) nor closed by the server (the zero-RTT `is_closed` peek); discards
+    /// the others.
+    pub(crate) fn pop_live(self: &Arc<Self>) -> Option<Slot<M::Connection>> {
         loop {
-            let (mut slot, left) = self.claim_and_pop()?;
-            // The fewest idle connections a checkout left this `max_idle` period (F9 shrink).
-            if left < self.idle_min.load(Relaxed) {
-                self.idle_min.fetch_min(left, Relaxed);
-            }
-            if slot.expired(now) {
+            let Some(mut slot) = self.try_pop() else {
+                // A request found nothing idle: this period needed every connection.
+                self.idle_min.store(0, Relaxed);
+                return None;
+            };
+            self.note_idle_left();
+            if self.clock.passed(slot.expires) {
                 tracing::debug!(pool = %self.name(), "idle connection expired; closing");
             } else if self.manager.is_closed(&mut slot.conn) {
                 bump(&self.counters.connections_lost);
@@ -249,13 +243,23 @@ impl<M: Manage> Core<M> {
         }
     }
 
+    /// Tracks the fewest idle connections a checkout left during this `max_idle` period (the
+    /// F9 shrink rule). Only a pool above `min_size` can shrink, so only there is it worth
+    /// reading the queue's length on a checkout.
+    fn note_idle_left(&self) {
+        if self.size.load(Relaxed) > self.min_size.load(Relaxed) {
+            let left = self.idle_count();
+            if left < self.idle_min.load(Relaxed) {
+                self.idle_min.fetch_min(left, Relaxed);
+            }
+        }
+    }
+
     /// Pushes a connection idle (invariant 3: the caller releases its permit afterwards).
     pub(crate) fn push_idle(self: &Arc<Self>, slot: Slot<M::Connection>) {
-        self.idle_count.fetch_add(1, Relaxed);
         if let Err(slot) = self.idle.push(slot) {
             // Capacity ≥ max_size ≥ size makes this unreachable; if it ever happens the
             // connection is closed, never leaked.
-            self.idle_count.fetch_sub(1, Relaxed);
             debug_assert!(false, "idle queue full");
             self.discard(slot);
             return;
@@ -487,7 +491,7 @@ impl<M: Manage> Live<M> {
     /// Pushes the connection idle; its `size` unit moves with it into the queue.
     pub(crate) fn into_idle(mut self) {
         if let Some(mut slot) = self.slot.take() {
-            slot.idle_since = Instant::now();
+            slot.idle_since = self.core.clock.now();
             self.core.push_idle(slot);
         }
     }

@@ -35,11 +35,11 @@ impl Manage for Nop {
     async fn close(&self, _: ()) {}
 }
 
-/// F12: `idle_count` goes down before the queue gives the connection up, so in the window
-/// between a checkout's claim and its pop no one sees a phantom idle connection: a starving
-/// waiter's `wants_growth` already asks for a connect.
+/// F12: the idle count drops in the same step that gives the connection up (it is the
+/// queue's own length), so right after a checkout's pop no one sees a phantom idle connection:
+/// a starving waiter's `wants_growth` already asks for a connect.
 #[tokio::test]
-async fn try_pop_claims_the_idle_count_before_popping() {
+async fn a_pop_leaves_no_phantom_idle_connection() {
     let core = PoolBuilder::new(Ok(Nop)).into_test_core(0, 2);
     core.size.store(1, SeqCst);
     core.push_idle(core.new_slot(()));
@@ -49,27 +49,49 @@ async fn try_pop_claims_the_idle_count_before_popping() {
         !core.wants_growth(),
         "an idle connection covers the starving waiter"
     );
-
-    // A checkout's pop, stopped between its two steps.
-    assert_eq!(core.claim_idle(), Some(1));
+    assert!(core.try_pop().is_some());
     assert_eq!(core.idle_count(), 0);
     assert!(
         core.wants_growth(),
-        "the connection being popped is not counted as idle"
+        "the connection just popped is not counted as idle"
     );
-    assert!(core.idle.pop().is_some());
+    assert!(core.try_pop().is_none());
     assert_eq!(core.idle_count(), 0);
 }
 
-/// A pop that finds the queue empty gives its claim back, and one on a zero count neither
-/// underflows nor touches the queue.
-#[tokio::test]
-async fn try_pop_on_empty_leaves_the_count_exact() {
-    let core = PoolBuilder::new(Ok(Nop)).into_test_core(0, 2);
-    assert!(core.try_pop().is_none());
-    assert_eq!(core.idle_count(), 0);
-    // A push in flight: counted, not yet in the queue.
-    core.idle_count.fetch_add(1, SeqCst);
-    assert!(core.try_pop().is_none());
-    assert_eq!(core.idle_count(), 1, "the claim is given back");
+/// Invariant 9: a deadline far from the coarse reading is judged without a clock read, and
+/// one near it against the real clock, so a checkout never hands out an expired connection
+/// while maintenance keeps the coarse reading within a tick.
+#[tokio::test(start_paused = true)]
+async fn expiry_reads_the_real_clock_near_the_deadline() {
+    use std::time::Duration;
+    use tokio::time::{advance, Instant};
+
+    use super::super::clock::NEVER;
+
+    let core = PoolBuilder::new(Ok(Nop))
+        .max_lifetime(Duration::from_secs(400))
+        .max_idle(Duration::ZERO)
+        .into_test_core(0, 1);
+    let clock = &core.clock;
+    assert_eq!(clock.lag(), Duration::from_secs(30), "the longest tick");
+    let at = clock.after(Instant::now(), Duration::from_secs(100));
+    advance(Duration::from_secs(100)).await;
+    assert_eq!(clock.now(), at);
+    assert!(
+        !clock.passed(at),
+        "coarse reading 100 s behind, more than two ticks: judged without reading the clock"
+    );
+    clock.tick(Instant::now() - Duration::from_secs(30)); // maintenance ran one tick ago
+    assert!(
+        clock.passed(at),
+        "within two ticks: the real clock says passed"
+    );
+    assert!(!clock.passed(at + 1), "near, but not yet");
+    assert!(!clock.passed(NEVER));
+    assert_eq!(
+        clock.recent(),
+        at - 30_000_000_000,
+        "never ahead of the real clock"
+    );
 }

@@ -30,13 +30,18 @@ use super::postgres::PgManager;
 pub struct PooledConnection<M: Manage = PgManager> {
     /// `Some` until dropped or taken apart by the checkout loop.
     inner: Option<(Slot<M::Connection>, Permit<M>)>,
-    since: Instant,
+    /// When the checkout got it, if `usage_stats` is on.
+    since: Option<Instant>,
     explicit: bool,
 }
 
 impl<M: Manage> PooledConnection<M> {
-    /// `since`: when the checkout got it (the clock read the checkout already made).
-    pub(crate) fn new(slot: Slot<M::Connection>, permit: Permit<M>, since: Instant) -> Self {
+    /// `since`: when the checkout got it, for `usage_ms` (`None` unless `usage_stats` is on).
+    pub(crate) fn new(
+        slot: Slot<M::Connection>,
+        permit: Permit<M>,
+        since: Option<Instant>,
+    ) -> Self {
         PooledConnection {
             inner: Some((slot, permit)),
             since,

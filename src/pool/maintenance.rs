@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::builder::Settings;
+use super::clock::nanos;
 use super::core::Core;
 use super::manage::Manage;
 
@@ -21,15 +23,20 @@ const MAX_TICK: Duration = Duration::from_secs(30);
 /// The shortest, so tiny test settings cannot make it spin.
 const MIN_TICK: Duration = Duration::from_millis(10);
 
-/// Starts the task. Requires a tokio runtime (the pool is opened from async code).
-pub(crate) fn spawn<M: Manage>(core: &Arc<Core<M>>) {
-    let s = &core.settings;
-    // Often enough that expiry and idle shrink lag their setting by at most a quarter of it.
+/// The pause between two runs: often enough that expiry and idle shrink lag their setting by
+/// at most a quarter of it. Also how far the coarse clock may lag (core.rs invariant 9).
+pub(crate) fn tick<C>(s: &Settings<C>) -> Duration {
     let horizon = match (s.max_idle, s.max_lifetime) {
         (Some(a), Some(b)) => a.min(b),
         (a, b) => a.or(b).unwrap_or(MAX_TICK),
     };
-    let tick = (horizon / 4).clamp(MIN_TICK, MAX_TICK);
+    (horizon / 4).clamp(MIN_TICK, MAX_TICK)
+}
+
+/// Starts the task. Requires a tokio runtime (the pool is opened from async code).
+pub(crate) fn spawn<M: Manage>(core: &Arc<Core<M>>) {
+    let s = &core.settings;
+    let tick = core.clock.lag();
     let weak = Arc::downgrade(core);
     let events = Arc::clone(&core.events);
     let max_idle = s.max_idle;
@@ -70,6 +77,7 @@ fn run_once<M: Manage>(
     if core.is_closed() {
         return false;
     }
+    core.clock.tick(Instant::now());
     core.sweep_idle();
     if let (Some(period), Some(at)) = (max_idle, *next_shrink) {
         let now = Instant::now();
@@ -101,9 +109,15 @@ impl<M: Manage> Core<M> {
 
     /// Takes each idle connection out once: expired ones are closed (and replaced by
     /// `slot_freed` → `maybe_grow`); ones idle longer than `max_idle` are closed while the pool
-    /// is above `min_size`; the rest go back, oldest first as they came.
+    /// is above `min_size`; the rest go back, oldest first as they came. `idle_since` may be
+    /// one tick early (stamped from the coarse clock), so that tick is added back: a connection
+    /// is closed between `max_idle` and `max_idle` + two ticks after its last use.
     fn sweep_idle(self: &Arc<Self>) {
-        let now = Instant::now();
+        let now = self.clock.now();
+        let max_idle = self
+            .settings
+            .max_idle
+            .map(|max| nanos(max.saturating_add(self.clock.lag())));
         let mut excess = self
             .size
             .load(SeqCst)
@@ -115,10 +129,7 @@ impl<M: Manage> Core<M> {
                 excess = excess.saturating_sub(1);
                 self.discard(slot);
             } else if excess > 0
-                && self
-                    .settings
-                    .max_idle
-                    .is_some_and(|max| now.saturating_duration_since(slot.idle_since) >= max)
+                && max_idle.is_some_and(|max| now.saturating_sub(slot.idle_since) >= max)
             {
                 tracing::debug!(pool = %self.name(), "closing connection idle for max_idle");
                 excess -= 1;

@@ -8,11 +8,13 @@
 //!   [`PooledConnection`]; `stats.rs`: [`PoolStats`].
 //! - `core.rs`: the accounting core and its invariants; `checkout.rs`: the checkout loop;
 //!   `connecting.rs`: background connects; `returning.rs`: the return path;
-//!   `maintenance.rs`: the background task.
+//!   `maintenance.rs`: the background task; `clock.rs`: slot times and the coarse clock that
+//!   keeps clock reads off the fast path.
 //! - `manage.rs`: the [`Manage`] trait the pool is generic over; `postgres.rs`: [`PgManager`].
 
 mod builder;
 mod checkout;
+mod clock;
 mod connecting;
 mod core;
 mod guard;

@@ -226,7 +226,7 @@ impl<M: Manage> Pool<M> {
             };
             let Some(slot) = core.try_pop() else { break };
             let mut live = Live::new(Arc::clone(core), slot);
-            if live.slot_mut().is_some_and(|s| s.expired(Instant::now())) {
+            if live.slot_mut().is_some_and(|s| s.expired(core.clock.now())) {
                 continue; // `live` drops: closed, and `min_size` refilled; then the permit
             }
             let ping = core.manager.ping(live.conn_mut());
@@ -268,14 +268,18 @@ impl<M: Manage> Pool<M> {
     /// load, not an atomic snapshot.
     pub fn stats(&self) -> PoolStats {
         let mut s = self.core.gauges();
-        self.core.counters.fill(&mut s, false);
+        self.core
+            .counters
+            .fill(&self.core.fast_checkouts, &mut s, false);
         s
     }
 
     /// Like [`stats`](Pool::stats), and resets the counters (psycopg's `pop_stats`).
     pub fn pop_stats(&self) -> PoolStats {
         let mut s = self.core.gauges();
-        self.core.counters.fill(&mut s, true);
+        self.core
+            .counters
+            .fill(&self.core.fast_checkouts, &mut s, true);
         s
     }
 

@@ -16,15 +16,19 @@ use super::stats::{add_us, bump};
 use crate::error::Error;
 
 impl<M: Manage> Core<M> {
-    /// The one return path, shared by a guard's `Drop` and `putconn`. Never does I/O itself.
-    /// (An associated fn borrowing the core through the permit: no `Arc` clone per return.)
-    pub(crate) fn return_slot(mut slot: Slot<M::Connection>, permit: Permit<M>, since: Instant) {
+    /// The one return path, shared by a guard's `Drop` and `putconn`. Never does I/O itself,
+    /// and reads no clock unless `usage_stats` is on or the connection is near its expiry
+    /// (invariant 9). (An associated fn borrowing the core through the permit: no `Arc` clone
+    /// per return.)
+    pub(crate) fn return_slot(
+        mut slot: Slot<M::Connection>,
+        permit: Permit<M>,
+        since: Option<Instant>,
+    ) {
         let core = &permit.core;
-        let now = Instant::now();
-        add_us(
-            &core.counters.usage_us,
-            now.saturating_duration_since(since),
-        );
+        if let Some(since) = since {
+            add_us(&core.counters.usage_us, since.elapsed());
+        }
         let state = core.manager.state(&slot.conn);
         if core.is_closed() {
             core.discard(slot);
@@ -32,12 +36,12 @@ impl<M: Manage> Core<M> {
         }
         match state {
             ConnState::Idle if core.settings.reset.is_none() => {
-                if !core.reusable(state, &slot, now) {
+                if !core.reusable(state, &slot) {
                     tracing::debug!(pool = %core.name(), "returned connection expired or surplus; closing");
                     core.discard(slot);
                 } else {
                     tracing::debug!(pool = %core.name(), "connection returned");
-                    slot.idle_since = now;
+                    slot.idle_since = core.clock.recent();
                     core.push_idle(slot);
                 }
                 drop(permit); // invariant 3: after the push
@@ -88,9 +92,12 @@ impl<M: Manage> Core<M> {
                 Ok::<(), Error>(())
             };
             match tokio::time::timeout(core.settings.return_timeout, work).await {
-                Ok(Ok(())) if live.slot_mut().is_some_and(|s| {
-                    core.reusable(core.manager.state(&s.conn), s, Instant::now())
-                }) => live.into_idle(),
+                Ok(Ok(())) if live
+                    .slot_mut()
+                    .is_some_and(|s| core.reusable(core.manager.state(&s.conn), s)) =>
+                {
+                    live.into_idle()
+                }
                 Ok(Err(e)) => tracing::warn!(pool = %core.name(), error = %e, "resetting returned connection failed; discarding"),
                 Err(_) => tracing::warn!(pool = %core.name(), "resetting returned connection timed out; discarding"),
                 Ok(Ok(())) => tracing::debug!(pool = %core.name(), "connection not idle, expired or surplus after reset; discarding"),
@@ -102,9 +109,9 @@ impl<M: Manage> Core<M> {
     /// The one test a returned connection passes before it goes back idle, on the plain path
     /// and after a rollback/reset alike: idle, not expired, and not surplus after `resize`
     /// shrank `max_size` (`size` still counts this connection).
-    fn reusable(&self, state: ConnState, slot: &Slot<M::Connection>, now: Instant) -> bool {
+    fn reusable(&self, state: ConnState, slot: &Slot<M::Connection>) -> bool {
         state == ConnState::Idle
-            && !slot.expired(now)
+            && !self.clock.passed(slot.expires)
             && self.size.load(Relaxed) <= self.max_size.load(Relaxed)
     }
 }
