@@ -19,7 +19,7 @@ use super::connecting::{BACKOFF_JITTER, INITIAL_BACKOFF};
 use super::core::{deadline, Core, Permit};
 use super::guard::PooledConnection;
 use super::manage::{ConnState, Manage};
-use super::stats::{add_us, bump};
+use super::stats::{add_us, bump, Counters};
 use crate::error::{Error, Kind, PoolTimeoutInfo, Result};
 
 /// The error for a hook that returned `Ok` but left the connection not idle (psycopg:
@@ -47,6 +47,23 @@ impl Drop for Gauge<'_> {
     }
 }
 
+/// Counts a request in `requests_waiting` for as long as it lives, on the striped counters
+/// (stats.rs), so a waiter writes no line shared with the other workers.
+struct Waiting<'a>(&'a Counters);
+
+impl<'a> Waiting<'a> {
+    fn begin(counters: &'a Counters) -> Self {
+        bump(&counters.here().waits_begun);
+        Waiting(counters)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        bump(&self.0.here().waits_ended);
+    }
+}
+
 impl<M: Manage> Core<M> {
     /// Checks a connection out, waiting at most `timeout`.
     pub(crate) async fn checkout(
@@ -59,14 +76,14 @@ impl<M: Manage> Core<M> {
                     permit.forget();
                     let permit = Permit::adopt(Arc::clone(self));
                     if let Some(slot) = self.pop_live() {
-                        self.fast_checkouts.bump(slot.cell);
+                        bump(&self.counters.here().requests_num);
                         tracing::debug!(pool = %self.name(), "checkout");
                         return Ok(PooledConnection::new(slot, permit, self.usage_start()));
                     }
                     return self.checkout_slow(Some(permit), timeout).await;
                 }
                 Err(TryAcquireError::Closed) => {
-                    bump(&self.counters.requests_num);
+                    bump(&self.counters.here().requests_num);
                     return Err(self.failed(Error::pool_closed()));
                 }
                 Err(TryAcquireError::NoPermits) => {}
@@ -80,14 +97,14 @@ impl<M: Manage> Core<M> {
         permit: Option<Permit<M>>,
         timeout: Duration,
     ) -> Result<PooledConnection<M>> {
-        bump(&self.counters.requests_num);
+        bump(&self.counters.here().requests_num);
         let start = Instant::now();
         let mut waiting = None;
         let result = self
             .wait_for_connection(permit, start, timeout, &mut waiting)
             .await;
         if waiting.is_some() {
-            add_us(&self.counters.requests_wait_us, start.elapsed());
+            add_us(&self.counters.here().requests_wait_us, start.elapsed());
         }
         drop(waiting);
         result.map_err(|e| self.failed(e))
@@ -100,7 +117,7 @@ impl<M: Manage> Core<M> {
         permit: Option<Permit<M>>,
         start: Instant,
         timeout: Duration,
-        waiting: &mut Option<Gauge<'a>>,
+        waiting: &mut Option<Waiting<'a>>,
     ) -> Result<PooledConnection<M>> {
         let deadline = deadline(start, timeout);
         let mut permit = match permit {
@@ -174,7 +191,7 @@ impl<M: Manage> Core<M> {
                 Err(_) => return Err(self.timeout_error(start)),
             };
             tracing::warn!(pool = %self.name(), error = %failure, "check failed; discarding connection");
-            bump(&self.counters.connections_lost);
+            bump(&self.counters.here().connections_lost);
             let Some((slot, p)) = conn.into_parts() else {
                 return Err(failure);
             };
@@ -198,16 +215,16 @@ impl<M: Manage> Core<M> {
 
     /// Counts this request as waiting (once), enforcing `max_waiting` (psycopg: refuse when
     /// `max_waiting` requests are already waiting).
-    fn start_waiting<'a>(&'a self, waiting: &mut Option<Gauge<'a>>) -> Result<()> {
+    fn start_waiting<'a>(&'a self, waiting: &mut Option<Waiting<'a>>) -> Result<()> {
         if waiting.is_some() {
             return Ok(());
         }
         let max_waiting = self.settings.max_waiting;
-        let gauge = Gauge::enter(&self.waiting);
-        if max_waiting > 0 && self.waiting.load(SeqCst) > max_waiting {
+        let gauge = Waiting::begin(&self.counters);
+        if max_waiting > 0 && self.counters.waiting() > max_waiting {
             return Err(Error::too_many_requests(self.name(), max_waiting));
         }
-        bump(&self.counters.requests_queued);
+        bump(&self.counters.here().requests_queued);
         *waiting = Some(gauge);
         Ok(())
     }
@@ -218,7 +235,7 @@ impl<M: Manage> Core<M> {
     }
 
     fn failed(&self, e: Error) -> Error {
-        bump(&self.counters.requests_errors);
+        bump(&self.counters.here().requests_errors);
         tracing::debug!(pool = %self.name(), error = %e, "checkout failed");
         e
     }
@@ -231,7 +248,7 @@ impl<M: Manage> Core<M> {
             waited: start.elapsed(),
             size: self.size.load(Relaxed),
             idle: self.idle_count(),
-            waiting: self.waiting.load(Relaxed),
+            waiting: self.counters.waiting(),
             last_connect_error: last.as_ref().map(|e| e.to_string()),
         };
         match last {

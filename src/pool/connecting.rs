@@ -206,12 +206,12 @@ async fn connect_task<M: Manage>(mut reservation: Reservation<M>) {
             }
         }
         let started = Instant::now();
-        bump(&core.counters.connections_num);
+        bump(&core.counters.here().connections_num);
         let result = tokio::select! {
             r = core.open_one() => r,
             () = core.closed_signal() => return,
         };
-        add_us(&core.counters.connections_us, started.elapsed());
+        add_us(&core.counters.here().connections_us, started.elapsed());
         match result {
             Ok(conn) => {
                 tracing::debug!(pool = %core.name(), "new connection");
@@ -226,7 +226,7 @@ async fn connect_task<M: Manage>(mut reservation: Reservation<M>) {
                 return;
             }
             Err(e) => {
-                bump(&core.counters.connections_errors);
+                bump(&core.counters.here().connections_errors);
                 tracing::warn!(pool = %core.name(), error = %e, "connection attempt failed");
                 core.set_last_connect_error(Some(e));
                 let wait = core.backoff_failed();

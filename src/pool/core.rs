@@ -63,7 +63,7 @@ use super::builder::Settings;
 use super::clock::{Clock, Nanos, NEVER};
 use super::connecting::Backoff;
 use super::manage::{ConnState, Manage};
-use super::stats::{bump, Counters, PerSlot, PoolStats};
+use super::stats::{bump, Counters, PoolStats};
 use crate::error::Error;
 
 /// How long closing one connection (Terminate) may take before it is simply dropped.
@@ -93,8 +93,6 @@ pub(crate) struct Slot<C> {
     /// When it went idle: exact for a new or reset connection, from the coarse reading (up to
     /// one maintenance tick early) for a plain return (invariant 9).
     pub(crate) idle_since: Nanos,
-    /// Its cell in `Core::fast_checkouts`.
-    pub(crate) cell: usize,
 }
 
 impl<C> Slot<C> {
@@ -119,8 +117,6 @@ pub(crate) struct Core<M: Manage> {
     pub(crate) closing: AtomicUsize,
     /// Permit holders waiting for a connection to land.
     pub(crate) starving: AtomicUsize,
-    /// Requests waiting, for a permit or for a connection (`requests_waiting`).
-    pub(crate) waiting: AtomicUsize,
     pub(crate) min_size: AtomicUsize,
     pub(crate) max_size: AtomicUsize,
     /// Permits still to be forgotten as they come back, after `resize` shrank `max_size`.
@@ -131,7 +127,6 @@ pub(crate) struct Core<M: Manage> {
     /// Something changed (a connect finished, the pool closed): wakes every observer.
     pub(crate) events: Arc<Notify>,
     pub(crate) counters: Counters,
-    pub(crate) fast_checkouts: PerSlot,
     last_connect_error: Mutex<Option<Arc<Error>>>,
     /// When the next connect attempt may start (shared by every connect task).
     pub(crate) backoff: Mutex<Backoff>,
@@ -149,7 +144,6 @@ impl<M: Manage> Core<M> {
     ) -> Self {
         let seed = settings.seed;
         let clock = Clock::new(super::maintenance::tick(&settings));
-        let fast_checkouts = PerSlot::new(settings.capacity);
         Core {
             manager,
             idle: ArrayQueue::new(settings.capacity.max(1)),
@@ -160,7 +154,6 @@ impl<M: Manage> Core<M> {
             connecting: AtomicUsize::new(0),
             closing: AtomicUsize::new(0),
             starving: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
             min_size: AtomicUsize::new(min),
             max_size: AtomicUsize::new(max),
             shed: AtomicUsize::new(0),
@@ -168,7 +161,6 @@ impl<M: Manage> Core<M> {
             landed: Notify::new(),
             events: Arc::new(Notify::new()),
             counters: Counters::default(),
-            fast_checkouts,
             last_connect_error: Mutex::new(None),
             backoff: Mutex::new(Backoff::default()),
             rng: AtomicU64::new(seed),
@@ -211,7 +203,6 @@ impl<M: Manage> Core<M> {
             conn,
             expires,
             idle_since: self.clock.at(now),
-            cell: self.fast_checkouts.assign(),
         }
     }
 
@@ -234,7 +225,7 @@ impl<M: Manage> Core<M> {
             if self.clock.passed(slot.expires) {
                 tracing::debug!(pool = %self.name(), "idle connection expired; closing");
             } else if self.manager.is_closed(&mut slot.conn) {
-                bump(&self.counters.connections_lost);
+                bump(&self.counters.here().connections_lost);
                 tracing::debug!(pool = %self.name(), "idle connection closed by the server; discarding");
             } else {
                 return Some(slot);
@@ -407,7 +398,6 @@ impl<M: Manage> Core<M> {
                 .load(Relaxed)
                 .saturating_sub(self.closing.load(Relaxed)),
             pool_available: self.idle_count(),
-            requests_waiting: self.waiting.load(Relaxed),
             connecting: self.connecting.load(Relaxed),
             permits_available: self.permits.available_permits(),
             ..PoolStats::default()

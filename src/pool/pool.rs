@@ -233,7 +233,7 @@ impl<M: Manage> Pool<M> {
             match tokio::time::timeout_at(deadline, ping).await {
                 Ok(Ok(())) => live.into_idle(), // invariant 3: pushed before `_permit` drops
                 Ok(Err(_)) => {
-                    bump(&core.counters.connections_lost);
+                    bump(&core.counters.here().connections_lost);
                     tracing::warn!(pool = %core.name(), "idle connection failed its check; replacing");
                 }
                 Err(_) => {
@@ -268,18 +268,14 @@ impl<M: Manage> Pool<M> {
     /// load, not an atomic snapshot.
     pub fn stats(&self) -> PoolStats {
         let mut s = self.core.gauges();
-        self.core
-            .counters
-            .fill(&self.core.fast_checkouts, &mut s, false);
+        self.core.counters.fill(&mut s, false);
         s
     }
 
     /// Like [`stats`](Pool::stats), and resets the counters (psycopg's `pop_stats`).
     pub fn pop_stats(&self) -> PoolStats {
         let mut s = self.core.gauges();
-        self.core
-            .counters
-            .fill(&self.core.fast_checkouts, &mut s, true);
+        self.core.counters.fill(&mut s, true);
         s
     }
 

@@ -27,7 +27,7 @@ impl<M: Manage> Core<M> {
     ) {
         let core = &permit.core;
         if let Some(since) = since {
-            add_us(&core.counters.usage_us, since.elapsed());
+            add_us(&core.counters.here().usage_us, since.elapsed());
         }
         let state = core.manager.state(&slot.conn);
         if core.is_closed() {
@@ -58,7 +58,7 @@ impl<M: Manage> Core<M> {
                 drop(permit);
             }
             ConnState::Broken => {
-                bump(&core.counters.returns_bad);
+                bump(&core.counters.here().returns_bad);
                 tracing::debug!(pool = %core.name(), "returned connection is broken; discarding");
                 core.discard(slot);
                 drop(permit);

@@ -1,9 +1,5 @@
-//! Pool statistics with psycopg_pool's names: counters kept as relaxed atomics, never a lock,
-//! gauges read from the core on demand. The one counter every checkout bumps, `requests_num`,
-//! is split: the fast path counts on a cache line of the connection's own ([`PerSlot`]), the
-//! slow path on the shared counter. A shared counter bumped by every checkout would bounce its
-//! cache line between cores on every cycle (the costliest thing in a contended checkout after
-//! the semaphore itself).
+//! Pool statistics with psycopg_pool's names: counters kept as relaxed atomics striped by
+//! thread ([`Counters`]), never a lock; gauges read from the core on demand.
 //!
 //! Consistency: a [`PoolStats`] is assembled from independent relaxed loads, so under load it is
 //! a close approximation, not an atomic snapshot (deadpool says the same of its `Status`).
@@ -56,10 +52,9 @@ pub struct PoolStats {
     pub connections_lost: u64,
 }
 
-/// The counters; gauges live in the core.
+/// One copy of every counter, on a cache line of its own.
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
-    /// Requests that took the slow path (the fast path's are in [`PerSlot`]).
+pub(crate) struct CounterSet {
     pub requests_num: AtomicU64,
     pub requests_queued: AtomicU64,
     pub requests_wait_us: AtomicU64,
@@ -70,51 +65,70 @@ pub(crate) struct Counters {
     pub connections_us: AtomicU64,
     pub connections_errors: AtomicU64,
     pub connections_lost: AtomicU64,
+    /// Requests that started / stopped waiting: `requests_waiting` is the difference, so a
+    /// waiter bumps its own thread's line, never one shared with the other workers.
+    pub waits_begun: AtomicU64,
+    pub waits_ended: AtomicU64,
 }
 
-/// Fast-path checkouts, counted per connection: each connection gets one of `capacity`
-/// padded cells when it opens (round robin), so a checkout bumps a line no other connection
-/// in use is writing, uncontended. Two live connections share a cell only after more than
-/// `capacity` opens; the increment is atomic, so that costs contention, never a count.
-#[derive(Debug)]
-pub(crate) struct PerSlot {
-    cells: Box<[CachePadded<AtomicU64>]>,
-    next: AtomicUsize,
-    /// The total at the last `pop_stats`: the cells are never reset, the report subtracts.
-    popped: AtomicU64,
+/// How many copies: enough that a runtime's worker threads rarely share one.
+const STRIPES: usize = 8;
+
+/// The counters, striped by thread (Java's `LongAdder`): each thread bumps the copy on its own
+/// cache line, so no checkout writes a line another core is writing (a shared counter bumped on
+/// every checkout is, after the semaphore, the costliest thing in a contended one); a read
+/// sums the copies. Gauges other than `requests_waiting` live in the core.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    stripes: [CachePadded<CounterSet>; STRIPES],
 }
 
-impl PerSlot {
-    pub(crate) fn new(capacity: usize) -> Self {
-        PerSlot {
-            cells: (0..capacity.max(1))
-                .map(|_| CachePadded::default())
-                .collect(),
-            next: AtomicUsize::new(0),
-            popped: AtomicU64::new(0),
+impl Counters {
+    /// This thread's copy.
+    pub(crate) fn here(&self) -> &CounterSet {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
         }
+        let i = STRIPE.with(|i| *i);
+        &self.stripes[i % STRIPES]
     }
 
-    /// The cell for a connection being opened.
-    pub(crate) fn assign(&self) -> usize {
-        self.next.fetch_add(1, Relaxed) % self.cells.len()
-    }
-
-    pub(crate) fn bump(&self, cell: usize) {
-        if let Some(c) = self.cells.get(cell) {
-            c.fetch_add(1, Relaxed);
-        }
-    }
-
-    /// The count since the last reset, resetting it if `reset`.
-    fn read(&self, reset: bool) -> u64 {
-        let total: u64 = self.cells.iter().map(|c| c.load(Relaxed)).sum();
-        let since = if reset {
-            self.popped.swap(total, Relaxed)
-        } else {
-            self.popped.load(Relaxed)
+    fn sum(&self, field: impl Fn(&CounterSet) -> &AtomicU64, reset: bool) -> u64 {
+        let read = |c: &AtomicU64| {
+            if reset {
+                c.swap(0, Relaxed)
+            } else {
+                c.load(Relaxed)
+            }
         };
-        total.saturating_sub(since)
+        self.stripes
+            .iter()
+            .map(|s| read(field(s)))
+            .fold(0, u64::wrapping_add)
+    }
+
+    /// Requests waiting now. Ends are summed before beginnings, and both only grow, so a
+    /// concurrent wait can make this lag, never go below zero.
+    pub(crate) fn waiting(&self) -> usize {
+        let ended = self.sum(|c| &c.waits_ended, false);
+        let begun = self.sum(|c| &c.waits_begun, false);
+        usize::try_from(begun.saturating_sub(ended)).unwrap_or(usize::MAX)
+    }
+
+    /// Copies the counters into `s`, resetting them to zero if `reset`.
+    pub(crate) fn fill(&self, s: &mut PoolStats, reset: bool) {
+        s.requests_num = self.sum(|c| &c.requests_num, reset);
+        s.requests_queued = self.sum(|c| &c.requests_queued, reset);
+        s.requests_wait_ms = self.sum(|c| &c.requests_wait_us, reset) / 1000;
+        s.requests_errors = self.sum(|c| &c.requests_errors, reset);
+        s.usage_ms = self.sum(|c| &c.usage_us, reset) / 1000;
+        s.returns_bad = self.sum(|c| &c.returns_bad, reset);
+        s.connections_num = self.sum(|c| &c.connections_num, reset);
+        s.connections_ms = self.sum(|c| &c.connections_us, reset) / 1000;
+        s.connections_errors = self.sum(|c| &c.connections_errors, reset);
+        s.connections_lost = self.sum(|c| &c.connections_lost, reset);
+        s.requests_waiting = self.waiting();
     }
 }
 
@@ -128,28 +142,4 @@ pub(crate) fn bump(c: &AtomicU64) {
 /// however busy the pool is.
 pub(crate) fn add_us(c: &AtomicU64, d: Duration) {
     c.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
-}
-
-impl Counters {
-    /// Copies the counters into `s` (`fast`: the fast path's checkouts), resetting them to zero
-    /// if `reset`.
-    pub(crate) fn fill(&self, fast: &PerSlot, s: &mut PoolStats, reset: bool) {
-        let read = |c: &AtomicU64| {
-            if reset {
-                c.swap(0, Relaxed)
-            } else {
-                c.load(Relaxed)
-            }
-        };
-        s.requests_num = read(&self.requests_num) + fast.read(reset);
-        s.requests_queued = read(&self.requests_queued);
-        s.requests_wait_ms = read(&self.requests_wait_us) / 1000;
-        s.requests_errors = read(&self.requests_errors);
-        s.usage_ms = read(&self.usage_us) / 1000;
-        s.returns_bad = read(&self.returns_bad);
-        s.connections_num = read(&self.connections_num);
-        s.connections_ms = read(&self.connections_us) / 1000;
-        s.connections_errors = read(&self.connections_errors);
-        s.connections_lost = read(&self.connections_lost);
-    }
 }
