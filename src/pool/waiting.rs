@@ -49,13 +49,17 @@ use tokio::time::Instant;
 /// absorbs longer per-call timeouts (a longer one can only share a slot with an earlier
 /// bucket, and be promoted early).
 const SLOTS: usize = 16;
+/// Rings, one per group of threads: a waiter counts itself in its thread's ring, so two workers
+/// rarely bounce one cache line (one ring of 16 `u64` is exactly one 128-byte `Line`).
+const SHARDS: usize = 4;
 /// A slot packs `bucket << COUNT_BITS | count`: 2^24 waiters per slot, 2^40 buckets (35 years
 /// at the 1 ms floor of `grain`; later deadlines saturate, which only promotes early).
 const COUNT_BITS: u32 = 24;
 const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
 const BUCKET_MAX: u64 = (1 << (64 - COUNT_BITS)) - 1;
-/// tokio's timer resolution: a finer grain would only add watchdog wake-ups.
-const MIN_GRAIN: Duration = Duration::from_millis(1);
+/// The watchdog ticks once per grain (see `epoch`): 10 ms caps that at 100 wake-ups a second
+/// for tiny timeouts, which are then all promoted at once (today's cost, a timer each).
+const MIN_GRAIN: Duration = Duration::from_millis(10);
 /// About 30 years (tokio's `Instant::far_future`): a watchdog alarm never lies further out.
 const FAR_FUTURE_NS: u64 = 86_400 * 365 * 30 * 1_000_000_000;
 
@@ -64,11 +68,25 @@ const FAR_FUTURE_NS: u64 = 86_400 * 365 * 30 * 1_000_000_000;
 #[derive(Default)]
 struct Line<T>(T);
 
+thread_local! {
+    static SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Relaxed) % SHARDS
+    };
+}
+
 /// The deadline buckets of the waiters queued on one semaphore, and their watchdog's state.
 pub(crate) struct Deadlines {
     base: Instant,
     grain_ns: u64,
-    slots: [Line<AtomicU64>; SLOTS],
+    /// The pool's timeout and how many whole grains it spans: a waiter's bucket is
+    /// `epoch + span`, with no clock arithmetic on the hot path.
+    timeout: Duration,
+    span: u64,
+    /// The bucket of "now" at the watchdog's last tick (at most one grain stale, and only ever
+    /// behind, which makes a bucket early, never late).
+    epoch: Line<AtomicU64>,
+    rings: [Line<[AtomicU64; SLOTS]>; SHARDS],
     /// The bucket at whose start the watchdog wakes (`u64::MAX`: asleep until told).
     target: Line<AtomicU64>,
     /// Set while the watchdog promotes: waiters leaving the queue wake it (invariant 3).
@@ -92,14 +110,18 @@ fn unpack(slot: u64) -> (u64, u64) {
 }
 
 impl Deadlines {
-    /// Buckets `grain` wide (at least 1 ms); `timeout / 8` keeps promotions within an eighth of
-    /// the timeout of the deadline.
-    pub(crate) fn new(grain: Duration) -> Self {
-        let grain = grain.max(MIN_GRAIN);
+    /// Buckets an eighth of the pool's `timeout` wide (at least 10 ms), so a waiter is
+    /// promoted between one and two eighths of its timeout before its deadline.
+    pub(crate) fn new(timeout: Duration) -> Self {
+        let grain = (timeout / 8).max(MIN_GRAIN);
+        let grain_ns = u64::try_from(grain.as_nanos()).unwrap_or(u64::MAX);
         Deadlines {
             base: Instant::now(),
-            grain_ns: u64::try_from(grain.as_nanos()).unwrap_or(u64::MAX),
-            slots: Default::default(),
+            grain_ns,
+            timeout,
+            span: Self::grains(timeout, grain_ns),
+            epoch: Line(AtomicU64::new(0)),
+            rings: Default::default(),
             target: Line(AtomicU64::new(u64::MAX)),
             promoting: AtomicBool::new(false),
             running: AtomicBool::new(false),
@@ -108,13 +130,21 @@ impl Deadlines {
         }
     }
 
-    fn bucket(&self, at: Instant) -> u64 {
-        let d = at.saturating_duration_since(self.base);
+    /// Whole grains in `d` (rounded down, so a bucket computed from it is never late).
+    fn grains(d: Duration, grain_ns: u64) -> u64 {
         let ns = d
             .as_secs()
             .saturating_mul(1_000_000_000)
             .saturating_add(u64::from(d.subsec_nanos()));
-        (ns / self.grain_ns).min(BUCKET_MAX)
+        ns / grain_ns
+    }
+
+    fn bucket(&self, at: Instant) -> u64 {
+        Self::grains(at.saturating_duration_since(self.base), self.grain_ns).min(BUCKET_MAX)
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &AtomicU64> {
+        self.rings.iter().flat_map(|r| r.0.iter())
     }
 
     /// When `bucket` starts; saturates to about 30 years out (tokio's "far future").
@@ -125,9 +155,8 @@ impl Deadlines {
 
     /// The earliest bucket with a waiter in it.
     fn earliest(&self) -> Option<u64> {
-        self.slots
-            .iter()
-            .map(|s| unpack(s.0.load(SeqCst)))
+        self.slots()
+            .map(|s| unpack(s.load(SeqCst)))
             .filter(|&(_, n)| n > 0)
             .map(|(b, _)| b)
             .min()
@@ -135,15 +164,21 @@ impl Deadlines {
 
     /// Waiters counted now (the dying watchdog's last promotion).
     fn counted(&self) -> usize {
-        let n: u64 = self.slots.iter().map(|s| unpack(s.0.load(SeqCst)).1).sum();
+        let n: u64 = self.slots().map(|s| unpack(s.load(SeqCst)).1).sum();
         usize::try_from(n).unwrap_or(usize::MAX)
     }
 
     /// Counts a queued waiter in its deadline's slot. `None` if it must promote itself instead
     /// (no watchdog, or a full slot).
-    fn enter(&self, deadline: Instant) -> Option<&AtomicU64> {
-        let bucket = self.bucket(deadline);
-        let slot = &self.slots[(bucket % SLOTS as u64) as usize].0;
+    fn enter(&self, timeout: Duration) -> Option<&AtomicU64> {
+        let span = if timeout == self.timeout {
+            self.span
+        } else {
+            Self::grains(timeout, self.grain_ns)
+        };
+        let bucket = self.epoch.0.load(Relaxed).saturating_add(span).min(BUCKET_MAX);
+        let ring = &self.rings[SHARD.with(|s| *s)].0;
+        let slot = &ring[(bucket % SLOTS as u64) as usize];
         let mut cur = slot.load(Relaxed);
         let joined = loop {
             let (b, n) = unpack(cur);
@@ -167,9 +202,10 @@ impl Deadlines {
     }
 
     /// `permits.acquire()`, counted in the deadline buckets while it waits. It never times out
-    /// by itself: between one and two grains before `deadline` a waiter still queued is handed
-    /// a permit that may have no connection behind it, and the caller then waits for one with
-    /// its own timer until `deadline` (the starving stage).
+    /// by itself: one to two grains before its deadline (`timeout` from the caller's clock
+    /// read, made just before with no await between) a waiter still queued is handed a permit
+    /// that may have no connection behind it; the caller then waits for one with its own timer
+    /// until the deadline (the starving stage).
     ///
     /// # Cancel safety
     ///
@@ -183,14 +219,14 @@ impl Deadlines {
         &self,
         permits: &'a Semaphore,
         shed: &AtomicUsize,
-        deadline: Instant,
+        timeout: Duration,
     ) -> Result<SemaphorePermit<'a>, AcquireError> {
         let mut acquire = pin!(permits.acquire());
         let mut entry: Option<Entry<'_>> = None;
         let result = poll_fn(|cx| {
             let poll = acquire.as_mut().poll(cx);
             if poll.is_pending() && entry.is_none() {
-                let slot = self.enter(deadline);
+                let slot = self.enter(timeout);
                 if slot.is_none() {
                     promote(permits, shed, 1); // invariant 5
                 }
@@ -232,15 +268,26 @@ impl Deadlines {
             if self.closed.load(SeqCst) {
                 return;
             }
+            let now = Instant::now();
+            let epoch = self.bucket(now);
+            self.epoch.0.store(epoch, Relaxed);
             // A bucket is due one grain before it starts, so a promoted waiter has between one
             // and two grains left on its own timer: never promoted at (or after) its deadline.
-            let due_by = self.bucket(Instant::now()).saturating_add(1);
+            let due_by = epoch.saturating_add(1);
+            let tick = self.start(epoch.saturating_add(1));
             match self.earliest() {
                 Some(due) if due <= due_by => {
                     self.promoting.store(true, SeqCst);
                     self.target.0.store(due_by.saturating_add(1), SeqCst);
                     promote(permits, shed, 1);
-                    woken.await;
+                    // Woken by the next waiter to leave the queue; the alarm is a safety net
+                    // should the promotion go to an acquirer that does not report (invariant 3).
+                    let recheck = now + Duration::from_nanos(self.grain_ns / 8);
+                    alarm.as_mut().reset(recheck.min(tick));
+                    tokio::select! {
+                        _ = alarm.as_mut() => {}
+                        _ = woken => {}
+                    }
                 }
                 next => {
                     self.promoting.store(false, SeqCst);
@@ -249,14 +296,11 @@ impl Deadlines {
                     if self.earliest().is_some_and(|e| e < at) {
                         continue; // invariant 2: someone joined earlier meanwhile
                     }
-                    if next.is_some() {
-                        alarm.as_mut().reset(self.start(at.saturating_sub(1)));
-                        tokio::select! {
-                            _ = alarm.as_mut() => {}
-                            _ = woken => {}
-                        }
-                    } else {
-                        woken.await;
+                    // Ticks every grain (to keep `epoch` fresh) or earlier if a bucket is due.
+                    alarm.as_mut().reset(self.start(at.saturating_sub(1)).min(tick));
+                    tokio::select! {
+                        _ = alarm.as_mut() => {}
+                        _ = woken => {}
                     }
                 }
             }

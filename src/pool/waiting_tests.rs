@@ -80,7 +80,7 @@ impl Model {
             shed: AtomicUsize::new(0),
             landed: Notify::new(),
             closed: AtomicBool::new(false),
-            deadlines: Deadlines::new(TIMEOUT / 8),
+            deadlines: Deadlines::new(TIMEOUT),
             max,
         })
     }
@@ -106,7 +106,7 @@ impl Model {
             Err(TryAcquireError::Closed) => return Err(Failed::Closed),
             Err(TryAcquireError::NoPermits) => self
                 .deadlines
-                .acquire(&self.permits, &self.shed, deadline)
+                .acquire(&self.permits, &self.shed, timeout)
                 .await
                 .map_err(|_| Failed::Closed)?,
         };
@@ -341,4 +341,24 @@ async fn without_a_watchdog_waits_stay_bounded() {
     }
     drop(held);
     m.assert_settled();
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_long_idle_spell_a_waiter_is_not_promoted_early() {
+    let m = Model::new(1);
+    let watchdog = m.spawn_watchdog();
+    // The watchdog keeps `epoch` current while nobody waits.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let held = m.get(TIMEOUT).await.unwrap();
+    let t0 = Instant::now();
+    let w = waiter(&m, TIMEOUT);
+    tokio::time::sleep(TIMEOUT - TIMEOUT / 8 - Duration::from_millis(1)).await;
+    assert_eq!(m.shed.load(SeqCst), 0, "not promoted yet");
+    let (at, r) = w.await.unwrap();
+    assert_eq!(r.err(), Some(Failed::Timeout));
+    assert_eq!(at, t0 + TIMEOUT);
+    drop(held);
+    m.assert_settled();
+    m.close();
+    watchdog.await.unwrap();
 }
