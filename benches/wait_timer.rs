@@ -334,6 +334,40 @@ fn run(rt: &tokio::runtime::Runtime, mode: Mode, window: Duration, timed: bool) 
     }
 }
 
+/// `n` cycles per task on one thread; prints the total.
+fn fixed(mode: Mode, n: u64, name: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let total = rt.block_on(async {
+        let pool = Arc::new(Pool::new());
+        let p = Arc::clone(&pool);
+        let watchdog = tokio::spawn(async move { p.deadlines.watch(&p.permits, &p.shed).await });
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let pool = Arc::clone(&pool);
+                tokio::spawn(async move {
+                    for _ in 0..n {
+                        let g = pool.get(mode).await;
+                        tokio::task::yield_now().await;
+                        drop(g);
+                    }
+                    n
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.expect("worker");
+        }
+        pool.deadlines.close();
+        watchdog.await.expect("watchdog");
+        total
+    });
+    println!("{name}: {total} cycles");
+}
+
 fn main() {
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
     let rounds = usize::try_from(env("WAIT_TIMER_ROUNDS").unwrap_or(7).max(1)).unwrap_or(7);
@@ -343,6 +377,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // `WAIT_TIMER_CYCLES=<n> WAIT_TIMER_ONLY=<row>`: that mode alone on a current-thread
+    // runtime, each task doing n cycles: deterministic, so two callgrind runs (two n) give the
+    // instructions per cycle exactly.
+    if let (Some(n), Some(i)) = (env("WAIT_TIMER_CYCLES"), env("WAIT_TIMER_ONLY")) {
+        let (mode, name) = MODES[usize::try_from(i).unwrap_or(0).min(MODES.len() - 1)];
+        return fixed(mode, n, name);
+    }
     // `WAIT_TIMER_ONLY=<mode index>`: that mode alone, warm-up included in the count (for
     // `valgrind --tool=callgrind`: its instruction total over this count is the cost per cycle).
     if let Some(i) = env("WAIT_TIMER_ONLY").and_then(|i| usize::try_from(i).ok()) {
