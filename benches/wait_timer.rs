@@ -11,11 +11,11 @@
 //! Knobs: `WAIT_TIMER_ROUNDS` (default 7), `WAIT_TIMER_MS` (window per run, default 100),
 //! `WAIT_TIMER_ONLY=<row>` (one mode alone, for callgrind).
 
+#[path = "support/stats.rs"]
+mod stats;
 #[allow(dead_code)]
 #[path = "../src/pool/waiting.rs"]
 mod waiting;
-#[path = "support/stats.rs"]
-mod stats;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -323,7 +323,11 @@ fn run(rt: &tokio::runtime::Runtime, mode: Mode, window: Duration, timed: bool) 
     if let Some(w) = watchdog {
         pool.deadlines.close();
         rt.block_on(w).expect("watchdog");
-        assert_eq!(pool.shed.load(Relaxed), 0, "no promotion in a benchmark window");
+        assert_eq!(
+            pool.shed.load(Relaxed),
+            0,
+            "no promotion in a benchmark window"
+        );
     }
     lat.sort_unstable();
     Run {
@@ -418,9 +422,9 @@ fn main() {
         "bare's CPU / this CPU",
         "p99 / p50",
     ]
-        .iter()
-        .map(|h| h.to_string())
-        .collect();
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
     let rows: Vec<Vec<String>> = MODES
         .iter()
         .enumerate()

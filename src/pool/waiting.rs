@@ -176,7 +176,12 @@ impl Deadlines {
         } else {
             Self::grains(timeout, self.grain_ns)
         };
-        let bucket = self.epoch.0.load(Relaxed).saturating_add(span).min(BUCKET_MAX);
+        let bucket = self
+            .epoch
+            .0
+            .load(Relaxed)
+            .saturating_add(span)
+            .min(BUCKET_MAX);
         let ring = &self.rings[SHARD.with(|s| *s)].0;
         let slot = &ring[(bucket % SLOTS as u64) as usize];
         let mut cur = slot.load(Relaxed);
@@ -297,7 +302,9 @@ impl Deadlines {
                         continue; // invariant 2: someone joined earlier meanwhile
                     }
                     // Ticks every grain (to keep `epoch` fresh) or earlier if a bucket is due.
-                    alarm.as_mut().reset(self.start(at.saturating_sub(1)).min(tick));
+                    alarm
+                        .as_mut()
+                        .reset(self.start(at.saturating_sub(1)).min(tick));
                     tokio::select! {
                         _ = alarm.as_mut() => {}
                         _ = woken => {}

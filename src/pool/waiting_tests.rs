@@ -143,10 +143,7 @@ impl Model {
 }
 
 /// Spawns a checkout that reports when it ended and how.
-fn waiter(
-    m: &Arc<Model>,
-    timeout: Duration,
-) -> JoinHandle<(Instant, Result<Guard, Failed>)> {
+fn waiter(m: &Arc<Model>, timeout: Duration) -> JoinHandle<(Instant, Result<Guard, Failed>)> {
     let m = Arc::clone(m);
     tokio::spawn(async move {
         let r = m.get(timeout).await;
