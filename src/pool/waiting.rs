@@ -53,7 +53,7 @@ const SLOTS: usize = 16;
 /// rarely bounce one cache line (one ring of 16 `u64` is exactly one 128-byte `Line`).
 const SHARDS: usize = 4;
 /// A slot packs `bucket << COUNT_BITS | count`: 2^24 waiters per slot, 2^40 buckets (35 years
-/// at the 1 ms floor of `grain`; later deadlines saturate, which only promotes early).
+/// at the 10 ms floor of `grain`; later deadlines saturate, which only promotes early).
 const COUNT_BITS: u32 = 24;
 const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
 const BUCKET_MAX: u64 = (1 << (64 - COUNT_BITS)) - 1;
