@@ -52,7 +52,7 @@ const SLOTS: usize = 16;
 /// Rings, one per group of threads: a waiter counts itself in its thread's ring, so two workers
 /// rarely bounce one cache line (one ring of 16 `u64` is exactly one 128-byte `Line`).
 const SHARDS: usize = 4;
-/// A slot packs `bucket << COUNT_BITS | count`: 2^24 waiters per slot, 2^40 buckets (35 years
+/// A slot packs `bucket << COUNT_BITS | count`: 2^24 waiters per slot, 2^40 buckets (348 years
 /// at the 10 ms floor of `grain`; later deadlines saturate, which only promotes early).
 const COUNT_BITS: u32 = 24;
 const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
