@@ -731,3 +731,48 @@ async fn requests_num_counts_fast_slow_and_failed_requests() {
     drop(pool.connection().await.unwrap());
     assert_eq!(pool.stats().requests_num, 1);
 }
+
+/// The seed's exhausted pool, through the wait watchdog (`waiting.rs`): five queued checkouts
+/// with the default 30 s timeout register no timer of their own; the watchdog promotes each
+/// near its deadline, and every one still fails exactly at 30 s. Afterwards the promoted
+/// permits have all been forgotten: the pool has exactly `max_size` permits again.
+#[tokio::test(start_paused = true)]
+async fn queued_checkouts_time_out_exactly_and_promotions_leave_no_permit() {
+    let mock = Mock::new();
+    let pool = builder(&mock).min_size(2).max_size(2).open().await.unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let held = [pool.getconn().await.unwrap(), pool.getconn().await.unwrap()];
+    let start = Instant::now();
+    let waiters: Vec<_> = (0..5)
+        .map(|_| {
+            let p = pool.clone();
+            tokio::spawn(async move { (p.connection().await.map(drop), Instant::now()) })
+        })
+        .collect();
+    for w in waiters {
+        let (result, at) = w.await.unwrap();
+        assert!(result.unwrap_err().is_pool_timeout());
+        assert_eq!(
+            at - start,
+            Duration::from_secs(30),
+            "exactly at the deadline"
+        );
+    }
+    for c in held {
+        pool.putconn(c).unwrap();
+    }
+    settle().await;
+    let s = pool.stats();
+    assert_eq!(
+        (s.permits_available, s.pool_available, s.requests_errors),
+        (2, 2, 5),
+        "{s:?}"
+    );
+    let both = [
+        pool.connection().await.unwrap(),
+        pool.connection().await.unwrap(),
+    ];
+    let third = pool.connection_timeout(Duration::from_secs(1)).await;
+    assert!(third.unwrap_err().is_pool_timeout(), "still only two");
+    drop(both);
+}

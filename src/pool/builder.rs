@@ -307,6 +307,7 @@ impl<M: Manage> PoolBuilder<M> {
         settings.seed = n.wrapping_mul(0x2545_F491_4F6C_DD1D);
         let core = Arc::new(Core::new(manager, settings, min_size, max_size));
         maintenance::spawn(&core);
+        maintenance::spawn_watchdog(&core);
         core.maybe_grow();
         tracing::debug!(pool = %core.name(), min_size, max_size, "pool opened");
         Ok(Pool::from_core(core))

@@ -1,5 +1,6 @@
 //! The checkout path: one deadline covers queueing for a permit, waiting for a connection to
-//! land, and running the `check` hook (psycopg#709/#711, HikariCP's hard timeout).
+//! land, and running the `check` hook (psycopg#709/#711, HikariCP's hard timeout). Queueing for
+//! a permit registers no timer: the pool's one wait watchdog (`waiting.rs`) bounds it.
 //!
 //! Fast path (uncontended, no `check` hook): one `try_acquire`, one `pop`, one `is_closed` peek,
 //! a few relaxed atomics; no lock, no allocation, no clock read (core.rs invariant 9).
@@ -130,13 +131,17 @@ impl<M: Manage> Core<M> {
                 Err(TryAcquireError::Closed) => return Err(Error::pool_closed()),
                 Err(TryAcquireError::NoPermits) => {
                     self.start_waiting(waiting)?;
-                    match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
-                        Ok(Ok(p)) => {
+                    // No timer per waiter: the watchdog hands a waiter near its deadline a
+                    // permit with no connection behind it, and the starving stage below then
+                    // times it out exactly (waiting.rs). `timeout` still counts from `start`:
+                    // nothing has awaited since.
+                    let acquire = self.deadlines.acquire(&self.permits, &self.shed, timeout);
+                    match acquire.await {
+                        Ok(p) => {
                             p.forget();
                             Permit::adopt(Arc::clone(self))
                         }
-                        Ok(Err(_)) => return Err(Error::pool_closed()),
-                        Err(_) => return Err(self.timeout_error(start)),
+                        Err(_) => return Err(Error::pool_closed()),
                     }
                 }
             },

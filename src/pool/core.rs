@@ -12,10 +12,15 @@
 //!    so a `Reservation` cannot count as "on its way" forever and block growth.
 //!    A failed attempt (an `Err`, a timeout, a panic in user code, caught) waits for the
 //!    pool-wide backoff before the next, whoever starts it (a retry or a waiter's `maybe_grow`).
-//! 2. The semaphore holds `max_size` permits. A checkout takes one and `forget()`s it into a
-//!    [`Permit`] guard (so does `Pool::check` for each idle connection it pings); the permit is added back only when its connection has been pushed idle
-//!    or its slot freed (`return_slot`, in `returning.rs`), never before. So a task holding a permit always finds an
-//!    idle connection, room to open one, or an open in progress that will land in the queue.
+//! 2. The semaphore holds `max_size` permits, plus one per promotion in flight (`waiting.rs`:
+//!    the wait watchdog adds a permit to wake a waiter near its deadline and counts it in
+//!    `shed`, so the next release forgets it). A checkout takes one and `forget()`s it into a
+//!    [`Permit`] guard (so does `Pool::check` for each idle connection it pings); the permit is
+//!    added back only when its connection has been pushed idle or its slot freed
+//!    (`return_slot`, in `returning.rs`), never before. So a task holding a permit finds an
+//!    idle connection, room to open one, or an open in progress that will land in the queue —
+//!    or, holding a promoted permit, it waits as starving for the next connection to land,
+//!    with its own timer, until its deadline.
 //! 3. An idle connection is pushed BEFORE its permit is released (sqlx's release order): the
 //!    waiter the permit wakes must find it. A returning task never hands a connection to itself
 //!    past queued waiters: it pushes and releases, and tokio's FIFO semaphore gives the permit
@@ -64,6 +69,7 @@ use super::clock::{Clock, Nanos, NEVER};
 use super::connecting::Backoff;
 use super::manage::{ConnState, Manage};
 use super::stats::{bump, Counters, PoolStats};
+use super::waiting::Deadlines;
 use crate::error::Error;
 
 /// How long closing one connection (Terminate) may take before it is simply dropped.
@@ -119,8 +125,11 @@ pub(crate) struct Core<M: Manage> {
     pub(crate) starving: AtomicUsize,
     pub(crate) min_size: AtomicUsize,
     pub(crate) max_size: AtomicUsize,
-    /// Permits still to be forgotten as they come back, after `resize` shrank `max_size`.
-    shed: AtomicUsize,
+    /// Permits still to be forgotten as they come back: after `resize` shrank `max_size`, and
+    /// one per promotion of the wait watchdog (invariant 2).
+    pub(crate) shed: AtomicUsize,
+    /// Waiters' deadlines, for the one watchdog that bounds every wait (`waiting.rs`).
+    pub(crate) deadlines: Deadlines,
     closed: AtomicBool,
     /// A connection landed in the queue or a slot was freed: wakes one starving waiter.
     pub(crate) landed: Notify,
@@ -144,6 +153,7 @@ impl<M: Manage> Core<M> {
     ) -> Self {
         let seed = settings.seed;
         let clock = Clock::new(super::maintenance::tick(&settings));
+        let deadlines = Deadlines::new(settings.timeout);
         Core {
             manager,
             idle: ArrayQueue::new(settings.capacity.max(1)),
@@ -157,6 +167,7 @@ impl<M: Manage> Core<M> {
             min_size: AtomicUsize::new(min),
             max_size: AtomicUsize::new(max),
             shed: AtomicUsize::new(0),
+            deadlines,
             closed: AtomicBool::new(false),
             landed: Notify::new(),
             events: Arc::new(Notify::new()),
@@ -336,6 +347,7 @@ impl<M: Manage> Core<M> {
         }
         tracing::debug!(pool = %self.name(), "closing pool");
         self.permits.close();
+        self.deadlines.close();
         self.landed.notify_waiters();
         self.events.notify_waiters();
         true

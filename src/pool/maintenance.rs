@@ -1,10 +1,13 @@
-//! The one background task per pool: keeps `min_size`, closes idle connections above
+//! The background tasks of a pool. Maintenance keeps `min_size`, closes idle connections above
 //! `min_size` after `max_idle` (each connection idle that long, and, psycopg's rule, one more
-//! per `max_idle` period in which the idle queue never ran dry), and replaces expired ones (deadpool has no such task, so its
-//! dead idle connections are found only at the next checkout: deadpool#191).
+//! per `max_idle` period in which the idle queue never ran dry), replaces expired ones
+//! (deadpool has no such task, so its dead idle connections are found only at the next
+//! checkout: deadpool#191), and advances the coarse clock (`clock.rs`). The wait watchdog
+//! (`spawn_watchdog`) bounds queued checkouts (`waiting.rs`).
 //!
-//! It holds only a `Weak` to the core between ticks, so dropping every `Pool` handle (which
-//! closes the pool) ends it; it also wakes at once on `close()`.
+//! Maintenance holds only a `Weak` to the core between ticks, so dropping every `Pool` handle
+//! (which closes the pool) ends it; it also wakes at once on `close()`. The watchdog holds the
+//! core, and `close()` (which the last handle's drop calls) ends it.
 
 use std::sync::atomic::Ordering::*;
 use std::sync::{Arc, Weak};
@@ -31,6 +34,13 @@ pub(crate) fn tick<C>(s: &Settings<C>) -> Duration {
         (a, b) => a.or(b).unwrap_or(MAX_TICK),
     };
     (horizon / 4).clamp(MIN_TICK, MAX_TICK)
+}
+
+/// Starts the wait watchdog (`waiting.rs`). It holds the core until `mark_closed` stops it,
+/// which the last `Pool` handle's drop always calls.
+pub(crate) fn spawn_watchdog<M: Manage>(core: &Arc<Core<M>>) {
+    let core = Arc::clone(core);
+    tokio::spawn(async move { core.deadlines.watch(&core.permits, &core.shed).await });
 }
 
 /// Starts the task. Requires a tokio runtime (the pool is opened from async code).

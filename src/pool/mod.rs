@@ -8,7 +8,8 @@
 //!   [`PooledConnection`]; `stats.rs`: [`PoolStats`].
 //! - `core.rs`: the accounting core and its invariants; `checkout.rs`: the checkout loop;
 //!   `connecting.rs`: background connects; `returning.rs`: the return path;
-//!   `maintenance.rs`: the background task; `clock.rs`: slot times and the coarse clock that
+//!   `maintenance.rs`: the background tasks; `waiting.rs`: bounded FIFO waits with one shared
+//!   watchdog instead of a timer per waiter; `clock.rs`: slot times and the coarse clock that
 //!   keeps clock reads off the fast path.
 //! - `manage.rs`: the [`Manage`] trait the pool is generic over; `postgres.rs`: [`PgManager`].
 
@@ -26,7 +27,6 @@ mod postgres;
 mod returning;
 mod stats;
 // The shared-watchdog wait (benches/wait_timer.rs), not yet wired into `Core`.
-#[allow(dead_code)]
 mod waiting;
 
 pub use builder::{IntoConfig, PoolBuilder, ReconnectFailed};
