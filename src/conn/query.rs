@@ -73,6 +73,7 @@ impl Connection {
                 BackendMessage::ReadyForQuery(status) => {
                     self.inner.status = status;
                     self.inner.busy = false;
+                    self.inner.io.shrink_idle();
                     break;
                 }
                 other => self.handle_async(other)?,
@@ -108,6 +109,7 @@ impl Connection {
                 BackendMessage::ReadyForQuery(status) => {
                     self.inner.status = status;
                     self.inner.busy = false;
+                    self.inner.io.shrink_idle();
                     return Ok(());
                 }
                 // The server waits for CopyData until we end the COPY.
