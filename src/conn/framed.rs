@@ -145,6 +145,12 @@ impl Framed {
         Ok(())
     }
 
+    /// Capacity of the read and write buffers (for tests of the sizing policy).
+    #[cfg(test)]
+    pub(crate) fn buffer_capacities(&self) -> (usize, usize) {
+        (self.rbuf.capacity(), self.wbuf.capacity())
+    }
+
     /// Whether encoded bytes are still waiting to be written. Encoding and the `flush` that
     /// follows it have no await point between them, so outside a `flush` this is true only if
     /// a `flush` was interrupted (its future dropped).
