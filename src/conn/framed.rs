@@ -7,6 +7,11 @@
 //! outside a `flush`, [`Framed::has_unsent`] means a message was cut (the server holds a
 //! prefix of it, or none of it) and the outbound stream is no longer at a message boundary.
 //! Such a stream must never be written to again; the caller treats it as broken.
+//!
+//! Buffer sizes: the read buffer starts at 1 KiB and grows while reads come back full (up to
+//! 64 KiB per read) or when the decoder reserves room for a large message; at ReadyForQuery,
+//! [`Framed::shrink_idle`] gives back anything above 64 KiB, so an idle pooled connection does
+//! not keep its busiest query's buffers.
 
 use std::io;
 
@@ -17,13 +22,25 @@ use super::socket::Stream;
 use crate::error::{Error, Result};
 use crate::wire::{BackendMessage, Decoder};
 
-/// Read in chunks of at least this much, so small messages don't cost one syscall each.
-const READ_CHUNK: usize = 8 * 1024;
+/// The first and smallest read size. A whole handshake (~600 bytes on PostgreSQL 15) and a
+/// small query's response fit, and an idle connection holds only this much: with 8 KiB, the
+/// read buffer was most of the 10.9 KiB RSS each idle pooled connection cost.
+const MIN_READ_CHUNK: usize = 1024;
+/// The largest read size: each read that fills the buffer doubles the next one up to this, so
+/// a big result costs few syscalls. Buffers grown past it are given back when idle.
+const MAX_READ_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct Framed {
     pub(crate) stream: Stream,
     rbuf: BytesMut,
+    /// How much spare room the next read gets: grows while reads come back full, back to
+    /// [`MIN_READ_CHUNK`] when [`Framed::shrink_idle`] drops a large buffer.
+    read_chunk: usize,
+    /// A buffer has held more than [`MAX_READ_CHUNK`] (a large message in either direction):
+    /// [`Framed::shrink_idle`] replaces both. Noted while the bytes are there, because once they
+    /// are consumed a `BytesMut`'s visible capacity no longer shows its allocation's size.
+    oversized: bool,
     pub(crate) wbuf: BytesMut,
     decoder: Decoder,
 }
@@ -32,7 +49,9 @@ impl Framed {
     pub(crate) fn new(stream: Stream) -> Framed {
         Framed {
             stream,
-            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            rbuf: BytesMut::with_capacity(MIN_READ_CHUNK),
+            read_chunk: MIN_READ_CHUNK,
+            oversized: false,
             wbuf: BytesMut::new(),
             decoder: Decoder::new(),
         }
@@ -51,19 +70,39 @@ impl Framed {
             if let Some(msg) = self.try_decode()? {
                 return Ok(msg);
             }
-            // Headroom check; `reserve` is amortised and bounded by the decoder's limits.
-            if self.rbuf.capacity().saturating_sub(self.rbuf.len()) < READ_CHUNK / 2 {
-                self.rbuf.reserve(READ_CHUNK);
+            // Headroom check. Once every message in the buffer is consumed, `reserve` reuses
+            // the same allocation from its start; it allocates only to grow, bounded by the
+            // decoder's limits (a partial message) or by MAX_READ_CHUNK.
+            let spare = self.rbuf.capacity().saturating_sub(self.rbuf.len());
+            if spare < self.read_chunk / 2 {
+                self.rbuf.reserve(self.read_chunk);
             }
-            if self
+            let room = self.rbuf.capacity().saturating_sub(self.rbuf.len());
+            self.oversized |= self.rbuf.capacity() > MAX_READ_CHUNK;
+            let n = self
                 .stream
                 .read_buf(&mut self.rbuf)
                 .await
-                .map_err(Error::io)?
-                == 0
-            {
+                .map_err(Error::io)?;
+            if n == 0 {
                 return Err(Error::closed());
             }
+            if n >= room {
+                // The read filled the buffer: a large result is probably streaming in.
+                self.read_chunk = self.read_chunk.saturating_mul(2).min(MAX_READ_CHUNK);
+            }
+        }
+    }
+
+    /// Gives back buffers a large message or result left behind, so an idle connection holds
+    /// [`MIN_READ_CHUNK`], not the high-water mark of its busiest query. Call at a message
+    /// boundary (after ReadyForQuery): it keeps buffered bytes, and never drops unsent ones.
+    pub(crate) fn shrink_idle(&mut self) {
+        if self.oversized && self.rbuf.is_empty() && self.wbuf.is_empty() {
+            self.rbuf = BytesMut::with_capacity(MIN_READ_CHUNK);
+            self.wbuf = BytesMut::new();
+            self.read_chunk = MIN_READ_CHUNK;
+            self.oversized = false;
         }
     }
 
@@ -92,6 +131,7 @@ impl Framed {
     /// `write_all` over a borrowed slice: that would keep already-sent bytes buffered, and a
     /// later flush would send them twice).
     pub(crate) async fn flush(&mut self) -> Result<()> {
+        self.oversized |= self.wbuf.len() > MAX_READ_CHUNK;
         while !self.wbuf.is_empty() {
             let n = self
                 .stream
@@ -103,6 +143,12 @@ impl Framed {
             }
         }
         Ok(())
+    }
+
+    /// Capacity of the read and write buffers (for tests of the sizing policy).
+    #[cfg(test)]
+    pub(crate) fn buffer_capacities(&self) -> (usize, usize) {
+        (self.rbuf.capacity(), self.wbuf.capacity())
     }
 
     /// Whether encoded bytes are still waiting to be written. Encoding and the `flush` that

@@ -27,14 +27,14 @@ enum Outcome {
 
 impl Connection {
     pub(super) async fn run_simple_query(&mut self, sql: &str) -> Result<Vec<Row>> {
-        frontend::query(sql, &mut self.io.wbuf).map_err(Error::protocol)?;
-        self.busy = true;
-        self.io.flush().await?;
+        frontend::query(sql, &mut self.inner.io.wbuf).map_err(Error::protocol)?;
+        self.inner.busy = true;
+        self.inner.io.flush().await?;
         let mut rows = Vec::new();
         let mut columns: Option<usize> = None;
         let mut outcome = Outcome::Ok;
         loop {
-            let msg = match self.io.read_message().await {
+            let msg = match self.inner.io.read_message().await {
                 Ok(msg) => msg,
                 // A FATAL (57P01 terminated, 57P05 idle timeout...) then EOF: report the
                 // server's reason, not just "closed". The caller marks the connection broken.
@@ -71,8 +71,9 @@ impl Connection {
                 BackendMessage::CopyData(_) | BackendMessage::CopyDone => {}
                 BackendMessage::CopyBothResponse(_) => return Err(self.refuse_copy_both()),
                 BackendMessage::ReadyForQuery(status) => {
-                    self.status = status;
-                    self.busy = false;
+                    self.inner.status = status;
+                    self.inner.busy = false;
+                    self.inner.io.shrink_idle();
                     break;
                 }
                 other => self.handle_async(other)?,
@@ -104,10 +105,11 @@ impl Connection {
 
     async fn drain_until_ready(&mut self) -> Result<()> {
         loop {
-            match self.io.read_message().await? {
+            match self.inner.io.read_message().await? {
                 BackendMessage::ReadyForQuery(status) => {
-                    self.status = status;
-                    self.busy = false;
+                    self.inner.status = status;
+                    self.inner.busy = false;
+                    self.inner.io.shrink_idle();
                     return Ok(());
                 }
                 // The server waits for CopyData until we end the COPY.
@@ -131,10 +133,10 @@ impl Connection {
     async fn refuse_copy_in(&mut self) -> Result<()> {
         frontend::copy_fail(
             "COPY FROM STDIN is not supported by wirepool",
-            &mut self.io.wbuf,
+            &mut self.inner.io.wbuf,
         )
         .map_err(Error::protocol)?;
-        self.io.flush().await
+        self.inner.io.flush().await
     }
 
     /// CopyBoth (replication) has no way back to ReadyForQuery short of closing the session.
@@ -148,7 +150,7 @@ impl Connection {
     pub(super) fn handle_async(&mut self, msg: BackendMessage) -> Result<()> {
         match msg {
             BackendMessage::ParameterStatus { name, value } => {
-                self.params.insert(name, value);
+                self.inner.params.insert(name, value);
             }
             BackendMessage::NoticeResponse(n) => log_notice(&n),
             BackendMessage::NotificationResponse {

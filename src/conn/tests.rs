@@ -63,3 +63,44 @@ async fn wrong_password_stops_at_the_first_host() {
     assert!(err.is_auth(), "{err:?}");
     assert_eq!(err.code(), Some("28P01"));
 }
+
+/// The read buffer grows for a large result (and a large query grows the write buffer), and
+/// both are given back at ReadyForQuery, so an idle connection stays small; small queries
+/// after that keep working on the small buffers.
+#[tokio::test]
+async fn buffers_grow_for_a_large_result_and_shrink_when_idle() {
+    let c = cluster::Cluster::shared();
+    let mut conn = connect(&params("postgres", None, &[c.port()]))
+        .await
+        .unwrap();
+    let (read, _) = conn.inner.io.buffer_capacities();
+    assert!(
+        read <= 1024,
+        "a fresh connection's read buffer is {read} bytes"
+    );
+
+    // A 1 MiB value, sent (a 1 MiB Query) and received (a 1 MiB DataRow).
+    let big = "x".repeat(1 << 20);
+    let rows = conn.simple_query(&format!("select '{big}'")).await.unwrap();
+    assert_eq!(rows[0].get(0).map(str::len), Some(1 << 20));
+    let (read, write) = conn.inner.io.buffer_capacities();
+    assert!(
+        read <= 1024,
+        "after a 1 MiB row the read buffer kept {read} bytes"
+    );
+    assert!(
+        write <= 1024,
+        "after a 1 MiB query the write buffer kept {write} bytes"
+    );
+
+    // Many rows: the read size grows while reads come back full; the result is intact.
+    let rows = conn
+        .simple_query("select repeat('y', 100) from generate_series(1, 5000)")
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 5000);
+    assert!(rows.iter().all(|r| r.get(0).map(str::len) == Some(100)));
+    let rows = conn.simple_query("select 1").await.unwrap();
+    assert_eq!(rows[0].get(0), Some("1"));
+    conn.close().await.unwrap();
+}
