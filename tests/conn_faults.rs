@@ -349,3 +349,38 @@ async fn poll_once<F: std::future::Future>(fut: F) -> std::task::Poll<F::Output>
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await
 }
+
+/// The alive-bypass window: right after a query's ReadyForQuery, `check_closed` trusts that
+/// round trip and does not peek, so a close that arrived meanwhile is seen only once the
+/// window (1 ms) has passed; then it is seen at once. Paused time: the window is exact.
+#[tokio::test(start_paused = true)]
+async fn check_closed_trusts_a_round_trip_for_one_millisecond() {
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = FakeServer::start(|mut s| async move {
+        fake::read_startup(&mut s).await;
+        send(&mut s, &fake::trust_handshake()).await;
+        let (tag, _) = fake::read_message(&mut s).await;
+        assert_eq!(tag, b'Q');
+        let mut reply = fake::command_complete("SELECT 0");
+        reply.extend(fake::ready_for_query(b'I'));
+        send(&mut s, &reply).await;
+        drop(s); // the server goes away right after answering
+        let _ = closed_tx.send(());
+    });
+    let mut conn = connect(&server.conninfo("u", None)).await.unwrap();
+    conn.simple_query("select").await.unwrap();
+    closed_rx.await.unwrap();
+    assert!(
+        !conn.check_closed(),
+        "within the window: no peek, taken as open"
+    );
+    tokio::time::advance(Duration::from_micros(999)).await;
+    assert!(!conn.check_closed(), "still within the window");
+    tokio::time::advance(Duration::from_micros(1)).await;
+    assert!(
+        conn.check_closed(),
+        "past the window: the peek sees the close"
+    );
+    assert!(conn.is_broken());
+    server.join().await;
+}

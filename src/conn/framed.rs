@@ -154,6 +154,11 @@ impl Framed {
     /// Whether encoded bytes are still waiting to be written. Encoding and the `flush` that
     /// follows it have no await point between them, so outside a `flush` this is true only if
     /// a `flush` was interrupted (its future dropped).
+    /// Bytes read but not yet decoded (asynchronous messages after a response, say).
+    pub(crate) fn has_buffered(&self) -> bool {
+        !self.rbuf.is_empty()
+    }
+
     pub(crate) fn has_unsent(&self) -> bool {
         !self.wbuf.is_empty()
     }

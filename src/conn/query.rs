@@ -13,9 +13,11 @@
 //! two cannot happen; a drop during its flush leaves unsent bytes, which makes the connection
 //! broken.
 
+use tokio::time::Instant;
+
 use super::{log_notice, Connection, Row};
 use crate::error::{Error, Result};
-use crate::wire::{frontend, BackendMessage, DataRow, WireError};
+use crate::wire::{frontend, BackendMessage, DataRow, TransactionStatus, WireError};
 
 /// What a simple query ended with, besides its rows.
 enum Outcome {
@@ -26,6 +28,15 @@ enum Outcome {
 }
 
 impl Connection {
+    /// A query's ReadyForQuery: idle again, large buffers given back, and proof of life for
+    /// `check_closed` (`ALIVE_BYPASS`).
+    fn ready(&mut self, status: TransactionStatus) {
+        self.inner.status = status;
+        self.inner.busy = false;
+        self.inner.io.shrink_idle();
+        self.inner.ready_at = Some(Instant::now());
+    }
+
     pub(super) async fn run_simple_query(&mut self, sql: &str) -> Result<Vec<Row>> {
         frontend::query(sql, &mut self.inner.io.wbuf).map_err(Error::protocol)?;
         self.inner.busy = true;
@@ -71,9 +82,7 @@ impl Connection {
                 BackendMessage::CopyData(_) | BackendMessage::CopyDone => {}
                 BackendMessage::CopyBothResponse(_) => return Err(self.refuse_copy_both()),
                 BackendMessage::ReadyForQuery(status) => {
-                    self.inner.status = status;
-                    self.inner.busy = false;
-                    self.inner.io.shrink_idle();
+                    self.ready(status);
                     break;
                 }
                 other => self.handle_async(other)?,
@@ -107,9 +116,7 @@ impl Connection {
         loop {
             match self.inner.io.read_message().await? {
                 BackendMessage::ReadyForQuery(status) => {
-                    self.inner.status = status;
-                    self.inner.busy = false;
-                    self.inner.io.shrink_idle();
+                    self.ready(status);
                     return Ok(());
                 }
                 // The server waits for CopyData until we end the COPY.
