@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::TryAcquireError;
 use tokio::time::Instant;
 
+use super::clock::{Nanos, NEVER};
 use super::connecting::{BACKOFF_JITTER, INITIAL_BACKOFF};
 use super::core::{deadline, Core, Permit};
 use super::guard::PooledConnection;
@@ -235,8 +236,12 @@ impl<M: Manage> Core<M> {
     }
 
     /// The guard's start time for `usage_ms`; no clock read unless `usage_stats` is on.
-    fn usage_start(&self) -> Option<Instant> {
-        self.settings.usage_stats.then(Instant::now)
+    fn usage_start(&self) -> Nanos {
+        if self.settings.usage_stats {
+            self.clock.now()
+        } else {
+            NEVER
+        }
     }
 
     fn failed(&self, e: Error) -> Error {

@@ -6,10 +6,11 @@
 
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::time::Instant;
 
+use super::clock::{Nanos, NEVER};
 use super::core::{Core, Live, Permit, Slot};
 use super::manage::{ConnState, Manage};
 use super::stats::{add_us, bump};
@@ -20,14 +21,11 @@ impl<M: Manage> Core<M> {
     /// and reads no clock unless `usage_stats` is on or the connection is near its expiry
     /// (invariant 9). (An associated fn borrowing the core through the permit: no `Arc` clone
     /// per return.)
-    pub(crate) fn return_slot(
-        mut slot: Slot<M::Connection>,
-        permit: Permit<M>,
-        since: Option<Instant>,
-    ) {
+    pub(crate) fn return_slot(mut slot: Slot<M::Connection>, permit: Permit<M>, since: Nanos) {
         let core = &permit.core;
-        if let Some(since) = since {
-            add_us(&core.counters.here().usage_us, since.elapsed());
+        if since != NEVER {
+            let used = core.clock.now().saturating_sub(since);
+            add_us(&core.counters.here().usage_us, Duration::from_nanos(used));
         }
         let state = core.manager.state(&slot.conn);
         if core.is_closed() {
