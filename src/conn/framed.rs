@@ -151,14 +151,14 @@ impl Framed {
         (self.rbuf.capacity(), self.wbuf.capacity())
     }
 
-    /// Whether encoded bytes are still waiting to be written. Encoding and the `flush` that
-    /// follows it have no await point between them, so outside a `flush` this is true only if
-    /// a `flush` was interrupted (its future dropped).
     /// Bytes read but not yet decoded (asynchronous messages after a response, say).
     pub(crate) fn has_buffered(&self) -> bool {
         !self.rbuf.is_empty()
     }
 
+    /// Whether encoded bytes are still waiting to be written. Encoding and the `flush` that
+    /// follows it have no await point between them, so outside a `flush` this is true only if
+    /// a `flush` was interrupted (its future dropped).
     pub(crate) fn has_unsent(&self) -> bool {
         !self.wbuf.is_empty()
     }

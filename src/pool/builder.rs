@@ -166,7 +166,9 @@ impl<M: Manage> PoolBuilder<M> {
     }
 
     /// Requests allowed to wait at once; more fail at once with `TooManyRequests`
-    /// (default 0: unlimited).
+    /// (default 0: unlimited). The count is summed from per-thread stripes without a lock, so
+    /// under a burst from several threads at once a few more than `n` may be admitted
+    /// (at most one per extra thread racing), never fewer.
     pub fn max_waiting(mut self, n: usize) -> Self {
         self.settings.max_waiting = n;
         self

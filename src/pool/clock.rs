@@ -1,14 +1,16 @@
 //! The pool's clock: times kept as integer nanoseconds since the pool opened, plus a coarse
-//! reading that the maintenance task refreshes every tick (core.rs invariant 9).
+//! reading that the maintenance task refreshes every tick and returns refresh as they pass
+//! (core.rs invariant 9).
 //!
-//! Why: the checkout/return fast path must not read the clock. One read costs ~30 ns on a KVM
-//! guest (`clock_gettime` through the vDSO), and `Instant + Duration` arithmetic ~80
-//! instructions; a bare checkout + return costs ~60 ns in all. Slots therefore store
-//! [`Nanos`], the fast path compares integers against the coarse reading, and only a deadline
-//! within two ticks of it is checked against the real clock.
+//! Why: a checkout must not read the clock. One read costs ~30 ns on a KVM guest
+//! (`clock_gettime` through the vDSO), and `Instant + Duration` arithmetic ~80 instructions; a
+//! bare checkout + return costs ~60 ns in all. Slots therefore store [`Nanos`], a checkout
+//! compares integers against the coarse reading, and only a deadline within two ticks of it is
+//! checked against the real clock. A return reads the clock once, so expiry and idle time are
+//! exact there.
 //!
 //! Invariant: `recent()` never runs ahead of the real clock, and lags it by at most `lag` (one
-//! maintenance tick) while the maintenance task runs on time.
+//! maintenance tick) while the runtime runs the maintenance task or connections come back.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -78,6 +80,17 @@ impl Clock {
     /// Advances the coarse reading to `now` (the maintenance task, every tick).
     pub(crate) fn tick(&self, now: Instant) {
         self.recent.fetch_max(self.at(now), Relaxed);
+    }
+
+    /// Advances the coarse reading to `now`, a clock read made anyway (a return), if it lags by
+    /// more than a quarter tick: a load on most calls, a write a few times per tick, so
+    /// returns keep it fresh even when the maintenance task does not get to run (a runtime
+    /// driven by `block_on` between long pauses).
+    #[inline]
+    pub(crate) fn observe(&self, now: Nanos) {
+        if now > self.recent().saturating_add(self.slack / 8) {
+            self.recent.fetch_max(now, Relaxed);
+        }
     }
 
     /// Whether `deadline` has passed. Exact while the maintenance task runs no more than a tick

@@ -49,12 +49,14 @@
 //! 8. Lost-wakeup freedom (bb8#122): a waiter bumps `starving`, enables its `Notified`, then
 //!    issues a SeqCst fence before popping; a producer pushes (or frees a slot), fences, then
 //!    reads `starving`. One of the two always sees the other.
-//! 9. The fast path reads no clock (`clock.rs`: a read costs as much as the rest of a bare
-//!    checkout + return). Expiry is judged by `Clock::passed`, exact while maintenance runs no
-//!    more than a tick late; a plain return stamps `idle_since` from the coarse reading (up to
-//!    one tick early), and the idle rule adds that tick back, so a connection is never closed
-//!    before `max_idle`.
-
+//! 9. A checkout reads no clock (`clock.rs`: a read costs as much as the rest of a bare
+//!    checkout + return). It judges expiry by `Clock::passed`, against a coarse reading the
+//!    maintenance task and every return keep fresh: exact while either runs at least once a
+//!    tick; after a longer stall (a runtime driven by `block_on` between long pauses) a
+//!    checkout may hand out a connection that expired meanwhile, once: its return reads the
+//!    real clock and closes it (psycopg_pool checks expiry only at return). A return reads the
+//!    clock once, so `idle_since` and the return's expiry test are exact.
+//!
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -96,8 +98,7 @@ pub(crate) struct Slot<C> {
     /// When it expires: `max_lifetime` with up to 5% taken off (psycopg's jitter), so a pool
     /// opened at once does not expire all at once. [`NEVER`] without `max_lifetime`.
     pub(crate) expires: Nanos,
-    /// When it went idle: exact for a new or reset connection, from the coarse reading (up to
-    /// one maintenance tick early) for a plain return (invariant 9).
+    /// When it went idle (the real clock: a connect, a reset, or the return's one read).
     pub(crate) idle_since: Nanos,
 }
 

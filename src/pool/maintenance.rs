@@ -119,9 +119,7 @@ impl<M: Manage> Core<M> {
 
     /// Takes each idle connection out once: expired ones are closed (and replaced by
     /// `slot_freed` → `maybe_grow`); ones idle longer than `max_idle` are closed while the pool
-    /// is above `min_size`; the rest go back, oldest first as they came. `idle_since` may be
-    /// one tick early (stamped from the coarse clock), so that tick is added back: a connection
-    /// is closed between `max_idle` and `max_idle` + two ticks after its last use.
+    /// is above `min_size`; the rest go back, oldest first as they came.
     fn sweep_idle(self: &Arc<Self>) {
         let now = self.clock.now();
         let max_idle = self

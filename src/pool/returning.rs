@@ -17,14 +17,16 @@ use super::stats::{add_us, bump};
 use crate::error::Error;
 
 impl<M: Manage> Core<M> {
-    /// The one return path, shared by a guard's `Drop` and `putconn`. Never does I/O itself,
-    /// and reads no clock unless `usage_stats` is on or the connection is near its expiry
-    /// (invariant 9). (An associated fn borrowing the core through the permit: no `Arc` clone
-    /// per return.)
+    /// The one return path, shared by a guard's `Drop` and `putconn`. Never does I/O itself.
+    /// Reads the clock once (invariant 9): expiry and `idle_since` are exact here whatever
+    /// the maintenance task is doing. (An associated fn borrowing the core through the permit:
+    /// no `Arc` clone per return.)
     pub(crate) fn return_slot(mut slot: Slot<M::Connection>, permit: Permit<M>, since: Nanos) {
         let core = &permit.core;
+        let now = core.clock.now();
+        core.clock.observe(now);
         if since != NEVER {
-            let used = core.clock.now().saturating_sub(since);
+            let used = now.saturating_sub(since);
             add_us(&core.counters.here().usage_us, Duration::from_nanos(used));
         }
         let state = core.manager.state(&slot.conn);
@@ -34,12 +36,12 @@ impl<M: Manage> Core<M> {
         }
         match state {
             ConnState::Idle if core.settings.reset.is_none() => {
-                if !core.reusable(state, &slot) {
+                if !core.reusable(state, &slot, now) {
                     tracing::debug!(pool = %core.name(), "returned connection expired or surplus; closing");
                     core.discard(slot);
                 } else {
                     tracing::debug!(pool = %core.name(), "connection returned");
-                    slot.idle_since = core.clock.recent();
+                    slot.idle_since = now;
                     core.push_idle(slot);
                 }
                 drop(permit); // invariant 3: after the push
@@ -92,7 +94,7 @@ impl<M: Manage> Core<M> {
             match tokio::time::timeout(core.settings.return_timeout, work).await {
                 Ok(Ok(())) if live
                     .slot_mut()
-                    .is_some_and(|s| core.reusable(core.manager.state(&s.conn), s)) =>
+                    .is_some_and(|s| core.reusable(core.manager.state(&s.conn), s, core.clock.now())) =>
                 {
                     live.into_idle()
                 }
@@ -107,9 +109,9 @@ impl<M: Manage> Core<M> {
     /// The one test a returned connection passes before it goes back idle, on the plain path
     /// and after a rollback/reset alike: idle, not expired, and not surplus after `resize`
     /// shrank `max_size` (`size` still counts this connection).
-    fn reusable(&self, state: ConnState, slot: &Slot<M::Connection>) -> bool {
+    fn reusable(&self, state: ConnState, slot: &Slot<M::Connection>, now: Nanos) -> bool {
         state == ConnState::Idle
-            && !self.clock.passed(slot.expires)
+            && !slot.expired(now)
             && self.size.load(Relaxed) <= self.max_size.load(Relaxed)
     }
 }

@@ -22,12 +22,18 @@
 //! 2. No lost wake-up: a waiter bumps its slot, then reads `target` (both SeqCst); the watchdog
 //!    stores `target`, then rescans the slots. One of the two sees the other, so a waiter due
 //!    before the watchdog's alarm always wakes it.
-//! 3. A promotion is repeated until every due slot is empty: while `promoting`, every waiter
-//!    leaving the queue (and every one joining a due bucket) wakes the watchdog, which then
-//!    rescans. A promotion that lands on someone else (a waiter ahead with a later deadline, or a
-//!    fresh `try_acquire` finding the permit free) only promotes that one early; it has its own
-//!    exact timer in the starving stage. Every acquirer of the semaphore must go through
-//!    [`Deadlines::acquire`], or a promotion it takes would wake no one.
+//! 3. A promotion is repeated until every due waiter has been promoted: while `promoting`,
+//!    every waiter leaving the queue (and every one joining a due bucket) wakes the watchdog,
+//!    which then rescans. It promotes only while fewer promotions are `outstanding` (issued,
+//!    and not yet matched by a counted waiter leaving with a permit) than waiters are counted
+//!    in due buckets, and no permit sits unclaimed: a promoted waiter that is slow to be polled
+//!    again (its count stays in the slot until then) must not make it promote again and again,
+//!    minting permits (review2 finding 1). A promotion that lands on someone else (a waiter
+//!    ahead with a later deadline) only promotes that one early; it has its own exact timer in
+//!    the starving stage. Every acquirer of the semaphore must go through
+//!    [`Deadlines::acquire`], or a promotion it takes would wake no one. Known corner: a waiter
+//!    with a later per-call deadline, ahead in the queue, promoted, and then not polled for a
+//!    long time, holds back the promotion of the due waiter behind it until it is polled.
 //! 4. Permits are conserved: each promotion adds one permit and one unit of `shed`, and the
 //!    pool forgets one released permit per unit of `shed`, so circulating permits minus `shed`
 //!    stays `max_size`. A permit holder may find no connection behind its permit (only a
@@ -91,6 +97,9 @@ pub(crate) struct Deadlines {
     target: Line<AtomicU64>,
     /// Set while the watchdog promotes: waiters leaving the queue wake it (invariant 3).
     promoting: AtomicBool,
+    /// Promotions issued and not yet matched by a counted waiter leaving with a permit
+    /// (invariant 3).
+    outstanding: AtomicUsize,
     /// A watchdog is running (invariant 5).
     running: AtomicBool,
     closed: AtomicBool,
@@ -124,6 +133,7 @@ impl Deadlines {
             rings: Default::default(),
             target: Line(AtomicU64::new(u64::MAX)),
             promoting: AtomicBool::new(false),
+            outstanding: AtomicUsize::new(0),
             running: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             wake: Notify::new(),
@@ -160,6 +170,17 @@ impl Deadlines {
             .filter(|&(_, n)| n > 0)
             .map(|(b, _)| b)
             .min()
+    }
+
+    /// Waiters counted in buckets up to `due_by`.
+    fn due(&self, due_by: u64) -> usize {
+        let n: u64 = self
+            .slots()
+            .map(|s| unpack(s.load(SeqCst)))
+            .filter(|&(b, _)| b <= due_by)
+            .map(|(_, n)| n)
+            .sum();
+        usize::try_from(n).unwrap_or(usize::MAX)
     }
 
     /// Waiters counted now (the dying watchdog's last promotion).
@@ -238,11 +259,15 @@ impl Deadlines {
                 entry = Some(Entry {
                     deadlines: self,
                     slot,
+                    granted: false,
                 });
             }
             poll
         })
         .await;
+        if let Some(entry) = entry.as_mut() {
+            entry.granted = result.is_ok();
+        }
         drop(entry);
         result
     }
@@ -284,7 +309,13 @@ impl Deadlines {
                 Some(due) if due <= due_by => {
                     self.promoting.store(true, SeqCst);
                     self.target.0.store(due_by.saturating_add(1), SeqCst);
-                    promote(permits, shed, 1);
+                    // Invariant 3: one promotion per due waiter, not one per rescan.
+                    if permits.available_permits() == 0
+                        && self.outstanding.load(SeqCst) < self.due(due_by)
+                    {
+                        self.outstanding.fetch_add(1, SeqCst);
+                        promote(permits, shed, 1);
+                    }
                     // Woken by the next waiter to leave the queue; the alarm is a safety net
                     // should the promotion go to an acquirer that does not report (invariant 3).
                     let recheck = now + Duration::from_nanos(self.grain_ns / 8);
@@ -296,6 +327,11 @@ impl Deadlines {
                 }
                 next => {
                     self.promoting.store(false, SeqCst);
+                    if next.is_none() {
+                        // Nobody counted: a promotion still outstanding went to an acquirer
+                        // that was never counted (it found the permit free), not to a waiter.
+                        self.outstanding.store(0, SeqCst);
+                    }
                     let at = next.unwrap_or(u64::MAX);
                     self.target.0.store(at, SeqCst);
                     if self.earliest().is_some_and(|e| e < at) {
@@ -319,12 +355,22 @@ impl Deadlines {
 struct Entry<'a> {
     deadlines: &'a Deadlines,
     slot: Option<&'a AtomicU64>,
+    /// It leaves with a permit (perhaps a promoted one): one outstanding promotion is matched.
+    granted: bool,
 }
 
 impl Drop for Entry<'_> {
     fn drop(&mut self) {
         if let Some(slot) = self.slot {
+            // The count first: a rescan between the two steps then sees fewer due waiters
+            // with the same promotions outstanding, and holds back, never over-promotes.
             slot.fetch_sub(1, SeqCst);
+            if self.granted {
+                let _ = self
+                    .deadlines
+                    .outstanding
+                    .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
+            }
         }
         if self.deadlines.promoting.load(SeqCst) {
             self.deadlines.wake.notify_one();
