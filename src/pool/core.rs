@@ -40,8 +40,9 @@
 //!    that owns its slot and permit) before it can be pushed, or it is discarded. Every return
 //!    path pushes only through one predicate (`reusable`: idle, not expired, `size ≤
 //!    max_size`). The `configure` and `check` hooks must leave the connection `Idle` too (else
-//!    it is discarded: a failed connect, a failed check), and a checkout never hands out a
-//!    connection past its expiry (`pop_live`, via `past_expiry`, invariant 9).
+//!    it is discarded: a failed connect, a failed check), and a checkout does not hand out a
+//!    connection past its expiry (`pop_live`, via `Clock::passed`; the one exception, after
+//!    a stalled runtime, is in invariant 9).
 //! 7. No network I/O runs in `Drop`: returns decide from `Manage::state`; anything needing I/O
 //!    (rollback, reset, cancel, close) is spawned, or, with no runtime, the connection is dropped.
 //!    Every discard of a `Busy` connection (returned busy, returned to a closed pool, left busy

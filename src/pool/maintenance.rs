@@ -122,10 +122,7 @@ impl<M: Manage> Core<M> {
     /// is above `min_size`; the rest go back, oldest first as they came.
     fn sweep_idle(self: &Arc<Self>) {
         let now = self.clock.now();
-        let max_idle = self
-            .settings
-            .max_idle
-            .map(|max| nanos(max.saturating_add(self.clock.lag())));
+        let max_idle = self.settings.max_idle.map(nanos);
         let mut excess = self
             .size
             .load(SeqCst)
