@@ -93,8 +93,9 @@ impl Clock {
         }
     }
 
-    /// Whether `deadline` has passed. Exact while the maintenance task runs no more than a tick
-    /// late; reads the real clock only for a deadline within two ticks of the coarse reading.
+    /// Whether `deadline` has passed. Exact while maintenance or returns refresh the coarse
+    /// reading at least once a tick; reads the real clock only for a deadline within two ticks
+    /// of it.
     #[inline]
     pub(crate) fn passed(&self, deadline: Nanos) -> bool {
         deadline <= self.recent().saturating_add(self.slack) && self.now() >= deadline
