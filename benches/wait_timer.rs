@@ -11,6 +11,9 @@
 //! Knobs: `WAIT_TIMER_ROUNDS` (default 7), `WAIT_TIMER_MS` (window per run, default 100),
 //! `WAIT_TIMER_ONLY=<row>` (one mode alone, for callgrind).
 
+#[allow(dead_code, unused_imports)]
+#[path = "../src/pool/permits.rs"]
+mod permits;
 #[path = "support/stats.rs"]
 mod stats;
 #[allow(dead_code)]
@@ -27,9 +30,10 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
-use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::sync::Notify;
 use tokio::time::{sleep_until, timeout_at, Instant, Sleep};
 
+use permits::Permits;
 use stats::{fmt_ratio, median, print_table, quantile, rotation};
 use waiting::Deadlines;
 
@@ -73,7 +77,7 @@ const MODES: [(Mode, &str); 7] = [
 struct Dummy(u64);
 
 struct Pool {
-    permits: Semaphore,
+    permits: Permits,
     idle: ArrayQueue<Dummy>,
     shed: AtomicUsize,
     landed: Notify,
@@ -108,7 +112,7 @@ impl Pool {
             let _ = idle.push(Dummy(0));
         }
         Pool {
-            permits: Semaphore::new(MAX),
+            permits: Permits::new(MAX),
             idle,
             shed: AtomicUsize::new(0),
             landed: Notify::new(),
@@ -125,16 +129,14 @@ impl Pool {
             .fetch_update(Relaxed, Relaxed, |s| s.checked_sub(1))
             .is_err()
         {
-            self.permits.add_permits(1);
+            self.permits.release(1);
         }
     }
 
     async fn get(&self, mode: Mode) -> Guard<'_> {
-        let permit = match self.permits.try_acquire() {
-            Ok(p) => p,
-            Err(_) => self.wait(mode).await,
-        };
-        permit.forget();
+        if self.permits.try_acquire().is_err() {
+            self.wait(mode).await;
+        }
         let obj = match self.idle.pop() {
             Some(obj) => obj,
             None => self.starve().await, // only after a promotion
@@ -157,7 +159,7 @@ impl Pool {
         }
     }
 
-    async fn wait(&self, mode: Mode) -> SemaphorePermit<'_> {
+    async fn wait(&self, mode: Mode) {
         let never = "no timeout or close within a benchmark window";
         match mode {
             Mode::Bare => self.permits.acquire().await.expect(never),
@@ -175,7 +177,8 @@ impl Pool {
                 let mut sleep = pin!(None::<Sleep>);
                 poll_fn(|cx| {
                     if let Poll::Ready(r) = acquire.as_mut().poll(cx) {
-                        return Poll::Ready(r.expect(never));
+                        r.expect(never);
+                        return Poll::Ready(());
                     }
                     if sleep.is_none() {
                         sleep.set(Some(sleep_until(deadline)));
@@ -199,7 +202,8 @@ impl Pool {
                 let mut acquire = pin!(self.permits.acquire());
                 let p = poll_fn(|cx| {
                     if let Poll::Ready(r) = acquire.as_mut().poll(cx) {
-                        return Poll::Ready(r.expect(never));
+                        r.expect(never);
+                        return Poll::Ready(());
                     }
                     assert!(sleep.as_mut().poll(cx).is_pending(), "{never}");
                     Poll::Pending
@@ -214,7 +218,8 @@ impl Pool {
                 let mut id = None;
                 let p = poll_fn(|cx| {
                     if let Poll::Ready(r) = acquire.as_mut().poll(cx) {
-                        return Poll::Ready(r.expect(never));
+                        r.expect(never);
+                        return Poll::Ready(());
                     }
                     if id.is_none() {
                         let me = self.ids.fetch_add(1, Relaxed);

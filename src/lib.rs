@@ -12,7 +12,8 @@
 //! - `conn` is the only place that touches a socket: [`Connection`] owns the stream and buffers,
 //!   drives the handshake and knows the transaction status from the last ReadyForQuery.
 //! - `pool` holds idle connections in a lock-free `ArrayQueue`, bounds checkouts with a FIFO
-//!   `tokio::sync::Semaphore`, and returns connections from a guard's `Drop` without network I/O.
+//!   `tokio::sync::Semaphore` (bypassed by one atomic word while nobody waits), and returns
+//!   connections from a guard's `Drop` without network I/O.
 //!
 //! # Example
 //!

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::core::Core;
 use super::manage::{ConnHook, Manage};
+use super::permits::MAX_PERMITS;
 use super::pool::Pool;
 use super::{maintenance, postgres::PgManager};
 use crate::config::Config;
@@ -270,7 +271,8 @@ impl<M: Manage> PoolBuilder<M> {
     ///
     /// # Errors
     /// An unparsable conninfo, no tokio runtime, or invalid sizes (`max_size < min_size`, `max_size == 0`,
-    /// `max_connecting == 0`, `max_size_limit < max_size`), or a zero `connect_timeout`.
+    /// `max_connecting == 0`, `max_size_limit < max_size`, `max_size_limit` above 2^30), or a zero
+    /// `connect_timeout`.
     pub async fn open(self) -> Result<Pool<M>> {
         let PoolBuilder {
             manager,
@@ -294,6 +296,11 @@ impl<M: Manage> PoolBuilder<M> {
         }
         if capacity < max_size {
             return Err(Error::config("max_size_limit is below max_size"));
+        }
+        if capacity > MAX_PERMITS {
+            return Err(Error::config(format!(
+                "max_size_limit {capacity} is above the largest supported pool ({MAX_PERMITS})"
+            )));
         }
         if settings.max_connecting == 0 {
             return Err(Error::config("max_connecting must be at least 1"));

@@ -74,8 +74,7 @@ impl<M: Manage> Core<M> {
     ) -> Result<PooledConnection<M>> {
         if self.settings.check.is_none() {
             match self.permits.try_acquire() {
-                Ok(permit) => {
-                    permit.forget();
+                Ok(()) => {
                     let permit = Permit::adopt(Arc::clone(self));
                     if let Some(slot) = self.pop_live() {
                         bump(&self.counters.here().requests_num);
@@ -125,10 +124,7 @@ impl<M: Manage> Core<M> {
         let mut permit = match permit {
             Some(p) => p,
             None => match self.permits.try_acquire() {
-                Ok(p) => {
-                    p.forget();
-                    Permit::adopt(Arc::clone(self))
-                }
+                Ok(()) => Permit::adopt(Arc::clone(self)),
                 Err(TryAcquireError::Closed) => return Err(Error::pool_closed()),
                 Err(TryAcquireError::NoPermits) => {
                     self.start_waiting(waiting)?;
@@ -138,10 +134,7 @@ impl<M: Manage> Core<M> {
                     // nothing has awaited since.
                     let acquire = self.deadlines.acquire(&self.permits, &self.shed, timeout);
                     match acquire.await {
-                        Ok(p) => {
-                            p.forget();
-                            Permit::adopt(Arc::clone(self))
-                        }
+                        Ok(()) => Permit::adopt(Arc::clone(self)),
                         Err(_) => return Err(Error::pool_closed()),
                     }
                 }

@@ -12,7 +12,8 @@
 //!    so a `Reservation` cannot count as "on its way" forever and block growth.
 //!    A failed attempt (an `Err`, a timeout, a panic in user code, caught) waits for the
 //!    pool-wide backoff before the next, whoever starts it (a retry or a waiter's `maybe_grow`).
-//! 2. The semaphore holds `max_size` permits, plus one per promotion in flight (`waiting.rs`:
+//! 2. There are `max_size` permits (`permits.rs`: parked in one atomic word while nobody
+//!    waits, in tokio's FIFO semaphore otherwise), plus one per promotion in flight (`waiting.rs`:
 //!    the wait watchdog adds a permit to wake a waiter near its deadline and counts it in
 //!    `shed`, so the next release forgets it). A checkout takes one and `forget()`s it into a
 //!    [`Permit`] guard (so does `Pool::check` for each idle connection it pings); the permit is
@@ -23,8 +24,9 @@
 //!    with its own timer, until its deadline.
 //! 3. An idle connection is pushed BEFORE its permit is released (sqlx's release order): the
 //!    waiter the permit wakes must find it. A returning task never hands a connection to itself
-//!    past queued waiters: it pushes and releases, and tokio's FIFO semaphore gives the permit
-//!    to the head waiter before `try_acquire` can see it.
+//!    past queued waiters: it pushes and releases, and while anyone waits the release goes to
+//!    tokio's FIFO semaphore, which gives the permit to the head waiter before `try_acquire`
+//!    can see it (`permits.rs` invariant 3).
 //! 4. Every count change has a guard that undoes it on drop or cancel: [`Permit`] (the permit),
 //!    [`Live`] (one unit of `size` outside the queue), `Reservation` (`size` + `connecting`),
 //!    `Starving` and `Waiting` (the waiter gauges). The checkout future owns only guards, so
@@ -64,13 +66,14 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use tokio::runtime::Handle;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::builder::Settings;
 use super::clock::{Clock, Nanos, NEVER};
 use super::connecting::Backoff;
 use super::manage::{ConnState, Manage};
+use super::permits::Permits;
 use super::stats::{bump, Counters, PoolStats};
 use super::waiting::Deadlines;
 use crate::error::Error;
@@ -118,7 +121,7 @@ pub(crate) struct Core<M: Manage> {
     /// The fewest idle connections seen after a checkout's pop during the current `max_idle`
     /// period (psycopg's `_nconns_min`); maintenance reads and resets it.
     pub(crate) idle_min: AtomicUsize,
-    pub(crate) permits: Semaphore,
+    pub(crate) permits: Permits,
     pub(crate) size: AtomicUsize,
     pub(crate) connecting: AtomicUsize,
     /// Connections being closed (still in `size` until the server has let go of them).
@@ -161,7 +164,7 @@ impl<M: Manage> Core<M> {
             idle: ArrayQueue::new(settings.capacity.max(1)),
             settings,
             idle_min: AtomicUsize::new(0),
-            permits: Semaphore::new(max),
+            permits: Permits::new(max),
             size: AtomicUsize::new(0),
             connecting: AtomicUsize::new(0),
             closing: AtomicUsize::new(0),
@@ -337,7 +340,7 @@ impl<M: Manage> Core<M> {
                 Err(now) => shed = now,
             }
         }
-        self.permits.add_permits(1);
+        self.permits.release(1);
     }
 
     /// Marks the pool closed and fails every waiter (the semaphore's and the starving ones),
@@ -387,10 +390,10 @@ impl<M: Manage> Core<M> {
             {
                 add -= 1;
             }
-            self.permits.add_permits(add);
+            self.permits.release(add);
         } else if max < old {
             let want = old - max;
-            let forgotten = self.permits.forget_permits(want);
+            let forgotten = self.permits.forget(want);
             self.shed.fetch_add(want - forgotten, Relaxed);
             let mut excess = self.size.load(SeqCst).saturating_sub(max);
             while excess > 0 {
@@ -413,7 +416,7 @@ impl<M: Manage> Core<M> {
                 .saturating_sub(self.closing.load(Relaxed)),
             pool_available: self.idle_count(),
             connecting: self.connecting.load(Relaxed),
-            permits_available: self.permits.available_permits(),
+            permits_available: self.permits.available(),
             ..PoolStats::default()
         }
     }

@@ -1,5 +1,5 @@
 //! The pool: idle connections in a lock-free `ArrayQueue`, checkouts bounded by a FIFO
-//! `tokio::sync::Semaphore`, and a guard that returns its connection on drop without network
+//! `tokio::sync::Semaphore` (whose permits wait in one atomic word while nobody queues), and a guard that returns its connection on drop without network
 //! I/O. Behaviour follows psycopg_pool's `ConnectionPool` (sizes, timeouts, hooks, stats,
 //! `getconn`/`putconn`), with background growth capped by `max_connecting`.
 //!
@@ -9,8 +9,9 @@
 //! - `core.rs`: the accounting core and its invariants; `checkout.rs`: the checkout loop;
 //!   `connecting.rs`: background connects; `returning.rs`: the return path;
 //!   `maintenance.rs`: the background tasks; `waiting.rs`: bounded FIFO waits with one shared
-//!   watchdog instead of a timer per waiter; `clock.rs`: slot times and the coarse clock that
-//!   keeps clock reads off the fast path.
+//!   watchdog instead of a timer per waiter; `permits.rs`: the semaphore plus the permits parked
+//!   while nobody waits; `clock.rs`: slot times and the coarse clock that keeps clock reads off
+//!   the fast path.
 //! - `manage.rs`: the [`Manage`] trait the pool is generic over; `postgres.rs`: [`PgManager`].
 
 mod builder;
@@ -21,12 +22,12 @@ mod core;
 mod guard;
 mod maintenance;
 mod manage;
+mod permits;
 #[allow(clippy::module_inception)]
 mod pool;
 mod postgres;
 mod returning;
 mod stats;
-// The shared-watchdog wait (benches/wait_timer.rs), not yet wired into `Core`.
 mod waiting;
 
 pub use builder::{IntoConfig, PoolBuilder, ReconnectFailed};

@@ -217,10 +217,7 @@ impl<M: Manage> Pool<M> {
         let deadline = deadline(Instant::now(), core.settings.timeout);
         for _ in 0..core.idle_count() {
             let _permit = match core.permits.try_acquire() {
-                Ok(p) => {
-                    p.forget();
-                    Permit::adopt(Arc::clone(core))
-                }
+                Ok(()) => Permit::adopt(Arc::clone(core)),
                 Err(TryAcquireError::Closed) => return Err(Error::pool_closed()),
                 Err(TryAcquireError::NoPermits) => break,
             };

@@ -1,5 +1,4 @@
-//! Bounded FIFO waits for a permit without one tokio timer per waiter (prototype, not yet wired
-//! into `Core`).
+//! Bounded FIFO waits for a permit without one tokio timer per waiter.
 //!
 //! A tokio timer costs every waiting checkout a runtime-handle `Arc` clone and the time
 //! driver's global lock twice (register, deregister): about a quarter of a contended cycle in
@@ -48,8 +47,10 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::Duration;
 
-use tokio::sync::{AcquireError, Notify, Semaphore, SemaphorePermit};
+use tokio::sync::{AcquireError, Notify};
 use tokio::time::Instant;
+
+use super::permits::Permits;
 
 /// Ring slots. With `grain = timeout / 8` the pool's own deadlines span 9 buckets; the rest
 /// absorbs longer per-call timeouts (a longer one can only share a slot with an earlier
@@ -107,10 +108,10 @@ pub(crate) struct Deadlines {
 }
 
 /// Adds one permit that the pool forgets on a later release (`Core::release_permit`).
-fn promote(permits: &Semaphore, shed: &AtomicUsize, n: usize) {
+fn promote(permits: &Permits, shed: &AtomicUsize, n: usize) {
     if n > 0 {
         shed.fetch_add(n, SeqCst);
-        permits.add_permits(n);
+        permits.add_to_queue(n);
     }
 }
 
@@ -241,12 +242,12 @@ impl Deadlines {
     /// # Errors
     ///
     /// `AcquireError` if the semaphore is closed.
-    pub(crate) async fn acquire<'a>(
+    pub(crate) async fn acquire(
         &self,
-        permits: &'a Semaphore,
+        permits: &Permits,
         shed: &AtomicUsize,
         timeout: Duration,
-    ) -> Result<SemaphorePermit<'a>, AcquireError> {
+    ) -> Result<(), AcquireError> {
         let mut acquire = pin!(permits.acquire());
         let mut entry: Option<Entry<'_>> = None;
         let result = poll_fn(|cx| {
@@ -284,7 +285,7 @@ impl Deadlines {
     /// # Cancel safety
     ///
     /// Dropping it (runtime shutdown) promotes every counted waiter once (invariant 5).
-    pub(crate) async fn watch(&self, permits: &Semaphore, shed: &AtomicUsize) {
+    pub(crate) async fn watch(&self, permits: &Permits, shed: &AtomicUsize) {
         let _last = LastPromotion {
             deadlines: self,
             permits,
@@ -310,8 +311,7 @@ impl Deadlines {
                     self.promoting.store(true, SeqCst);
                     self.target.0.store(due_by.saturating_add(1), SeqCst);
                     // Invariant 3: one promotion per due waiter, not one per rescan.
-                    if permits.available_permits() == 0
-                        && self.outstanding.load(SeqCst) < self.due(due_by)
+                    if permits.available() == 0 && self.outstanding.load(SeqCst) < self.due(due_by)
                     {
                         self.outstanding.fetch_add(1, SeqCst);
                         promote(permits, shed, 1);
@@ -382,7 +382,7 @@ impl Drop for Entry<'_> {
 /// promoted so each falls back to its own timer (invariant 5).
 struct LastPromotion<'a> {
     deadlines: &'a Deadlines,
-    permits: &'a Semaphore,
+    permits: &'a Permits,
     shed: &'a AtomicUsize,
 }
 

@@ -1,5 +1,5 @@
-//! The shared watchdog under paused time, driving a model of `Core`'s checkout: a FIFO
-//! semaphore, an idle queue, `shed`, and the starving stage (a permit holder waits on `landed`
+//! The shared watchdog under paused time, driving a model of `Core`'s checkout: the pool's
+//! permits (`permits.rs`), an idle queue, `shed`, and the starving stage (a permit holder waits on `landed`
 //! with its own timer). Each test names the property it checks; every one ends by checking that
 //! permits are conserved and no count is left behind.
 
@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, TryAcquireError};
+use tokio::sync::{Notify, TryAcquireError};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 
+use super::super::permits::Permits;
 use super::Deadlines;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,7 +25,7 @@ enum Failed {
 
 /// `Core` reduced to what the wait touches; connections are numbers.
 struct Model {
-    permits: Semaphore,
+    permits: Permits,
     idle: Mutex<VecDeque<usize>>,
     shed: AtomicUsize,
     landed: Notify,
@@ -39,7 +40,7 @@ fn release(m: &Model) {
         .fetch_update(SeqCst, SeqCst, |s| s.checked_sub(1))
         .is_err()
     {
-        m.permits.add_permits(1);
+        m.permits.release(1);
     }
 }
 
@@ -75,7 +76,7 @@ impl Drop for Permit {
 impl Model {
     fn new(max: usize) -> Arc<Self> {
         Arc::new(Model {
-            permits: Semaphore::new(max),
+            permits: Permits::new(max),
             idle: Mutex::new((0..max).collect()),
             shed: AtomicUsize::new(0),
             landed: Notify::new(),
@@ -101,16 +102,15 @@ impl Model {
     /// on `landed` with a timer until the deadline.
     async fn get(self: &Arc<Self>, timeout: Duration) -> Result<Guard, Failed> {
         let deadline = Instant::now() + timeout;
-        let permit = match self.permits.try_acquire() {
-            Ok(p) => p,
+        match self.permits.try_acquire() {
+            Ok(()) => {}
             Err(TryAcquireError::Closed) => return Err(Failed::Closed),
             Err(TryAcquireError::NoPermits) => self
                 .deadlines
                 .acquire(&self.permits, &self.shed, timeout)
                 .await
                 .map_err(|_| Failed::Closed)?,
-        };
-        permit.forget();
+        }
         let _permit = Permit(Arc::clone(self));
         loop {
             let notified = self.landed.notified();
@@ -137,7 +137,7 @@ impl Model {
     fn assert_settled(&self) {
         assert_eq!(self.deadlines.counted(), 0, "stale count");
         assert_eq!(self.shed.load(SeqCst), 0, "shed left");
-        assert_eq!(self.permits.available_permits(), self.max, "permits");
+        assert_eq!(self.permits.available(), self.max, "permits");
         assert_eq!(self.idle.lock().unwrap().len(), self.max, "connections");
     }
 }
