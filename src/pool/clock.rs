@@ -1,18 +1,23 @@
 //! The pool's clock: times kept as integer nanoseconds since the pool opened, plus a coarse
-//! reading that the maintenance task refreshes every tick and returns refresh as they pass
-//! (core.rs invariant 9).
+//! reading, `recent`, that the maintenance task refreshes every tick and returns refresh when
+//! it has gone stale (core.rs invariant 9).
 //!
-//! Why: a checkout must not read the clock. One read costs ~30 ns on a KVM guest
-//! (`clock_gettime` through the vDSO), and `Instant + Duration` arithmetic ~80 instructions; a
-//! bare checkout + return costs ~60 ns in all. Slots therefore store [`Nanos`], a checkout
-//! compares integers against the coarse reading, and only a deadline within two ticks of it is
-//! checked against the real clock. A return reads the clock once, so expiry and idle time are
-//! exact there.
+//! Why: a checkout + return must not pay for a precise clock read. One costs ~35 ns on a KVM
+//! guest (`clock_gettime` through the vDSO, then `Instant` arithmetic), as much as the bare
+//! primitives' whole cycle. So slots store [`Nanos`]; a checkout compares integers against
+//! `recent`, and only a deadline within two ticks of it is checked against the real clock
+//! ([`Clock::passed`]). A return asks the kernel's coarse clock (`CLOCK_MONOTONIC_COARSE`,
+//! ~10 ns, a few ms resolution) whether `recent` is more than a quarter tick old, and reads the
+//! precise clock only then ([`Clock::fresh`]): so `recent` stays fresh even when the
+//! maintenance task does not get to run (a runtime driven by `block_on` between long pauses).
 //!
-//! Invariant: `recent()` never runs ahead of the real clock, and lags it by at most `lag` (one
-//! maintenance tick) while the runtime runs the maintenance task or connections come back.
+//! Invariant: `recent()` never runs ahead of the real clock. It lags it by at most a quarter
+//! tick plus the coarse clock's resolution right after any return, and by at most one tick
+//! while the maintenance task runs. The coarse clock only ever decides *whether* to read the
+//! precise one; no time the pool stores or compares comes from it. (So tokio's paused test
+//! clock, which it does not follow, at worst leaves `recent` to the maintenance task's ticks.)
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -32,6 +37,10 @@ pub(crate) fn nanos(d: Duration) -> Nanos {
 pub(crate) struct Clock {
     epoch: Instant,
     recent: AtomicU64,
+    /// The coarse clock when `recent` was last refreshed (its raw ticks, 2^32 per second).
+    mark: AtomicU64,
+    /// A quarter tick in coarse ticks: how stale `recent` may get before a return refreshes it.
+    stale_after: u64,
     lag: Duration,
     /// How close to the coarse reading a deadline must be for `passed` to read the clock: two
     /// ticks, so a tick that runs somewhat late still cannot hide an expiry.
@@ -44,6 +53,8 @@ impl Clock {
         Clock {
             epoch: Instant::now(),
             recent: AtomicU64::new(0),
+            mark: AtomicU64::new(coarse_now()),
+            stale_after: coarse_ticks(lag / 4),
             lag,
             slack: nanos(lag.saturating_mul(2)),
         }
@@ -79,18 +90,37 @@ impl Clock {
 
     /// Advances the coarse reading to `now` (the maintenance task, every tick).
     pub(crate) fn tick(&self, now: Instant) {
-        self.recent.fetch_max(self.at(now), Relaxed);
+        self.refresh(self.at(now), coarse_now());
     }
 
-    /// Advances the coarse reading to `now`, a clock read made anyway (a return), if it lags by
-    /// more than a quarter tick: a load on most calls, a write a few times per tick, so
-    /// returns keep it fresh even when the maintenance task does not get to run (a runtime
-    /// driven by `block_on` between long pauses).
+    /// `recent`, refreshed first if the coarse kernel clock says it is more than a quarter tick
+    /// old: one coarse read on most calls, a precise one a few times per tick (the return path).
+    #[inline]
+    pub(crate) fn fresh(&self) -> Nanos {
+        let coarse = coarse_now();
+        // Acquire: pairs with `refresh`'s release of `mark`, so the `recent` read below is at
+        // least as new as the refresh that set this mark.
+        if coarse.saturating_sub(self.mark.load(Acquire)) < self.stale_after {
+            return self.recent();
+        }
+        let now = self.now();
+        self.refresh(now, coarse);
+        now
+    }
+
+    /// Advances the coarse reading to `now` (a precise read made anyway: a return with
+    /// `usage_stats` on), if it lags by more than a quarter tick.
     #[inline]
     pub(crate) fn observe(&self, now: Nanos) {
         if now > self.recent().saturating_add(self.slack / 8) {
-            self.recent.fetch_max(now, Relaxed);
+            self.refresh(now, coarse_now());
         }
+    }
+
+    /// `recent` := `now`, then `mark` := `coarse`; each only forwards.
+    fn refresh(&self, now: Nanos, coarse: u64) {
+        self.recent.fetch_max(now, Release);
+        self.mark.fetch_max(coarse, Release);
     }
 
     /// Whether `deadline` has passed. Exact while maintenance or returns refresh the coarse
@@ -99,5 +129,52 @@ impl Clock {
     #[inline]
     pub(crate) fn passed(&self, deadline: Nanos) -> bool {
         deadline <= self.recent().saturating_add(self.slack) && self.now() >= deadline
+    }
+}
+
+/// The kernel's coarse monotonic clock, in its raw ticks (2^32 per second). Not cached by the
+/// crate (`now_without_cache_update`): its cache is one global word every thread would write.
+#[inline]
+fn coarse_now() -> u64 {
+    coarsetime::Instant::now_without_cache_update().as_ticks()
+}
+
+/// `d` in the coarse clock's ticks (2^32 per second), saturating.
+fn coarse_ticks(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().saturating_mul(1 << 32) / 1_000_000_000).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `fresh` answers from the cached reading while the coarse clock says it is recent, and
+    /// reads the precise clock once real time has moved on by more than a quarter tick. Real
+    /// time, not paused: passing real time is what the coarse clock detects.
+    #[test]
+    fn fresh_reads_the_precise_clock_only_once_the_cached_one_is_stale() {
+        // A 400 ms tick: `recent` counts as stale after 100 ms, far more than a busy CI
+        // machine needs between two lines.
+        let clock = Clock::new(Duration::from_millis(400));
+        assert_eq!(
+            clock.fresh(),
+            0,
+            "just refreshed (at construction): the cached reading"
+        );
+        std::thread::sleep(Duration::from_millis(120)); // > a quarter tick plus a 4 ms jiffy
+        let now = clock.fresh();
+        assert!(
+            now >= nanos(Duration::from_millis(120)),
+            "a precise read: {now}"
+        );
+        assert_eq!(clock.recent(), now, "and it refreshed the cached reading");
+        assert_eq!(clock.fresh(), now, "which is fresh again");
+    }
+
+    #[test]
+    fn coarse_ticks_are_2_to_the_32_per_second() {
+        assert_eq!(coarse_ticks(Duration::from_secs(1)), 1 << 32);
+        assert_eq!(coarse_ticks(Duration::from_millis(250)), 1 << 30);
+        assert_eq!(coarse_ticks(Duration::MAX), u64::MAX);
     }
 }

@@ -53,12 +53,15 @@
 //!    issues a SeqCst fence before popping; a producer pushes (or frees a slot), fences, then
 //!    reads `starving`. One of the two always sees the other.
 //! 9. A checkout reads no clock (`clock.rs`: a read costs as much as the rest of a bare
-//!    checkout + return). It judges expiry by `Clock::passed`, against a coarse reading the
-//!    maintenance task and every return keep fresh: exact while either runs at least once a
-//!    tick; after a longer stall (a runtime driven by `block_on` between long pauses) a
-//!    checkout may hand out a connection that expired meanwhile, once: its return reads the
-//!    real clock and closes it (psycopg_pool checks expiry only at return). A return reads the
-//!    clock once, so `idle_since` and the return's expiry test are exact.
+//!    checkout + return). It judges expiry by `Clock::passed`, against a cached reading that
+//!    the maintenance task and returns keep fresh, and reads the real clock only within two
+//!    ticks of an expiry. A return asks the kernel's coarse clock (~10 ns) whether the cached
+//!    reading is more than a quarter tick old and refreshes it with a precise read if so; it
+//!    stamps `idle_since` from it (so within a quarter tick) and checks expiry with
+//!    `Clock::passed` (exact). After a stall in which neither ran (a runtime driven by
+//!    `block_on` between long pauses) a checkout may hand out a connection that expired
+//!    meanwhile, once: its return sees the stale reading, reads the real clock and closes it
+//!    (psycopg_pool checks expiry only at return).
 //!
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
@@ -102,7 +105,8 @@ pub(crate) struct Slot<C> {
     /// When it expires: `max_lifetime` with up to 5% taken off (psycopg's jitter), so a pool
     /// opened at once does not expire all at once. [`NEVER`] without `max_lifetime`.
     pub(crate) expires: Nanos,
-    /// When it went idle (the real clock: a connect, a reset, or the return's one read).
+    /// When it went idle: the real clock at a connect or reset, the cached reading at a return
+    /// (within a quarter tick: invariant 9).
     pub(crate) idle_since: Nanos,
 }
 

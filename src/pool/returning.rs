@@ -18,17 +18,21 @@ use crate::error::Error;
 
 impl<M: Manage> Core<M> {
     /// The one return path, shared by a guard's `Drop` and `putconn`. Never does I/O itself.
-    /// Reads the clock once (invariant 9): expiry and `idle_since` are exact here whatever
+    /// Reads the precise clock only if `usage_stats` is on or the pool's cached clock has gone
+    /// stale (invariant 9), so expiry is exact and `idle_since` within a quarter tick whatever
     /// the maintenance task is doing. (An associated fn borrowing the core through the permit:
     /// no `Arc` clone per return.)
     pub(crate) fn return_slot(mut slot: Slot<M::Connection>, permit: Permit<M>, since: Nanos) {
         let core = &permit.core;
-        let now = core.clock.now();
-        core.clock.observe(now);
-        if since != NEVER {
+        let now = if since == NEVER {
+            core.clock.fresh()
+        } else {
+            let now = core.clock.now();
+            core.clock.observe(now);
             let used = now.saturating_sub(since);
             add_us(&core.counters.here().usage_us, Duration::from_nanos(used));
-        }
+            now
+        };
         let state = core.manager.state(&slot.conn);
         if core.is_closed() {
             core.discard(slot);
@@ -108,10 +112,12 @@ impl<M: Manage> Core<M> {
 
     /// The one test a returned connection passes before it goes back idle, on the plain path
     /// and after a rollback/reset alike: idle, not expired, and not surplus after `resize`
-    /// shrank `max_size` (`size` still counts this connection).
+    /// shrank `max_size` (`size` still counts this connection). `now` may lag the real clock
+    /// (invariant 9), so a lifetime close to it is checked against the real clock.
     fn reusable(&self, state: ConnState, slot: &Slot<M::Connection>, now: Nanos) -> bool {
         state == ConnState::Idle
             && !slot.expired(now)
+            && !self.clock.passed(slot.expires)
             && self.size.load(Relaxed) <= self.max_size.load(Relaxed)
     }
 }
