@@ -227,3 +227,32 @@ async fn max_idle_shrinks_under_light_rotating_load() {
     assert!(pool.stats().pool_size >= 1);
     assert_eq!(pool.stats().requests_errors, 0);
 }
+
+/// Review 3: a return stamps `idle_since` from the cached clock reading, which under paused
+/// time (the coarse kernel clock does not follow it) lags by up to a whole maintenance tick;
+/// the idle sweep compares it with `max_idle` exactly, so a connection idle for less than
+/// `max_idle` is closed. Here: max_idle 60 s (tick 15 s, ticks at 0, 15, 30, ...), the
+/// connection goes idle at 14 s, so at the 60 s sweep it has been idle 46 s.
+#[tokio::test(start_paused = true)]
+async fn a_connection_idle_for_less_than_max_idle_is_not_closed() {
+    let mock = Mock::new();
+    let pool = builder(&mock)
+        .min_size(0)
+        .max_size(1)
+        .max_idle(Duration::from_secs(60))
+        .open()
+        .await
+        .unwrap();
+    let conn = pool.connection().await.unwrap();
+    settle_for(Duration::from_secs(14)).await;
+    drop(conn); // idle from t ≈ 14 s
+    settle_for(Duration::from_secs(56)).await; // t ≈ 70 s: idle ≈ 56 s < 60 s
+    let s = pool.stats();
+    assert_eq!(
+        (s.pool_size, mock.shared.closes.load(SeqCst)),
+        (1, 0),
+        "closed after ≈ 46-56 s idle, max_idle is 60 s: {s:?}"
+    );
+    settle_for(Duration::from_secs(20)).await; // t ≈ 90 s: idle ≈ 76 s
+    assert_eq!(pool.stats().pool_size, 0, "closed once idle for max_idle");
+}

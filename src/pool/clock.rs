@@ -15,7 +15,9 @@
 //! tick plus the coarse clock's resolution right after any return, and by at most one tick
 //! while the maintenance task runs. The coarse clock only ever decides *whether* to read the
 //! precise one; no time the pool stores or compares comes from it. (So tokio's paused test
-//! clock, which it does not follow, at worst leaves `recent` to the maintenance task's ticks.)
+//! clock, which it does not follow, leaves `recent` to the maintenance task's ticks: a tick
+//! stale while it runs, arbitrarily stale after a manual `advance` until it runs; and whether
+//! a return refreshes it then depends on how much *real* time the test has taken.)
 
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::Duration;

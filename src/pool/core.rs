@@ -57,11 +57,16 @@
 //!    the maintenance task and returns keep fresh, and reads the real clock only within two
 //!    ticks of an expiry. A return asks the kernel's coarse clock (~10 ns) whether the cached
 //!    reading is more than a quarter tick old and refreshes it with a precise read if so; it
-//!    stamps `idle_since` from it (so within a quarter tick) and checks expiry with
-//!    `Clock::passed` (exact). After a stall in which neither ran (a runtime driven by
-//!    `block_on` between long pauses) a checkout may hand out a connection that expired
-//!    meanwhile, once: its return sees the stale reading, reads the real clock and closes it
-//!    (psycopg_pool checks expiry only at return).
+//!    stamps `idle_since` from it (a quarter tick plus the coarse clock's resolution early at
+//!    most in real time, up to a tick under tokio's paused clock, which the coarse clock does not
+//!    follow: so the idle sweep adds a tick to `max_idle`) and checks expiry with
+//!    `Clock::passed` (exact while the cached reading lags by under two ticks). After a stall in
+//!    which neither ran (a runtime driven by `block_on` between long pauses) a checkout may hand
+//!    out a connection that expired meanwhile, once: its return sees the stale reading, reads
+//!    the real clock and closes it (psycopg_pool checks expiry only at return). Under tokio's
+//!    paused clock a return never sees the reading as stale, so after `advance` past two ticks
+//!    and until the maintenance task runs, an expired connection may be handed out and
+//!    re-pooled any number of times.
 //!
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
@@ -106,7 +111,7 @@ pub(crate) struct Slot<C> {
     /// opened at once does not expire all at once. [`NEVER`] without `max_lifetime`.
     pub(crate) expires: Nanos,
     /// When it went idle: the real clock at a connect or reset, the cached reading at a return
-    /// (within a quarter tick: invariant 9).
+    /// (never later than the real time; up to one tick earlier: invariant 9).
     pub(crate) idle_since: Nanos,
 }
 

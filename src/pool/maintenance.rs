@@ -26,8 +26,9 @@ const MAX_TICK: Duration = Duration::from_secs(30);
 /// The shortest, so tiny test settings cannot make it spin.
 const MIN_TICK: Duration = Duration::from_millis(10);
 
-/// The pause between two runs: often enough that expiry and idle shrink lag their setting by
-/// at most a quarter of it. Also how far the coarse clock may lag (core.rs invariant 9).
+/// The pause between two runs: often enough that expiry lags its setting by at most a quarter
+/// of it, and idle shrink by at most half (the sweep adds a tick for the cached reading a return
+/// stamps `idle_since` from). Also how far the coarse clock may lag (core.rs invariant 9).
 pub(crate) fn tick<C>(s: &Settings<C>) -> Duration {
     let horizon = match (s.max_idle, s.max_lifetime) {
         (Some(a), Some(b)) => a.min(b),
@@ -122,7 +123,13 @@ impl<M: Manage> Core<M> {
     /// is above `min_size`; the rest go back, oldest first as they came.
     fn sweep_idle(self: &Arc<Self>) {
         let now = self.clock.now();
-        let max_idle = self.settings.max_idle.map(nanos);
+        // A return stamps `idle_since` from the cached reading, which lags the real clock by
+        // up to one tick (core.rs invariant 9; under tokio's paused clock the coarse kernel
+        // clock never marks it stale): a tick more keeps the sweep from closing early.
+        let max_idle = self
+            .settings
+            .max_idle
+            .map(|max| nanos(max.saturating_add(self.clock.lag())));
         let mut excess = self
             .size
             .load(SeqCst)
