@@ -25,8 +25,10 @@
 //! 3. FIFO: while anyone is registered as waiting, [`Permits::try_acquire`] does not take a
 //!    parked permit (it goes through the semaphore's `try_acquire`, which tokio serves only
 //!    after queued waiters), and releases go to the semaphore. A checkout can get ahead of a
-//!    waiter only by winning the parked permit in the instant before that waiter registers,
-//!    which is the same race as arriving first.
+//!    waiter only in the instant before that waiter is queued in the semaphore: by winning the
+//!    parked permit before it registers, or by taking the permit its `unpark` (or a release)
+//!    just put in the semaphore before its first `Semaphore::acquire` poll queues it. Both are
+//!    the same race as arriving first.
 //! 4. Closing sets a bit in the word and closes the semaphore: from then on `try_acquire` and
 //!    `acquire` fail with "closed", whatever is parked.
 
