@@ -19,8 +19,8 @@ use crate::error::Error;
 impl<M: Manage> Core<M> {
     /// The one return path, shared by a guard's `Drop` and `putconn`. Never does I/O itself.
     /// Reads the precise clock only if `usage_stats` is on or the pool's cached clock has gone
-    /// stale (invariant 9), so expiry is exact and `idle_since` within a quarter tick whatever
-    /// the maintenance task is doing. (An associated fn borrowing the core through the permit:
+    /// stale (invariant 9): expiry is exact, and `idle_since` is at most a tick early (the idle
+    /// sweep allows for that). (An associated fn borrowing the core through the permit:
     /// no `Arc` clone per return.)
     pub(crate) fn return_slot(mut slot: Slot<M::Connection>, permit: Permit<M>, since: Nanos) {
         let core = &permit.core;
