@@ -101,8 +101,10 @@ impl Clock {
     pub(crate) fn fresh(&self) -> Nanos {
         let coarse = coarse_now();
         // Acquire: pairs with `refresh`'s release of `mark`, so the `recent` read below is at
-        // least as new as the refresh that set this mark.
-        if coarse.saturating_sub(self.mark.load(Acquire)) < self.stale_after {
+        // least as new as the refresh that set this mark. A coarse clock behind the mark (a
+        // concurrent refresh read it later; or, where coarsetime falls back to the wall clock,
+        // a step backwards) wraps to "stale": one precise read too many, never a stale answer.
+        if coarse.wrapping_sub(self.mark.load(Acquire)) < self.stale_after {
             return self.recent();
         }
         let now = self.now();
@@ -119,10 +121,12 @@ impl Clock {
         }
     }
 
-    /// `recent` := `now`, then `mark` := `coarse`; each only forwards.
+    /// `recent` := `now` (only forwards), then `mark` := `coarse` (a plain store, so a coarse
+    /// clock that stepped back is followed; racing refreshes at worst leave the older mark,
+    /// which only makes the next `fresh` read the precise clock once more).
     fn refresh(&self, now: Nanos, coarse: u64) {
         self.recent.fetch_max(now, Release);
-        self.mark.fetch_max(coarse, Release);
+        self.mark.store(coarse, Release);
     }
 
     /// Whether `deadline` has passed. Exact while maintenance or returns refresh the coarse
@@ -171,6 +175,26 @@ mod tests {
         );
         assert_eq!(clock.recent(), now, "and it refreshed the cached reading");
         assert_eq!(clock.fresh(), now, "which is fresh again");
+    }
+
+    /// A coarse clock that went backwards (coarsetime's wall-clock fallback on some Unixes)
+    /// must not freeze the cached reading until it catches up: `fresh` reads the precise
+    /// clock and follows the coarse one back.
+    #[test]
+    fn a_coarse_clock_behind_the_mark_means_stale() {
+        let clock = Clock::new(Duration::from_secs(400));
+        std::thread::sleep(Duration::from_millis(5));
+        clock.mark.store(u64::MAX - 1, Relaxed); // "refreshed" in the far future
+        let now = clock.fresh();
+        assert!(
+            now >= nanos(Duration::from_millis(5)),
+            "a precise read: {now}"
+        );
+        assert!(
+            clock.mark.load(Relaxed) <= coarse_now(),
+            "the mark followed the clock back"
+        );
+        assert_eq!(clock.fresh(), now, "and the cached reading is fresh again");
     }
 
     #[test]
