@@ -1,10 +1,11 @@
 //! `cargo bench --bench wait_timer`: what bounding a contended FIFO wait costs, one way per
-//! row, against the bare primitives (`support/bare.rs`'s semaphore + queue, no timeout).
+//! row, against the same pool waiting with no bound (the `bare` row).
 //!
 //! The cell is pool_core's worst case for timers: 2 tokio workers, T=64 tasks on 4 permits,
-//! get + yield + drop, so nearly every checkout queues. Every row shares the pool below
-//! (semaphore, `ArrayQueue`, `shed`, and the starving stage a promoted waiter needs) and differs
-//! only in how the queued wait is bounded. Modes run interleaved, rotated each round; the
+//! get + yield + drop, so nearly every checkout queues. Every row shares the pool below (the
+//! pool's own `Permits` from `src/pool/permits.rs`, i.e. tokio's semaphore plus the word that
+//! parks permits while nobody waits; an `ArrayQueue`, `shed`, and the starving stage a promoted
+//! waiter needs) and differs only in how the queued wait is bounded. Modes run interleaved, rotated each round; the
 //! figure is the median over rounds of the ratio to `bare` in the same round. Beside the rate,
 //! on-CPU ns per cycle (all threads, from schedstat), which a busy machine disturbs far less.
 //!
