@@ -7,14 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pool_support::{builder, settle_for, Gate, Mock};
+use pool_support::{builder, open_ready, settle_for, Gate, Mock};
 use wirepool::pool::ConnState;
 
 #[tokio::test(start_paused = true)]
 async fn keeps_min_size_after_losses() {
     let mock = Mock::new();
-    let pool = builder(&mock).min_size(3).max_size(5).open().await.unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(builder(&mock).min_size(3).max_size(5)).await;
     let mut a = pool.connection().await.unwrap();
     a.state = ConnState::Broken;
     drop(a);
@@ -29,14 +28,13 @@ async fn keeps_min_size_after_losses() {
 #[tokio::test(start_paused = true)]
 async fn closes_idle_above_min_after_max_idle() {
     let mock = Mock::new();
-    let pool = builder(&mock)
-        .min_size(1)
-        .max_size(4)
-        .max_idle(Duration::from_secs(60))
-        .open()
-        .await
-        .unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(
+        builder(&mock)
+            .min_size(1)
+            .max_size(4)
+            .max_idle(Duration::from_secs(60)),
+    )
+    .await;
     let held: Vec<_> = futures_join(&pool, 4).await;
     drop(held);
     assert_eq!(pool.stats().pool_available, 4);
@@ -62,13 +60,12 @@ async fn futures_join(
 #[tokio::test(start_paused = true)]
 async fn replaces_expired_idle_connections() {
     let mock = Mock::new();
-    let pool = builder(&mock)
-        .min_size(2)
-        .max_lifetime(Duration::from_secs(100))
-        .open()
-        .await
-        .unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(
+        builder(&mock)
+            .min_size(2)
+            .max_lifetime(Duration::from_secs(100)),
+    )
+    .await;
     settle_for(Duration::from_secs(130)).await;
     let s = pool.stats();
     assert_eq!(
@@ -116,13 +113,12 @@ async fn reconnects_with_backoff_then_calls_reconnect_failed() {
 #[tokio::test(start_paused = true)]
 async fn dropping_every_handle_closes_and_stops_background_work() {
     let mock = Mock::new();
-    let pool = builder(&mock)
-        .min_size(2)
-        .max_lifetime(Duration::from_secs(10))
-        .open()
-        .await
-        .unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(
+        builder(&mock)
+            .min_size(2)
+            .max_lifetime(Duration::from_secs(10)),
+    )
+    .await;
     let conn = pool.connection().await.unwrap();
     let clone = pool.clone();
     drop(pool);
@@ -171,14 +167,13 @@ async fn max_lifetime_zero_means_no_limit_not_churn() {
 #[tokio::test(start_paused = true)]
 async fn max_idle_zero_means_no_limit() {
     let mock = Mock::new();
-    let pool = builder(&mock)
-        .min_size(1)
-        .max_size(4)
-        .max_idle(Duration::ZERO)
-        .open()
-        .await
-        .unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(
+        builder(&mock)
+            .min_size(1)
+            .max_size(4)
+            .max_idle(Duration::ZERO),
+    )
+    .await;
     drop(futures_join(&pool, 4).await);
     settle_for(Duration::from_secs(50 * 60)).await; // 5 × the default max_idle, < max_lifetime
     let s = pool.stats();

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pool_support::{builder, mock_error, settle, settle_for, Gate, Mock, MockConn};
+use pool_support::{builder, mock_error, open_ready, settle, settle_for, Gate, Mock, MockConn};
 use tokio::time::Instant;
 use wirepool::pool::{ConnHook, ConnState};
 
@@ -96,8 +96,7 @@ async fn never_more_than_max_size_live_under_random_load() {
 #[tokio::test(start_paused = true)]
 async fn waiters_are_served_fifo_and_a_returner_does_not_barge() {
     let mock = Mock::new();
-    let pool = builder(&mock).min_size(1).open().await.unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(builder(&mock).min_size(1)).await;
     let held = pool.connection().await.unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
@@ -126,13 +125,7 @@ async fn waiters_are_served_fifo_and_a_returner_does_not_barge() {
 #[tokio::test(start_paused = true)]
 async fn timeout_is_one_deadline_with_a_snapshot() {
     let mock = Mock::new();
-    let pool = builder(&mock)
-        .min_size(1)
-        .timeout(Duration::from_secs(2))
-        .open()
-        .await
-        .unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(builder(&mock).min_size(1).timeout(Duration::from_secs(2))).await;
     let _held = pool.connection().await.unwrap();
     let start = Instant::now();
     let e = pool.getconn().await.unwrap_err();
@@ -350,8 +343,7 @@ async fn busy_return_is_cancelled_and_closed_broken_is_replaced() {
 #[tokio::test(start_paused = true)]
 async fn checkout_skips_connections_the_server_closed() {
     let mock = Mock::new();
-    let pool = builder(&mock).min_size(2).open().await.unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(builder(&mock).min_size(2)).await;
     mock.shared.kill_all();
     let c = pool.connection().await.unwrap();
     assert!(c.id >= 2, "got a fresh connection, not a dead one");
@@ -405,8 +397,7 @@ async fn expired_connection_is_closed_on_return_and_replaced() {
 #[tokio::test(start_paused = true)]
 async fn close_fails_waiters_closes_idle_and_later_returns() {
     let mock = Mock::new();
-    let pool = builder(&mock).min_size(3).open().await.unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(builder(&mock).min_size(3)).await;
     let a = pool.connection().await.unwrap();
     let b = pool.connection().await.unwrap();
     let c = pool.connection().await.unwrap();
@@ -435,22 +426,17 @@ async fn check_hook_failure_discards_and_retries_under_one_deadline() {
     let mock = Mock::new();
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let c2 = Arc::clone(&calls);
-    let pool = builder(&mock)
-        .min_size(1)
-        .check(Arc::new(move |_conn| {
-            let n = c2.fetch_add(1, SeqCst);
-            Box::pin(async move {
-                if n == 0 {
-                    Err(mock_error())
-                } else {
-                    Ok(())
-                }
-            })
-        }))
-        .open()
-        .await
-        .unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(builder(&mock).min_size(1).check(Arc::new(move |_conn| {
+        let n = c2.fetch_add(1, SeqCst);
+        Box::pin(async move {
+            if n == 0 {
+                Err(mock_error())
+            } else {
+                Ok(())
+            }
+        })
+    })))
+    .await;
     let c = pool.connection().await.unwrap();
     assert_eq!(c.id, 1, "the first connection failed its check");
     assert_eq!(calls.load(SeqCst), 2);
@@ -459,8 +445,7 @@ async fn check_hook_failure_discards_and_retries_under_one_deadline() {
 #[tokio::test(start_paused = true)]
 async fn pool_check_pings_and_replaces_broken_idle() {
     let mock = Mock::new();
-    let pool = builder(&mock).min_size(3).open().await.unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(builder(&mock).min_size(3)).await;
     mock.shared.kill_all();
     pool.check().await.unwrap();
     assert_eq!(mock.shared.pings.load(SeqCst), 3);
@@ -472,14 +457,7 @@ async fn pool_check_pings_and_replaces_broken_idle() {
 #[tokio::test(start_paused = true)]
 async fn resize_grows_and_shrinks() {
     let mock = Mock::new();
-    let pool = builder(&mock)
-        .min_size(2)
-        .max_size(2)
-        .max_size_limit(6)
-        .open()
-        .await
-        .unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(builder(&mock).min_size(2).max_size(2).max_size_limit(6)).await;
     pool.resize(4, 6).unwrap();
     pool.wait(Duration::from_secs(1)).await.unwrap();
     assert_eq!(
@@ -631,14 +609,13 @@ async fn checkout_discards_an_expired_idle_connection() {
 #[tokio::test(start_paused = true)]
 async fn pool_check_holds_a_permit_per_ping_and_one_deadline() {
     let mock = Mock::new();
-    let pool = builder(&mock)
-        .min_size(3)
-        .max_size(3)
-        .timeout(Duration::from_secs(5))
-        .open()
-        .await
-        .unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(
+        builder(&mock)
+            .min_size(3)
+            .max_size(3)
+            .timeout(Duration::from_secs(5)),
+    )
+    .await;
     mock.shared.set(|s| s.ping = Gate::Never);
     let start = Instant::now();
     let p = pool.clone();
@@ -670,14 +647,7 @@ async fn pool_check_holds_a_permit_per_ping_and_one_deadline() {
 #[tokio::test(start_paused = true)]
 async fn usage_ms_adds_up_sub_millisecond_checkouts() {
     let mock = Mock::new();
-    let pool = builder(&mock)
-        .min_size(1)
-        .max_size(1)
-        .usage_stats(true)
-        .open()
-        .await
-        .unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(builder(&mock).min_size(1).max_size(1).usage_stats(true)).await;
     // Ten checkouts of 300 µs each: 3 ms in all, though each one alone is under a millisecond.
     for _ in 0..10 {
         let conn = pool.connection().await.unwrap();
@@ -692,8 +662,7 @@ async fn usage_ms_adds_up_sub_millisecond_checkouts() {
 #[tokio::test(start_paused = true)]
 async fn usage_ms_is_off_by_default() {
     let mock = Mock::new();
-    let pool = builder(&mock).min_size(1).max_size(1).open().await.unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(builder(&mock).min_size(1).max_size(1)).await;
     let conn = pool.connection().await.unwrap();
     tokio::time::advance(Duration::from_secs(2)).await;
     drop(conn);
@@ -706,8 +675,7 @@ async fn usage_ms_is_off_by_default() {
 #[tokio::test(start_paused = true)]
 async fn requests_num_counts_fast_slow_and_failed_requests() {
     let mock = Mock::new();
-    let pool = builder(&mock).min_size(1).max_size(1).open().await.unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(builder(&mock).min_size(1).max_size(1)).await;
     for _ in 0..3 {
         drop(pool.connection().await.unwrap()); // fast path
     }
@@ -739,8 +707,7 @@ async fn requests_num_counts_fast_slow_and_failed_requests() {
 #[tokio::test(start_paused = true)]
 async fn queued_checkouts_time_out_exactly_and_promotions_leave_no_permit() {
     let mock = Mock::new();
-    let pool = builder(&mock).min_size(2).max_size(2).open().await.unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(builder(&mock).min_size(2).max_size(2)).await;
     let held = [pool.getconn().await.unwrap(), pool.getconn().await.unwrap()];
     let start = Instant::now();
     let waiters: Vec<_> = (0..5)

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use pool_support::{builder, settle_for, Mock};
+use pool_support::{builder, open_ready, settle_for, Mock};
 
 /// Polls `f` once; `true` if it is still pending.
 async fn poll_once<F: Future + ?Sized>(mut f: Pin<&mut F>) -> bool {
@@ -25,14 +25,13 @@ async fn poll_once<F: Future + ?Sized>(mut f: Pin<&mut F>) -> bool {
 #[tokio::test(start_paused = true)]
 async fn an_unpolled_promoted_waiter_does_not_mint_permits() {
     let mock = Mock::new();
-    let pool = builder(&mock)
-        .min_size(1)
-        .max_size(1)
-        .timeout(Duration::from_secs(1))
-        .open()
-        .await
-        .unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(
+        builder(&mock)
+            .min_size(1)
+            .max_size(1)
+            .timeout(Duration::from_secs(1)),
+    )
+    .await;
     let held = pool.getconn().await.unwrap();
     settle_for(Duration::from_millis(100)).await; // the watchdog is running
     let mut stuck = Box::pin(pool.connection());
@@ -63,14 +62,13 @@ fn after_a_stalled_runtime_an_expired_connection_is_handed_out_at_most_once() {
         .unwrap();
     let mock = Mock::new();
     let pool = rt.block_on(async {
-        let pool = builder(&mock)
-            .min_size(1)
-            .max_size(1)
-            .max_lifetime(Duration::from_millis(200))
-            .open()
-            .await
-            .unwrap();
-        pool.wait(Duration::from_secs(1)).await.unwrap();
+        let pool = open_ready(
+            builder(&mock)
+                .min_size(1)
+                .max_size(1)
+                .max_lifetime(Duration::from_millis(200)),
+        )
+        .await;
         let first = pool.connection().await.unwrap();
         assert_eq!(first.id, 0);
         pool
@@ -93,15 +91,14 @@ fn after_a_stalled_runtime_an_expired_connection_is_handed_out_at_most_once() {
 #[tokio::test(start_paused = true)]
 async fn resize_and_close_with_promotions_in_flight_conserve_permits() {
     let mock = Mock::new();
-    let pool = builder(&mock)
-        .min_size(1)
-        .max_size(1)
-        .max_size_limit(4)
-        .timeout(Duration::from_secs(1))
-        .open()
-        .await
-        .unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(
+        builder(&mock)
+            .min_size(1)
+            .max_size(1)
+            .max_size_limit(4)
+            .timeout(Duration::from_secs(1)),
+    )
+    .await;
     let held = pool.getconn().await.unwrap();
     settle_for(Duration::from_millis(10)).await;
     let p = pool.clone();
@@ -169,14 +166,14 @@ async fn extreme_durations_neither_panic_nor_hang() {
 #[tokio::test(start_paused = true)]
 async fn under_paused_time_an_expired_connection_is_gone_once_maintenance_has_run() {
     let mock = Mock::new();
-    let pool = builder(&mock)
-        .min_size(1)
-        .max_size(1)
-        .max_lifetime(Duration::from_secs(100)) // tick 25 s, slack 50 s
-        .open()
-        .await
-        .unwrap();
-    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let pool = open_ready(
+        builder(&mock)
+            .min_size(1)
+            .max_size(1)
+            // tick 25 s, slack 50 s
+            .max_lifetime(Duration::from_secs(100)),
+    )
+    .await;
     tokio::time::advance(Duration::from_secs(300)).await; // maintenance woken, not yet run
     drop(pool.connection().await.unwrap()); // may be connection 0 (the documented window)
     settle_for(Duration::from_millis(100)).await; // the maintenance task runs

@@ -247,6 +247,14 @@ pub async fn settle_for(d: Duration) {
     }
 }
 
+/// Opens `b` and waits (up to 1 s) until it holds `min_size` connections: the usual start of a
+/// test that needs a warm pool.
+pub async fn open_ready(b: wirepool::PoolBuilder<Mock>) -> wirepool::Pool<Mock> {
+    let pool = b.open().await.unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    pool
+}
+
 /// A pool over `mock` with test-friendly defaults.
 pub fn builder(mock: &Mock) -> wirepool::PoolBuilder<Mock> {
     wirepool::Pool::with_manager(mock.clone()).name("test")
