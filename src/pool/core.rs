@@ -337,19 +337,19 @@ impl<M: Manage> Core<M> {
         self.events.notify_waiters();
     }
 
-    /// Gives a permit back, unless `resize` asked for it to be forgotten.
+    /// Gives a permit back, unless `shed` owes one (`resize` shrank the pool, or the watchdog
+    /// promoted a waiter: invariant 2).
     pub(crate) fn release_permit(&self) {
-        let mut shed = self.shed.load(Relaxed);
-        while shed > 0 {
-            match self
-                .shed
-                .compare_exchange_weak(shed, shed - 1, Relaxed, Relaxed)
-            {
-                Ok(_) => return,
-                Err(now) => shed = now,
-            }
+        if !self.take_shed() {
+            self.permits.release(1);
         }
-        self.permits.release(1);
+    }
+
+    /// Takes one unit of `shed` if any is owed (a permit to forget instead of giving back).
+    fn take_shed(&self) -> bool {
+        self.shed
+            .fetch_update(Relaxed, Relaxed, |s| s.checked_sub(1))
+            .is_ok()
     }
 
     /// Marks the pool closed and fails every waiter (the semaphore's and the starving ones),
@@ -391,12 +391,7 @@ impl<M: Manage> Core<M> {
         let old = self.max_size.swap(max, SeqCst);
         if max > old {
             let mut add = max - old;
-            while add > 0
-                && self
-                    .shed
-                    .fetch_update(Relaxed, Relaxed, |s| s.checked_sub(1))
-                    .is_ok()
-            {
+            while add > 0 && self.take_shed() {
                 add -= 1;
             }
             self.permits.release(add);
