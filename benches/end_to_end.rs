@@ -15,6 +15,8 @@
 //! `WIREPOOL_BENCH_POOLS=1` (select1 runs only these contender indices: for profiling),
 //! `WIREPOOL_BENCH_QUICK=1` (one short round of everything: a smoke run).
 
+#[path = "support/bare.rs"]
+mod bare;
 #[path = "../tests/support/cluster.rs"]
 mod cluster;
 #[path = "support/e2e_more.rs"]
@@ -23,6 +25,8 @@ mod e2e_more;
 mod pg_clients;
 #[path = "support/procfs.rs"]
 mod procfs;
+#[path = "support/raw_wire.rs"]
+mod raw_wire;
 #[path = "support/stats.rs"]
 mod stats;
 
@@ -32,17 +36,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pg_clients::{Bb8Postgres, DeadpoolPostgres, PgContender, Wirepool, WirepoolNoPeek};
+use raw_wire::RawWire;
 use stats::{fmt_ratio, median, print_table, rotation};
 
 /// (tasks, pool size): the two shapes of the issue.
 const SHAPES: [(usize, usize); 2] = [(16, 5), (64, 16)];
 const WORKERS: [usize; 2] = [1, 2];
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 6] = [
     DeadpoolPostgres::NAME,
     Wirepool::NAME,
     Bb8Postgres::<false>::NAME,
     Bb8Postgres::<true>::NAME,
     WirepoolNoPeek::NAME,
+    RawWire::NAME,
 ];
 /// The ratio's denominator: deadpool-postgres.
 const REFERENCE: usize = 0;
@@ -190,7 +196,8 @@ fn select1_index(i: usize, conninfo: &str, shape: Shape, s: &Settings) -> Result
         1 => select1_run::<Wirepool>(conninfo, shape, s),
         2 => select1_run::<Bb8Postgres<false>>(conninfo, shape, s),
         3 => select1_run::<Bb8Postgres<true>>(conninfo, shape, s),
-        _ => select1_run::<WirepoolNoPeek>(conninfo, shape, s),
+        4 => select1_run::<WirepoolNoPeek>(conninfo, shape, s),
+        _ => select1_run::<RawWire>(conninfo, shape, s),
     }
 }
 
