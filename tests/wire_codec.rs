@@ -307,9 +307,13 @@ fn query_phase_messages() {
         panic!("RowDescription expected");
     };
     assert_eq!(rd.len(), 2);
-    assert_eq!(rd.fields()[1].name, "b");
-    assert_eq!(rd.fields()[0].type_oid, 23);
-    assert_eq!(rd.fields()[0].type_modifier, -1);
+    let fields: Vec<_> = rd.fields().collect();
+    assert_eq!(fields.len(), 2);
+    assert_eq!(fields[1].name, "b");
+    assert_eq!(fields[0].type_oid, 23);
+    assert_eq!(fields[0].type_size, 4);
+    assert_eq!(fields[0].type_modifier, -1);
+    assert_eq!(fields[0].format, 0);
 
     let row = msg(b'D', b"\0\x03\0\0\0\x011\xff\xff\xff\xff\0\0\0\0");
     let Ok(Some(BackendMessage::DataRow(row))) = decode_one(&mut d, &row) else {
@@ -401,6 +405,54 @@ fn data_row_malformed() {
         decode_one(&mut d, &msg(b'T', b"\0\x01a\0\0\0")),
         Err(WireError::UnexpectedEnd { tag: b'T' })
     );
+}
+
+/// RowDescription and CommandComplete are validated in full when decoded (they are kept as
+/// their frames and read on demand), so every malformed body is refused there.
+#[test]
+fn row_description_and_command_tag_are_validated_when_decoded() {
+    let mut d = ready_decoder();
+    let attributes = [0u8; 18];
+    let field = |name: &[u8]| [name, b"\0", &attributes[..]].concat();
+    let t = |count: u8, fields: &[u8]| [&[0, count][..], fields].concat();
+    let cases: [(Vec<u8>, WireError); 5] = [
+        (t(1, &field(b"\xff")), WireError::InvalidUtf8 { tag: b'T' }),
+        (t(1, b"abc"), WireError::MissingNul { tag: b'T' }),
+        (t(2, &field(b"a")), WireError::MissingNul { tag: b'T' }),
+        (
+            [t(1, &field(b"a")), vec![0]].concat(),
+            WireError::TrailingBytes { tag: b'T' },
+        ),
+        (
+            b"\xff\xff".to_vec(),
+            WireError::NegativeLength { tag: b'T' },
+        ),
+    ];
+    for (body, err) in cases {
+        assert_eq!(decode_one(&mut d, &msg(b'T', &body)), Err(err), "{body:?}");
+    }
+    let Ok(Some(BackendMessage::RowDescription(empty))) = decode_one(&mut d, &msg(b'T', b"\0\0"))
+    else {
+        panic!("an empty RowDescription is valid");
+    };
+    assert!(empty.is_empty());
+    assert_eq!(empty.fields().count(), 0);
+
+    assert_eq!(
+        decode_one(&mut d, &msg(b'C', b"SELECT\xff\0")),
+        Err(WireError::InvalidUtf8 { tag: b'C' })
+    );
+    assert_eq!(
+        decode_one(&mut d, &msg(b'C', b"SELECT 1")),
+        Err(WireError::MissingNul { tag: b'C' })
+    );
+    let Ok(Some(BackendMessage::CommandComplete(tag))) =
+        decode_one(&mut d, &msg(b'C', b"INSERT 0 5\0"))
+    else {
+        panic!("CommandComplete expected");
+    };
+    assert_eq!(tag.as_str(), "INSERT 0 5");
+    assert_eq!(format!("{tag:?}"), "\"INSERT 0 5\"");
 }
 
 #[test]

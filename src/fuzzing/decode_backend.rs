@@ -13,6 +13,8 @@
 //! - every tag's declared length is held to the limit libpq applies to it in the current phase
 //!   (a model of the table in `wire/mod.rs`): a message over it is `MessageTooLong` naming that
 //!   limit, one within it decodes or waits;
+//! - a decoded RowDescription or DataRow reads back as many columns as it declares: they are
+//!   validated when decoded and read on demand, so reading them cannot come up short;
 //! - `Ok(None)` consumes nothing and reserves at most what the declared message needs (doubling
 //!   allowed): a hostile length cannot make us reserve gigabytes.
 
@@ -87,6 +89,7 @@ fn feed(
                     assert_eq!(msg.tag(), tag);
                     assert!(limit_for(startup, tag, limits).is_some_and(|l| len as usize <= l));
                     assert_eq!(before - buf.len(), 1 + len as usize, "consumed 1 + len");
+                    check_reads_back(&msg);
                     messages.push(msg);
                 }
                 Ok(None) => {
@@ -130,6 +133,15 @@ fn feed(
                 tail: buf.len(),
             };
         }
+    }
+}
+
+/// Messages kept as frames and read on demand read back whole (see the module header).
+fn check_reads_back(msg: &BackendMessage) {
+    match msg {
+        BackendMessage::RowDescription(rd) => assert_eq!(rd.fields().count(), rd.len()),
+        BackendMessage::DataRow(row) => assert_eq!(row.columns().count(), row.len()),
+        _ => {}
     }
 }
 

@@ -14,7 +14,9 @@
 use bytes::{Bytes, BytesMut};
 
 use super::frame::{split_frame, Body};
-pub use super::rows::{DataRow, DataRowColumns, FieldDescription, RowDescription};
+pub use super::rows::{
+    CommandTag, DataRow, DataRowColumns, FieldDescription, Fields, RowDescription,
+};
 use super::{
     DbError, TransactionStatus, WireError, DEFAULT_MAX_MESSAGE_LEN, MAX_AUTH_MESSAGE_LEN,
     MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN,
@@ -102,7 +104,7 @@ pub enum BackendMessage {
     /// `'D'`: one row.
     DataRow(DataRow),
     /// `'C'`: a command finished; the tag, e.g. `SELECT 1`, `INSERT 0 5`.
-    CommandComplete(String),
+    CommandComplete(CommandTag),
     /// `'I'`: the query string was empty.
     EmptyQueryResponse,
     /// `'A'`: a NOTIFY on a channel this session LISTENs to.
@@ -266,6 +268,7 @@ fn parse(tag: u8, body: Bytes) -> Result<BackendMessage, WireError> {
         b'N' => return DbError::parse(tag, body).map(BackendMessage::NoticeResponse),
         b'T' => return RowDescription::parse(body).map(BackendMessage::RowDescription),
         b'D' => return DataRow::parse(body).map(BackendMessage::DataRow),
+        b'C' => return CommandTag::parse(body).map(BackendMessage::CommandComplete),
         b'R' => return parse_authentication(body).map(BackendMessage::Authentication),
         b'd' => return Ok(BackendMessage::CopyData(body)),
         _ => {
@@ -280,7 +283,6 @@ fn parse(tag: u8, body: Bytes) -> Result<BackendMessage, WireError> {
                     key: b.i32()?.to_be_bytes(),
                 },
                 b'Z' => BackendMessage::ReadyForQuery(TransactionStatus::from_byte(b.u8()?)?),
-                b'C' => BackendMessage::CommandComplete(b.str()?),
                 b'I' => BackendMessage::EmptyQueryResponse,
                 b'c' => BackendMessage::CopyDone,
                 b'A' => BackendMessage::NotificationResponse {

@@ -65,7 +65,7 @@ impl DbError {
             if code == 0 {
                 break;
             }
-            let value = String::from_utf8_lossy(&body.cstr()?).into_owned();
+            let value = String::from_utf8_lossy(body.cstr()?).into_owned();
             let number = || value.parse::<u32>().ok();
             match code {
                 b'S' => e.severity = value,

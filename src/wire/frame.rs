@@ -45,30 +45,48 @@ pub(crate) fn split_frame(
 }
 
 /// A cursor over one message body. Every read is bounds-checked and reports the message's tag.
+/// It moves a position instead of splitting the `Bytes`, so reading a field costs no reference
+/// count: only [`Body::rest`] and [`Body::since`] hand out a new `Bytes` (one increment each).
 pub(crate) struct Body {
     tag: u8,
     buf: Bytes,
+    pos: usize,
 }
 
 impl Body {
     pub(crate) fn new(tag: u8, buf: Bytes) -> Body {
-        Body { tag, buf }
+        Body { tag, buf, pos: 0 }
     }
 
     fn end(&self) -> WireError {
         WireError::UnexpectedEnd { tag: self.tag }
     }
 
+    /// The next `n` bytes, borrowed.
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&[u8], WireError> {
+        let end = self.pos.checked_add(n).ok_or_else(|| self.end())?;
+        let Some(slice) = self.buf.get(self.pos..end) else {
+            return Err(self.end());
+        };
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let end = self.end();
+        self.bytes(N)?.try_into().map_err(|_| end)
+    }
+
     pub(crate) fn u8(&mut self) -> Result<u8, WireError> {
-        self.buf.try_get_u8().map_err(|_| self.end())
+        Ok(self.array::<1>()?[0])
     }
 
     pub(crate) fn i16(&mut self) -> Result<i16, WireError> {
-        self.buf.try_get_i16().map_err(|_| self.end())
+        self.array().map(i16::from_be_bytes)
     }
 
     pub(crate) fn i32(&mut self) -> Result<i32, WireError> {
-        self.buf.try_get_i32().map_err(|_| self.end())
+        self.array().map(i32::from_be_bytes)
     }
 
     /// A non-negative Int16 count (field or column count).
@@ -76,40 +94,49 @@ impl Body {
         usize::try_from(self.i16()?).map_err(|_| WireError::NegativeLength { tag: self.tag })
     }
 
-    /// The next `n` bytes, zero-copy.
-    pub(crate) fn bytes(&mut self, n: usize) -> Result<Bytes, WireError> {
-        if n > self.buf.len() {
-            return Err(self.end());
-        }
-        Ok(self.buf.split_to(n))
+    /// Where the cursor stands, for [`Body::since`].
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The bytes read since `start` (a [`Body::position`]), zero-copy.
+    pub(crate) fn since(&self, start: usize) -> Bytes {
+        self.buf.slice(start.min(self.pos)..self.pos)
     }
 
     /// Everything left, zero-copy.
     pub(crate) fn rest(&mut self) -> Bytes {
-        std::mem::take(&mut self.buf)
+        let start = self.pos;
+        self.pos = self.buf.len();
+        self.since(start)
     }
 
-    /// A NUL-terminated string, without its NUL.
-    pub(crate) fn cstr(&mut self) -> Result<Bytes, WireError> {
-        let nul = self
-            .buf
-            .iter()
-            .position(|b| *b == 0)
-            .ok_or(WireError::MissingNul { tag: self.tag })?;
-        let s = self.buf.split_to(nul);
-        self.buf.advance(1);
-        Ok(s)
+    /// A NUL-terminated string, without its NUL, borrowed.
+    pub(crate) fn cstr(&mut self) -> Result<&[u8], WireError> {
+        let missing = WireError::MissingNul { tag: self.tag };
+        let start = self.pos;
+        let left = self.buf.get(start..).unwrap_or_default();
+        let nul = left.iter().position(|b| *b == 0).ok_or(missing)?;
+        // `nul` < `left.len()`, so neither sum can overflow; checked anyway.
+        let end = start.checked_add(nul).ok_or(missing)?;
+        self.pos = end.checked_add(1).ok_or(missing)?;
+        Ok(self.buf.get(start..end).unwrap_or_default())
+    }
+
+    /// A NUL-terminated string that must be UTF-8, borrowed.
+    pub(crate) fn text(&mut self) -> Result<&str, WireError> {
+        let tag = self.tag;
+        std::str::from_utf8(self.cstr()?).map_err(|_| WireError::InvalidUtf8 { tag })
     }
 
     /// A NUL-terminated string that must be UTF-8.
     pub(crate) fn str(&mut self) -> Result<String, WireError> {
-        let raw = self.cstr()?;
-        String::from_utf8(raw.to_vec()).map_err(|_| WireError::InvalidUtf8 { tag: self.tag })
+        self.text().map(str::to_owned)
     }
 
     /// Asserts the whole body was consumed.
     pub(crate) fn finish(self) -> Result<(), WireError> {
-        if self.buf.is_empty() {
+        if self.pos == self.buf.len() {
             Ok(())
         } else {
             Err(WireError::TrailingBytes { tag: self.tag })

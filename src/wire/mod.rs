@@ -38,8 +38,8 @@ mod rows;
 pub mod startup;
 
 pub use backend::{
-    Authentication, BackendMessage, CopyResponse, DataRow, DataRowColumns, Decoder, DecoderLimits,
-    FieldDescription, RowDescription,
+    Authentication, BackendMessage, CommandTag, CopyResponse, DataRow, DataRowColumns, Decoder,
+    DecoderLimits, FieldDescription, Fields, RowDescription,
 };
 pub use error_response::DbError;
 pub use require_auth::RequireAuth;

@@ -1,8 +1,9 @@
-//! Query result bodies: RowDescription (`'T'`) and DataRow (`'D'`).
+//! Query result bodies: RowDescription (`'T'`), DataRow (`'D'`) and CommandComplete (`'C'`).
 //!
 //! A DataRow is validated in full when decoded (column count, every length ≥ -1, every value
 //! inside the body, no trailing bytes), so iterating its columns afterwards cannot fail. It
-//! keeps the frame as `Bytes`: no per-column allocation.
+//! keeps the frame as `Bytes`: no per-column allocation. A RowDescription is validated the same
+//! way and kept as its frame too: decoding either allocates nothing.
 
 use bytes::Bytes;
 
@@ -11,12 +12,13 @@ use super::WireError;
 
 const DATA_ROW_TAG: u8 = b'D';
 const ROW_DESCRIPTION_TAG: u8 = b'T';
+const COMMAND_COMPLETE_TAG: u8 = b'C';
 
-/// One column of a RowDescription.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldDescription {
+/// One column of a RowDescription, borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDescription<'a> {
     /// The column name.
-    pub name: String,
+    pub name: &'a str,
     /// The table's OID, or 0 if the column is not a table column.
     pub table_oid: u32,
     /// The column's attribute number in that table, or 0.
@@ -31,49 +33,95 @@ pub struct FieldDescription {
     pub format: i16,
 }
 
+/// The fixed-width part of a field after its name: table OID, column id, type OID, type size,
+/// type modifier, format (4 + 2 + 4 + 2 + 4 + 2).
+const FIELD_ATTRIBUTES_LEN: usize = 18;
+
 /// RowDescription: the shape of the rows that follow.
+///
+/// Validated in full when decoded (every name a UTF-8 C string followed by its 18 bytes of
+/// attributes, no trailing bytes) and kept as the frame, so decoding allocates nothing; a
+/// simple query only needs the count. [`RowDescription::fields`] reads the columns on demand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowDescription {
-    fields: Vec<FieldDescription>,
+    columns: usize,
+    /// The body after the field count: `(String name, Byte18 attributes)*`, already validated.
+    fields: Bytes,
 }
 
 impl RowDescription {
     pub(crate) fn parse(body: Bytes) -> Result<RowDescription, WireError> {
         let mut body = Body::new(ROW_DESCRIPTION_TAG, body);
-        let count = body.count16()?;
-        // No `with_capacity(count)`: the count is peer-controlled; the body length (already
-        // capped) is what bounds the allocation.
-        let mut fields = Vec::new();
-        for _ in 0..count {
-            fields.push(FieldDescription {
-                name: body.str()?,
-                // OIDs are unsigned on the wire's Int32.
-                table_oid: u32::from_be_bytes(body.i32()?.to_be_bytes()),
-                column_id: body.i16()?,
-                type_oid: u32::from_be_bytes(body.i32()?.to_be_bytes()),
-                type_size: body.i16()?,
-                type_modifier: body.i32()?,
-                format: body.i16()?,
-            });
+        let columns = body.count16()?;
+        let start = body.position();
+        for _ in 0..columns {
+            body.text()?;
+            body.bytes(FIELD_ATTRIBUTES_LEN)?;
         }
+        let fields = body.since(start);
         body.finish()?;
-        Ok(RowDescription { fields })
+        Ok(RowDescription { columns, fields })
     }
 
     /// The columns, in order.
-    pub fn fields(&self) -> &[FieldDescription] {
-        &self.fields
+    pub fn fields(&self) -> Fields<'_> {
+        Fields {
+            rest: &self.fields,
+            left: self.columns,
+        }
     }
 
     /// The number of columns.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.columns
     }
 
     /// Whether the result has no columns.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.columns == 0
     }
+}
+
+/// Iterator over a [`RowDescription`]'s columns.
+#[derive(Debug, Clone)]
+pub struct Fields<'a> {
+    rest: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = FieldDescription<'a>;
+
+    fn next(&mut self) -> Option<FieldDescription<'a>> {
+        self.left = self.left.checked_sub(1)?;
+        // The description was validated when decoded, so none of the `?` below can fire; they
+        // stand in for panics rather than trusting that.
+        let nul = self.rest.iter().position(|b| *b == 0)?;
+        let (name, rest) = self.rest.split_at_checked(nul)?;
+        let mut rest = rest.get(1..)?;
+        let field = FieldDescription {
+            name: std::str::from_utf8(name).ok()?,
+            table_oid: u32::from_be_bytes(take(&mut rest)?),
+            column_id: i16::from_be_bytes(take(&mut rest)?),
+            type_oid: u32::from_be_bytes(take(&mut rest)?),
+            type_size: i16::from_be_bytes(take(&mut rest)?),
+            type_modifier: i32::from_be_bytes(take(&mut rest)?),
+            format: i16::from_be_bytes(take(&mut rest)?),
+        };
+        self.rest = rest;
+        Some(field)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
+/// The next `N` bytes of a validated body.
+fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
+    let (chunk, after) = rest.split_first_chunk::<N>()?;
+    *rest = after;
+    Some(*chunk)
 }
 
 /// DataRow: one row's values, as raw bytes (`None` is SQL NULL).
@@ -88,18 +136,18 @@ impl DataRow {
     pub(crate) fn parse(body: Bytes) -> Result<DataRow, WireError> {
         let mut body = Body::new(DATA_ROW_TAG, body);
         let columns = body.count16()?;
-        let values = body.rest();
-        let mut check = Body::new(DATA_ROW_TAG, values.clone());
+        let start = body.position();
         for _ in 0..columns {
-            let len = check.i32()?;
+            let len = body.i32()?;
             if len == -1 {
                 continue;
             }
             let len = usize::try_from(len)
                 .map_err(|_| WireError::NegativeLength { tag: DATA_ROW_TAG })?;
-            check.bytes(len)?;
+            body.bytes(len)?;
         }
-        check.finish()?;
+        let values = body.since(start);
+        body.finish()?;
         Ok(DataRow { columns, values })
     }
 
@@ -149,5 +197,39 @@ impl<'a> Iterator for DataRowColumns<'a> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (0, Some(self.left))
+    }
+}
+
+/// CommandComplete's tag, e.g. `SELECT 1` or `INSERT 0 5`: validated as UTF-8 when decoded and
+/// kept as the frame, so decoding it allocates nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CommandTag(Bytes);
+
+impl CommandTag {
+    pub(crate) fn parse(body: Bytes) -> Result<CommandTag, WireError> {
+        let mut body = Body::new(COMMAND_COMPLETE_TAG, body);
+        let len = body.text()?.len();
+        let mut tag = body.since(0);
+        body.finish()?;
+        tag.truncate(len);
+        Ok(CommandTag(tag))
+    }
+
+    /// The tag's text.
+    pub fn as_str(&self) -> &str {
+        // Validated in `parse` (or built from a `&str`), so this cannot fall back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl From<&str> for CommandTag {
+    fn from(tag: &str) -> CommandTag {
+        CommandTag(Bytes::copy_from_slice(tag.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for CommandTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
