@@ -55,7 +55,7 @@ impl RowDescription {
         let columns = body.count16()?;
         let start = body.position();
         for _ in 0..columns {
-            body.text()?;
+            body.utf8_cstr()?;
             body.bytes(FIELD_ATTRIBUTES_LEN)?;
         }
         let fields = body.since(start);
@@ -208,7 +208,7 @@ pub struct CommandTag(Bytes);
 impl CommandTag {
     pub(crate) fn parse(body: Bytes) -> Result<CommandTag, WireError> {
         let mut body = Body::new(COMMAND_COMPLETE_TAG, body);
-        let len = body.text()?.len();
+        let len = body.utf8_cstr()?.len();
         let mut tag = body.since(0);
         body.finish()?;
         tag.truncate(len);
