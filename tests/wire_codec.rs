@@ -415,8 +415,9 @@ fn row_description_and_command_tag_are_validated_when_decoded() {
     let attributes = [0u8; 18];
     let field = |name: &[u8]| [name, b"\0", &attributes[..]].concat();
     let t = |count: u8, fields: &[u8]| [&[0, count][..], fields].concat();
-    let cases: [(Vec<u8>, WireError); 5] = [
+    let cases: [(Vec<u8>, WireError); 6] = [
         (t(1, &field(b"\xff")), WireError::InvalidUtf8 { tag: b'T' }),
+        (t(1, b"a\0\0\0"), WireError::UnexpectedEnd { tag: b'T' }),
         (t(1, b"abc"), WireError::MissingNul { tag: b'T' }),
         (t(2, &field(b"a")), WireError::MissingNul { tag: b'T' }),
         (
@@ -437,6 +438,17 @@ fn row_description_and_command_tag_are_validated_when_decoded() {
     };
     assert!(empty.is_empty());
     assert_eq!(empty.fields().count(), 0);
+    // Non-ASCII names pass the ASCII-first check's fallback, and read back whole.
+    let Ok(Some(BackendMessage::RowDescription(rd))) = decode_one(
+        &mut d,
+        &msg(b'T', &t(2, &[field("é".as_bytes()), field(b"b")].concat())),
+    ) else {
+        panic!("a UTF-8 name is valid");
+    };
+    let names: Vec<&str> = rd.fields().map(|f| f.name).collect();
+    assert_eq!(names, ["é", "b"]);
+    assert_eq!(rd.fields().len(), 2);
+    assert_eq!(format!("{rd:?}").matches("FieldDescription").count(), 2);
 
     assert_eq!(
         decode_one(&mut d, &msg(b'C', b"SELECT\xff\0")),
@@ -445,6 +457,14 @@ fn row_description_and_command_tag_are_validated_when_decoded() {
     assert_eq!(
         decode_one(&mut d, &msg(b'C', b"SELECT 1")),
         Err(WireError::MissingNul { tag: b'C' })
+    );
+    assert_eq!(
+        decode_one(&mut d, &msg(b'C', b"SELECT 1\0x")),
+        Err(WireError::TrailingBytes { tag: b'C' })
+    );
+    assert_eq!(
+        decode_one(&mut d, &msg(b'C', "INSERT é\0".as_bytes())),
+        Ok(Some(BackendMessage::CommandComplete("INSERT é".into())))
     );
     let Ok(Some(BackendMessage::CommandComplete(tag))) =
         decode_one(&mut d, &msg(b'C', b"INSERT 0 5\0"))

@@ -13,8 +13,9 @@
 //! - every tag's declared length is held to the limit libpq applies to it in the current phase
 //!   (a model of the table in `wire/mod.rs`): a message over it is `MessageTooLong` naming that
 //!   limit, one within it decodes or waits;
-//! - a decoded RowDescription or DataRow reads back as many columns as it declares: they are
-//!   validated when decoded and read on demand, so reading them cannot come up short;
+//! - a decoded RowDescription or DataRow reads back as many columns as it declares, and those
+//!   reads cover its body exactly: they are validated when decoded and read on demand, so
+//!   reading them can neither come up short nor step wrong;
 //! - `Ok(None)` consumes nothing and reserves at most what the declared message needs (doubling
 //!   allowed): a hostile length cannot make us reserve gigabytes.
 
@@ -89,7 +90,7 @@ fn feed(
                     assert_eq!(msg.tag(), tag);
                     assert!(limit_for(startup, tag, limits).is_some_and(|l| len as usize <= l));
                     assert_eq!(before - buf.len(), 1 + len as usize, "consumed 1 + len");
-                    check_reads_back(&msg);
+                    check_reads_back(&msg, len);
                     messages.push(msg);
                 }
                 Ok(None) => {
@@ -137,10 +138,22 @@ fn feed(
 }
 
 /// Messages kept as frames and read on demand read back whole (see the module header).
-fn check_reads_back(msg: &BackendMessage) {
+/// The reads must also cover the body exactly: 2 bytes of count, then per field its name, NUL
+/// and 18 bytes (RowDescription) or per value 4 bytes of length and the value (DataRow), so an
+/// iterator that stepped wrong would not add up.
+fn check_reads_back(msg: &BackendMessage, len: u32) {
+    let body = len as usize - 4;
     match msg {
-        BackendMessage::RowDescription(rd) => assert_eq!(rd.fields().count(), rd.len()),
-        BackendMessage::DataRow(row) => assert_eq!(row.columns().count(), row.len()),
+        BackendMessage::RowDescription(rd) => {
+            assert_eq!(rd.fields().count(), rd.len());
+            let read: usize = rd.fields().map(|f| f.name.len() + 1 + 18).sum();
+            assert_eq!(2 + read, body, "RowDescription fields cover the body");
+        }
+        BackendMessage::DataRow(row) => {
+            assert_eq!(row.columns().count(), row.len());
+            let read: usize = row.columns().map(|v| 4 + v.map_or(0, <[u8]>::len)).sum();
+            assert_eq!(2 + read, body, "DataRow values cover the body");
+        }
         _ => {}
     }
 }

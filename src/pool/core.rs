@@ -73,6 +73,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -81,8 +82,6 @@ use super::builder::Settings;
 use super::clock::{Clock, Nanos, NEVER};
 use super::connecting::Backoff;
 use super::manage::{ConnState, Manage};
-use crossbeam_utils::CachePadded;
-
 use super::permits::Permits;
 use super::stats::{bump, Counters, PoolStats};
 use super::waiting::Deadlines;

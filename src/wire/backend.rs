@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::frame::{split_frame, Body};
 pub use super::rows::{
-    CommandTag, DataRow, DataRowColumns, FieldDescription, Fields, RowDescription,
+    CommandTag, DataRow, DataRowColumns, FieldDescription, FieldDescriptions, RowDescription,
 };
 use super::{
     DbError, TransactionStatus, WireError, DEFAULT_MAX_MESSAGE_LEN, MAX_AUTH_MESSAGE_LEN,

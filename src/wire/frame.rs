@@ -73,12 +73,18 @@ impl Body {
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
-        let end = self.end();
-        self.bytes(N)?.try_into().map_err(|_| end)
+        let left = self.buf.get(self.pos..).unwrap_or_default();
+        let Some((chunk, _)) = left.split_first_chunk::<N>() else {
+            return Err(self.end());
+        };
+        let chunk = *chunk;
+        // `N` bytes were there, so `pos + N ≤ len`: no overflow.
+        self.pos = self.pos.saturating_add(N);
+        Ok(chunk)
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8, WireError> {
-        Ok(self.array::<1>()?[0])
+        self.array().map(u8::from_be_bytes)
     }
 
     pub(crate) fn i16(&mut self) -> Result<i16, WireError> {

@@ -39,7 +39,7 @@ pub mod startup;
 
 pub use backend::{
     Authentication, BackendMessage, CommandTag, CopyResponse, DataRow, DataRowColumns, Decoder,
-    DecoderLimits, FieldDescription, Fields, RowDescription,
+    DecoderLimits, FieldDescription, FieldDescriptions, RowDescription,
 };
 pub use error_response::DbError;
 pub use require_auth::RequireAuth;

@@ -1,9 +1,15 @@
 //! Query result bodies: RowDescription (`'T'`), DataRow (`'D'`) and CommandComplete (`'C'`).
 //!
-//! A DataRow is validated in full when decoded (column count, every length ≥ -1, every value
-//! inside the body, no trailing bytes), so iterating its columns afterwards cannot fail. It
-//! keeps the frame as `Bytes`: no per-column allocation. A RowDescription is validated the same
-//! way and kept as its frame too: decoding either allocates nothing.
+//! Each is validated in full when decoded and then kept as its frame (`Bytes`), read on demand:
+//! - DataRow: column count, every length ≥ -1, every value inside the body, no trailing bytes;
+//! - RowDescription: every name a UTF-8 C string followed by its 18 bytes of attributes, no
+//!   trailing bytes;
+//! - CommandComplete: one UTF-8 C string, nothing after it.
+//!
+//! So reading one afterwards cannot fail, and decoding any of the three allocates nothing (a
+//! `SELECT 1` reply costs no allocation until `simple_query` builds its rows). The cost of that:
+//! a kept message is a view into the connection's read buffer, and keeps that allocation alive
+//! while it lives. Copy out what you keep beyond the next query.
 
 use bytes::Bytes;
 
@@ -39,10 +45,9 @@ const FIELD_ATTRIBUTES_LEN: usize = 18;
 
 /// RowDescription: the shape of the rows that follow.
 ///
-/// Validated in full when decoded (every name a UTF-8 C string followed by its 18 bytes of
-/// attributes, no trailing bytes) and kept as the frame, so decoding allocates nothing; a
-/// simple query only needs the count. [`RowDescription::fields`] reads the columns on demand.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Validated in full when decoded and kept as the frame (module header); a simple query only
+/// needs the count. [`RowDescription::fields`] reads the columns on demand.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RowDescription {
     columns: usize,
     /// The body after the field count: `(String name, Byte18 attributes)*`, already validated.
@@ -64,8 +69,8 @@ impl RowDescription {
     }
 
     /// The columns, in order.
-    pub fn fields(&self) -> Fields<'_> {
-        Fields {
+    pub fn fields(&self) -> FieldDescriptions<'_> {
+        FieldDescriptions {
             rest: &self.fields,
             left: self.columns,
         }
@@ -82,14 +87,20 @@ impl RowDescription {
     }
 }
 
-/// Iterator over a [`RowDescription`]'s columns.
+impl std::fmt::Debug for RowDescription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.fields()).finish()
+    }
+}
+
+/// Iterator over a [`RowDescription`]'s columns; yields exactly [`RowDescription::len`] items.
 #[derive(Debug, Clone)]
-pub struct Fields<'a> {
+pub struct FieldDescriptions<'a> {
     rest: &'a [u8],
     left: usize,
 }
 
-impl<'a> Iterator for Fields<'a> {
+impl<'a> Iterator for FieldDescriptions<'a> {
     type Item = FieldDescription<'a>;
 
     fn next(&mut self) -> Option<FieldDescription<'a>> {
@@ -113,7 +124,8 @@ impl<'a> Iterator for Fields<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left))
+        // Exact: the message was validated when decoded (module header).
+        (self.left, Some(self.left))
     }
 }
 
@@ -170,7 +182,10 @@ impl DataRow {
     }
 }
 
-/// Iterator over a [`DataRow`]'s values.
+impl ExactSizeIterator for FieldDescriptions<'_> {}
+impl std::iter::FusedIterator for FieldDescriptions<'_> {}
+
+/// Iterator over a [`DataRow`]'s values; yields exactly [`DataRow::len`] items.
 #[derive(Debug, Clone)]
 pub struct DataRowColumns<'a> {
     rest: &'a [u8],
@@ -196,12 +211,16 @@ impl<'a> Iterator for DataRowColumns<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left))
+        // Exact: the message was validated when decoded (module header).
+        (self.left, Some(self.left))
     }
 }
 
+impl ExactSizeIterator for DataRowColumns<'_> {}
+impl std::iter::FusedIterator for DataRowColumns<'_> {}
+
 /// CommandComplete's tag, e.g. `SELECT 1` or `INSERT 0 5`: validated as UTF-8 when decoded and
-/// kept as the frame, so decoding it allocates nothing.
+/// kept as the frame (module header).
 #[derive(Clone, PartialEq, Eq)]
 pub struct CommandTag(Bytes);
 
@@ -209,6 +228,8 @@ impl CommandTag {
     pub(crate) fn parse(body: Bytes) -> Result<CommandTag, WireError> {
         let mut body = Body::new(COMMAND_COMPLETE_TAG, body);
         let len = body.utf8_cstr()?.len();
+        // The whole body, NUL included (`finish` consumes `body`, so take it first);
+        // `truncate` then drops the NUL, and unlike slicing it cannot panic.
         let mut tag = body.since(0);
         body.finish()?;
         tag.truncate(len);
@@ -217,11 +238,14 @@ impl CommandTag {
 
     /// The tag's text.
     pub fn as_str(&self) -> &str {
-        // Validated in `parse` (or built from a `&str`), so this cannot fall back.
+        // Validated in `parse` (or built from a `&str`), so this cannot fall back. It re-checks
+        // the bytes on every call: without `unsafe` there is no unchecked conversion.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
+/// A tag built by hand (tests, fake servers). Any `&str` is accepted, including ones no server
+/// sends (an interior NUL, say).
 impl From<&str> for CommandTag {
     fn from(tag: &str) -> CommandTag {
         CommandTag(Bytes::copy_from_slice(tag.as_bytes()))
