@@ -72,25 +72,26 @@ impl<M: Manage> Core<M> {
         self: &Arc<Self>,
         timeout: Duration,
     ) -> Result<PooledConnection<M>> {
-        if self.settings.check.is_none() {
-            match self.permits.try_acquire() {
-                Ok(()) => {
-                    let permit = Permit::adopt(Arc::clone(self));
+        match self.permits.try_acquire() {
+            Ok(()) => {
+                let permit = Permit::adopt(Arc::clone(self));
+                if self.settings.check.is_none() {
                     if let Some(slot) = self.pop_live() {
                         bump(&self.counters.here().requests_num);
                         tracing::debug!(pool = %self.name(), "checkout");
                         return Ok(PooledConnection::new(slot, permit, self.usage_start()));
                     }
-                    return self.checkout_slow(Some(permit), timeout).await;
                 }
-                Err(TryAcquireError::Closed) => {
-                    bump(&self.counters.here().requests_num);
-                    return Err(self.failed(Error::pool_closed()));
-                }
-                Err(TryAcquireError::NoPermits) => {}
+                self.checkout_slow(Some(permit), timeout).await
             }
+            Err(TryAcquireError::Closed) => {
+                bump(&self.counters.here().requests_num);
+                Err(self.failed(Error::pool_closed()))
+            }
+            // Straight to the queue: a second `try_acquire` nanoseconds later would only
+            // re-read the permit word every worker writes.
+            Err(TryAcquireError::NoPermits) => self.checkout_slow(None, timeout).await,
         }
-        self.checkout_slow(None, timeout).await
     }
 
     async fn checkout_slow(
@@ -111,7 +112,8 @@ impl<M: Manage> Core<M> {
         result.map_err(|e| self.failed(e))
     }
 
-    /// The slow path's loop. `waiting` is set (and counted in `requests_waiting`) the first
+    /// The slow path's loop, entered with the permit `checkout` took, or with none if it found
+    /// none free (then it queues at once). `waiting` is set (and counted in `requests_waiting`) the first
     /// time the request has to wait; it is refused at once if `max_waiting` are already waiting.
     async fn wait_for_connection<'a>(
         self: &'a Arc<Self>,
@@ -123,22 +125,19 @@ impl<M: Manage> Core<M> {
         let deadline = deadline(start, timeout);
         let mut permit = match permit {
             Some(p) => p,
-            None => match self.permits.try_acquire() {
-                Ok(()) => Permit::adopt(Arc::clone(self)),
-                Err(TryAcquireError::Closed) => return Err(Error::pool_closed()),
-                Err(TryAcquireError::NoPermits) => {
-                    self.start_waiting(waiting)?;
-                    // No timer per waiter: the watchdog hands a waiter near its deadline a
-                    // permit with no connection behind it, and the starving stage below then
-                    // times it out exactly (waiting.rs). `timeout` still counts from `start`:
-                    // nothing has awaited since.
-                    let acquire = self.deadlines.acquire(&self.permits, &self.shed, timeout);
-                    match acquire.await {
-                        Ok(()) => Permit::adopt(Arc::clone(self)),
-                        Err(_) => return Err(Error::pool_closed()),
-                    }
+            // `checkout` has just found no permit free: queue for one.
+            None => {
+                self.start_waiting(waiting)?;
+                // No timer per waiter: the watchdog hands a waiter near its deadline a permit
+                // with no connection behind it, and the starving stage below then times it out
+                // exactly (waiting.rs). `timeout` still counts from `start`: nothing has
+                // awaited since.
+                let acquire = self.deadlines.acquire(&self.permits, &self.shed, timeout);
+                match acquire.await {
+                    Ok(()) => Permit::adopt(Arc::clone(self)),
+                    Err(_) => return Err(Error::pool_closed()),
                 }
-            },
+            }
         };
         let mut check_failures = 0u32;
         loop {
