@@ -13,7 +13,10 @@
 //! Knobs: `WIREPOOL_BENCH_ROUNDS` (3), `WIREPOOL_BENCH_MS` (window per run, 1500),
 //! `WIREPOOL_BENCH_PGBENCH_SECS` (10), `WIREPOOL_BENCH_ONLY=select1,connect,...`,
 //! `WIREPOOL_BENCH_POOLS=1` (select1 runs only these contender indices: for profiling),
-//! `WIREPOOL_BENCH_QUICK=1` (one short round of everything: a smoke run).
+//! `WIREPOOL_BENCH_QUICK=1` (one short round of everything: a smoke run),
+//! `WIREPOOL_BENCH_TRANSPORT=unix` (select1 and its pgbench over the cluster's Unix socket
+//! instead of 127.0.0.1 TCP, the issue's and the lesson's transport: supplementary, it changes
+//! every client's kernel share).
 
 #[path = "support/bare.rs"]
 mod bare;
@@ -63,6 +66,8 @@ pub(crate) struct Settings {
     pub(crate) window: Duration,
     pub(crate) pgbench_secs: u64,
     only: Option<String>,
+    /// select1 over the Unix socket (`WIREPOOL_BENCH_TRANSPORT=unix`) instead of TCP.
+    unix: bool,
 }
 
 impl Settings {
@@ -76,6 +81,7 @@ impl Settings {
             window: Duration::from_millis(ms.max(50)),
             pgbench_secs: env("WIREPOOL_BENCH_PGBENCH_SECS").unwrap_or(if quick { 2 } else { 10 }),
             only: std::env::var("WIREPOOL_BENCH_ONLY").ok(),
+            unix: std::env::var("WIREPOOL_BENCH_TRANSPORT").is_ok_and(|v| v == "unix"),
         }
     }
 
@@ -210,7 +216,12 @@ fn fmt_us(d: f64) -> String {
 }
 
 fn select1(cluster: &cluster::Cluster, s: &Settings) {
-    let conninfo = cluster.conninfo("postgres", None);
+    let (host, transport) = if s.unix {
+        (cluster.socket_dir().display().to_string(), "Unix socket")
+    } else {
+        (cluster.host().to_owned(), "127.0.0.1 TCP")
+    };
+    let conninfo = cluster::conninfo(&host, cluster.port(), "postgres", None);
     // rates[(workers, shape, contender)] = one Rate per round.
     let mut rates: HashMap<(usize, usize, usize), Vec<Rate>> = HashMap::new();
     for round in 0..s.rounds {
@@ -238,15 +249,15 @@ fn select1(cluster: &cluster::Cluster, s: &Settings) {
     let pgbench: Vec<Option<Rate>> = SHAPES
         .iter()
         .map(|&(tasks, _)| {
-            e2e_more::pgbench(cluster, tasks, s)
+            e2e_more::pgbench(cluster, &host, tasks, s)
                 .map_err(|e| eprintln!("pgbench: {e}"))
                 .ok()
         })
         .collect();
     println!(
         "## SELECT 1 through the pool (simple protocol): queries/s, ratio to deadpool-postgres, \
-         client CPU µs per query\n\n(median of {} interleaved rounds, {:?} windows; pgbench \
-         `-M simple -c T -j T -T {}` as the ceiling, its own CPU per query)\n",
+         client CPU µs per query\n\n(over {transport}; median of {} interleaved rounds, {:?} \
+         windows; pgbench `-M simple -c T -j T -T {}` as the ceiling, its own CPU per query)\n",
         s.rounds, s.window, s.pgbench_secs
     );
     let header = [

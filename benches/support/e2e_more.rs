@@ -24,9 +24,15 @@ fn pg_program(name: &str) -> String {
         .unwrap_or_else(|_| name.to_owned())
 }
 
-/// pgbench `-M simple` running `SELECT 1;` with `clients` connections and as many threads;
-/// CPU per query is pgbench's own (this process's waited-for children).
-pub fn pgbench(cluster: &Cluster, clients: usize, s: &Settings) -> Result<Rate, String> {
+/// pgbench `-M simple` running `SELECT 1;` with `clients` connections and as many threads, to
+/// `host` (an address, or the socket directory); CPU per query is pgbench's own (this
+/// process's waited-for children).
+pub fn pgbench(
+    cluster: &Cluster,
+    host: &str,
+    clients: usize,
+    s: &Settings,
+) -> Result<Rate, String> {
     let script = std::env::temp_dir().join(format!("wirepool-select1-{}.sql", std::process::id()));
     std::fs::write(&script, "SELECT 1;\n").map_err(|e| e.to_string())?;
     let c = clients.to_string();
@@ -47,7 +53,7 @@ pub fn pgbench(cluster: &Cluster, clients: usize, s: &Settings) -> Result<Rate, 
         .arg(&script)
         .args([
             "-h",
-            cluster.host(),
+            host,
             "-p",
             &cluster.port().to_string(),
             "-U",

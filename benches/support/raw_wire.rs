@@ -1,4 +1,4 @@
-//! The limit for `select1`: the "bare raw-wire client". `size` TCP sockets, each already
+//! The limit for `select1`: the "bare raw-wire client". `size` sockets, each already
 //! past a trust startup, under the bare primitives of `pool_core` (`bare.rs`: a semaphore, an
 //! `ArrayQueue`, a guard that pushes back then adds a permit). A query is one pre-encoded
 //! `Query` written and the reply scanned for ReadyForQuery by its framing alone: no connection
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use crate::bare::Bare;
 use crate::pg_clients::PgContender;
@@ -23,19 +23,50 @@ use crate::pg_clients::PgContender;
 /// `Query("SELECT 1")`: tag, length (4 + 9), the text and its NUL.
 const QUERY: &[u8] = b"Q\0\0\0\x0dSELECT 1\0";
 
+/// A TCP socket, or a Unix one when the host is a directory (libpq's rule).
+enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Socket {
+    async fn connect(host: &str, port: u16) -> std::io::Result<Socket> {
+        if host.starts_with('/') {
+            let path = format!("{host}/.s.PGSQL.{port}");
+            return Ok(Socket::Unix(UnixStream::connect(path).await?));
+        }
+        let tcp = TcpStream::connect((host, port)).await?;
+        tcp.set_nodelay(true)?;
+        Ok(Socket::Tcp(tcp))
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.write_all(bytes).await,
+            Socket::Unix(s) => s.write_all(bytes).await,
+        }
+    }
+
+    async fn read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.read_buf(buf).await,
+            Socket::Unix(s) => s.read_buf(buf).await,
+        }
+    }
+}
+
 /// One socket past its startup, with its read buffer.
 pub struct RawConn {
-    stream: TcpStream,
+    stream: Socket,
     buf: BytesMut,
 }
 
 impl RawConn {
     /// Connects and runs a trust startup (protocol 3.0, `user`, `database`) to ReadyForQuery.
     async fn connect(host: &str, port: u16, user: &str, database: &str) -> Result<Self, String> {
-        let stream = TcpStream::connect((host, port))
+        let stream = Socket::connect(host, port)
             .await
             .map_err(|e| e.to_string())?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut body = 196_608u32.to_be_bytes().to_vec();
         for (k, v) in [("user", user), ("database", database)] {
             body.extend_from_slice(k.as_bytes());
