@@ -14,6 +14,7 @@
 //! `WIREPOOL_BENCH_PGBENCH_SECS` (10), `WIREPOOL_BENCH_ONLY=select1,connect,...`,
 //! `WIREPOOL_BENCH_POOLS=1` (select1 runs only these contender indices: for profiling),
 //! `WIREPOOL_BENCH_QUICK=1` (one short round of everything: a smoke run),
+//! `WIREPOOL_BENCH_SQL` (select1 runs this query instead of `SELECT 1`, e.g. a wider row),
 //! `WIREPOOL_BENCH_TRANSPORT=unix` (select1 and its pgbench over the cluster's Unix socket
 //! instead of 127.0.0.1 TCP, the and the lesson's transport: supplementary, it changes
 //! every client's kernel share).

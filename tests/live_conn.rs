@@ -69,6 +69,27 @@ async fn multi_statement_rows_in_order_with_nulls() {
     assert!(conn.simple_query("").await.unwrap().is_empty());
 }
 
+/// A row keeps its values back to back in one string: each value must come back with exactly
+/// its own bytes, empty strings and NULLs included, and nothing past the last column.
+#[tokio::test]
+async fn row_values_keep_their_boundaries() {
+    let mut conn = connect_as("postgres", None).await.unwrap();
+    let rows = conn
+        .simple_query("select 'a', null::text, '', 'é', 'bc'")
+        .await
+        .unwrap();
+    let row = &rows[0];
+    let values: Vec<Option<&str>> = (0..=row.len()).map(|i| row.get(i)).collect();
+    assert_eq!(
+        values,
+        [Some("a"), None, Some(""), Some("é"), Some("bc"), None]
+    );
+    assert_eq!(
+        format!("{row:?}"),
+        r#"[Some("a"), None, Some(""), Some("é"), Some("bc")]"#
+    );
+}
+
 #[tokio::test]
 async fn sql_error_leaves_connection_usable() {
     let mut conn = connect_as("postgres", None).await.unwrap();

@@ -26,7 +26,11 @@ pub trait PgContender: Sized + Send + Sync + 'static {
     fn shutdown(self) -> impl Future<Output = ()> + Send;
 }
 
-const SQL: &str = "SELECT 1";
+/// The query: `SELECT 1`, or `WIREPOOL_BENCH_SQL` (e.g. a wider row, to price row decoding).
+pub fn sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| std::env::var("WIREPOOL_BENCH_SQL").unwrap_or_else(|_| "SELECT 1".into()))
+}
 
 /// A manager the wirepool contender can be built over: [`PgManager`], the shipped one, or a
 /// prototype variant of it.
@@ -108,7 +112,7 @@ impl<M: WirepoolManager> PgContender for WirepoolOn<M> {
     }
     async fn select1(&self) -> Result<(), String> {
         let mut conn = self.0.connection().await.map_err(|e| e.to_string())?;
-        let rows = conn.simple_query(SQL).await.map_err(|e| e.to_string())?;
+        let rows = conn.simple_query(sql()).await.map_err(|e| e.to_string())?;
         std::hint::black_box(rows);
         Ok(())
     }
@@ -138,7 +142,10 @@ impl PgContender for DeadpoolPostgres {
     }
     async fn select1(&self) -> Result<(), String> {
         let client = self.0.get().await.map_err(|e| e.to_string())?;
-        let rows = client.simple_query(SQL).await.map_err(|e| e.to_string())?;
+        let rows = client
+            .simple_query(sql())
+            .await
+            .map_err(|e| e.to_string())?;
         std::hint::black_box(rows);
         Ok(())
     }
@@ -173,7 +180,10 @@ impl<const TEST_ON_CHECK_OUT: bool> PgContender for Bb8Postgres<TEST_ON_CHECK_OU
     }
     async fn select1(&self) -> Result<(), String> {
         let client = self.0.get().await.map_err(|e| e.to_string())?;
-        let rows = client.simple_query(SQL).await.map_err(|e| e.to_string())?;
+        let rows = client
+            .simple_query(sql())
+            .await
+            .map_err(|e| e.to_string())?;
         std::hint::black_box(rows);
         Ok(())
     }

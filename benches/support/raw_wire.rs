@@ -20,8 +20,15 @@ use tokio::net::{TcpStream, UnixStream};
 use crate::bare::Bare;
 use crate::pg_clients::PgContender;
 
-/// `Query("SELECT 1")`: tag, length (4 + 9), the text and its NUL.
-const QUERY: &[u8] = b"Q\0\0\0\x0dSELECT 1\0";
+/// `Query(sql)`: tag, length, the text and its NUL (`SELECT 1`: `Q\0\0\0\x0dSELECT 1\0`).
+fn encode_query(sql: &str) -> Vec<u8> {
+    let len = u32::try_from(4 + sql.len() + 1).expect("a short query");
+    let mut q = vec![b'Q'];
+    q.extend_from_slice(&len.to_be_bytes());
+    q.extend_from_slice(sql.as_bytes());
+    q.push(0);
+    q
+}
 
 /// A TCP socket, or a Unix one when the host is a directory (libpq's rule).
 enum Socket {
@@ -55,10 +62,11 @@ impl Socket {
     }
 }
 
-/// One socket past its startup, with its read buffer.
+/// One socket past its startup, with its read buffer and the encoded query.
 pub struct RawConn {
     stream: Socket,
     buf: BytesMut,
+    query: Vec<u8>,
 }
 
 impl RawConn {
@@ -81,6 +89,7 @@ impl RawConn {
         let mut conn = RawConn {
             stream,
             buf: BytesMut::with_capacity(4096),
+            query: encode_query(crate::pg_clients::sql()),
         };
         conn.stream
             .write_all(&startup)
@@ -98,10 +107,10 @@ impl RawConn {
         Ok(conn)
     }
 
-    /// Sends `SELECT 1` and reads to its ReadyForQuery.
+    /// Sends the query and reads to its ReadyForQuery.
     async fn select1(&mut self) -> Result<(), String> {
         self.stream
-            .write_all(QUERY)
+            .write_all(&self.query)
             .await
             .map_err(|e| e.to_string())?;
         self.read_until_ready(|tag, _| match tag {

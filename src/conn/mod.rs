@@ -22,6 +22,7 @@ mod socket;
 mod startup;
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,25 +42,40 @@ use socket::PeerAddr;
 const MAX_PENDING_NOTIFICATIONS: usize = 64;
 
 /// One data row of a simple query's result, with every value as text (`None` is SQL NULL).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Two allocations per row however many columns it has: the values' text back to back, and
+/// where each one lies in it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Row {
-    values: Vec<Option<String>>,
+    /// Every non-NULL value, concatenated.
+    text: String,
+    /// Per column, its value's byte range in `text`; `None` for NULL.
+    spans: Vec<Option<(usize, usize)>>,
 }
 
 impl Row {
     /// The value of column `idx` as text; `None` for NULL or an out-of-range index.
     pub fn get(&self, idx: usize) -> Option<&str> {
-        self.values.get(idx).and_then(|v| v.as_deref())
+        let (start, end) = (*self.spans.get(idx)?)?;
+        self.text.get(start..end)
     }
 
     /// The number of columns.
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.spans.len()
     }
 
     /// Whether the row has no columns.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.spans.is_empty()
+    }
+}
+
+impl fmt::Debug for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries((0..self.len()).map(|i| self.get(i)))
+            .finish()
     }
 }
 

@@ -184,15 +184,22 @@ fn keep_first(current: Outcome, new: Outcome) -> Outcome {
     }
 }
 
-/// Text values as `String`s. `None` if a value is not UTF-8 (we ask for client_encoding UTF8;
-/// a session that changed it gets an error rather than silently mangled text).
+/// The row's values as text, in one `String` (see [`Row`]). `None` if a value is not UTF-8 (we
+/// ask for client_encoding UTF8; a session that changed it gets an error rather than silently
+/// mangled text).
 fn to_row(row: &DataRow) -> Option<Row> {
-    let mut values = Vec::with_capacity(row.len());
+    let size = row.columns().map(|v| v.map_or(0, <[u8]>::len)).sum();
+    let mut text = String::with_capacity(size);
+    let mut spans = Vec::with_capacity(row.len());
     for col in row.columns() {
-        values.push(match col {
+        spans.push(match col {
             None => None,
-            Some(bytes) => Some(String::from_utf8(bytes.to_vec()).ok()?),
+            Some(bytes) => {
+                let start = text.len();
+                text.push_str(std::str::from_utf8(bytes).ok()?);
+                Some((start, text.len()))
+            }
         });
     }
-    Some(Row { values })
+    Some(Row { text, spans })
 }
