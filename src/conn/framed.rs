@@ -1,8 +1,9 @@
 //! A stream plus its read and write buffers and the sans-IO decoder: the one place bytes move.
 //!
 //! Reads are check-then-parse: `read_message` first asks the decoder for a complete message
-//! already buffered, and only then awaits more bytes with `read_buf` (cancel-safe: bytes read
-//! stay in the buffer). Writes encode into `wbuf` and `flush` consumes `wbuf` as the kernel
+//! already buffered, and only then awaits more bytes with `fill` (cancel-safe: bytes read
+//! stay in the buffer). The simple-query loop calls `try_decode` and `fill` itself, so the
+//! messages of one read are handled without an await between them. Writes encode into `wbuf` and `flush` consumes `wbuf` as the kernel
 //! accepts bytes, so a future dropped during `flush` leaves exactly the unsent tail behind:
 //! outside a `flush`, [`Framed::has_unsent`] means a message was cut (the server holds a
 //! prefix of it, or none of it) and the outbound stream is no longer at a message boundary.
@@ -70,28 +71,36 @@ impl Framed {
             if let Some(msg) = self.try_decode()? {
                 return Ok(msg);
             }
-            // Headroom check. Once every message in the buffer is consumed, `reserve` reuses
-            // the same allocation from its start; it allocates only to grow, bounded by the
-            // decoder's limits (a partial message) or by MAX_READ_CHUNK.
-            let spare = self.rbuf.capacity().saturating_sub(self.rbuf.len());
-            if spare < self.read_chunk / 2 {
-                self.rbuf.reserve(self.read_chunk);
-            }
-            let room = self.rbuf.capacity().saturating_sub(self.rbuf.len());
-            self.oversized |= self.rbuf.capacity() > MAX_READ_CHUNK;
-            let n = self
-                .stream
-                .read_buf(&mut self.rbuf)
-                .await
-                .map_err(Error::io)?;
-            if n == 0 {
-                return Err(Error::closed());
-            }
-            if n >= room {
-                // The read filled the buffer: a large result is probably streaming in.
-                self.read_chunk = self.read_chunk.saturating_mul(2).min(MAX_READ_CHUNK);
-            }
+            self.fill().await?;
         }
+    }
+
+    /// Reads once more into the buffer (at least one byte). EOF is [`Error::closed`].
+    ///
+    /// Cancel-safe: bytes read stay buffered.
+    pub(crate) async fn fill(&mut self) -> Result<()> {
+        // Headroom check. Once every message in the buffer is consumed, `reserve` reuses
+        // the same allocation from its start; it allocates only to grow, bounded by the
+        // decoder's limits (a partial message) or by MAX_READ_CHUNK.
+        let spare = self.rbuf.capacity().saturating_sub(self.rbuf.len());
+        if spare < self.read_chunk / 2 {
+            self.rbuf.reserve(self.read_chunk);
+        }
+        let room = self.rbuf.capacity().saturating_sub(self.rbuf.len());
+        self.oversized |= self.rbuf.capacity() > MAX_READ_CHUNK;
+        let n = self
+            .stream
+            .read_buf(&mut self.rbuf)
+            .await
+            .map_err(Error::io)?;
+        if n == 0 {
+            return Err(Error::closed());
+        }
+        if n >= room {
+            // The read filled the buffer: a large result is probably streaming in.
+            self.read_chunk = self.read_chunk.saturating_mul(2).min(MAX_READ_CHUNK);
+        }
+        Ok(())
     }
 
     /// Gives back buffers a large message or result left behind, so an idle connection holds

@@ -45,15 +45,20 @@ impl Connection {
         let mut columns: Option<usize> = None;
         let mut outcome = Outcome::Ok;
         loop {
-            let msg = match self.inner.io.read_message().await {
-                Ok(msg) => msg,
-                // A FATAL (57P01 terminated, 57P05 idle timeout...) then EOF: report the
-                // server's reason, not just "closed". The caller marks the connection broken.
-                Err(e) if e.is_closed() => match outcome {
-                    Outcome::Db(db) => return Err(db),
-                    _ => return Err(e),
+            // Every message already buffered is handled without an await; the socket is read
+            // only when none is left (a `SELECT 1` reply arrives in one read).
+            let msg = match self.inner.io.try_decode()? {
+                Some(msg) => msg,
+                None => match self.inner.io.fill().await {
+                    Ok(()) => continue,
+                    // A FATAL (57P01 terminated, 57P05 idle timeout...) then EOF: report the
+                    // server's reason, not just "closed". The caller marks the connection broken.
+                    Err(e) if e.is_closed() => match outcome {
+                        Outcome::Db(db) => return Err(db),
+                        _ => return Err(e),
+                    },
+                    Err(e) => return Err(e),
                 },
-                Err(e) => return Err(e),
             };
             match msg {
                 BackendMessage::RowDescription(rd) => columns = Some(rd.len()),
