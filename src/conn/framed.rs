@@ -3,8 +3,10 @@
 //! Reads are check-then-parse: `read_message` first asks the decoder for a complete message
 //! already buffered, and only then awaits more bytes with `fill` (cancel-safe: bytes read
 //! stay in the buffer). The simple-query loop calls `try_decode` and `fill` itself, so the
-//! messages of one read are handled without an await between them. Writes encode into `wbuf` and `flush` consumes `wbuf` as the kernel
-//! accepts bytes, so a future dropped during `flush` leaves exactly the unsent tail behind:
+//! messages of one read are handled without an await between them.
+//!
+//! Writes encode into `wbuf` and `flush` consumes `wbuf` as the kernel accepts bytes, so a
+//! future dropped during `flush` leaves exactly the unsent tail behind:
 //! outside a `flush`, [`Framed::has_unsent`] means a message was cut (the server holds a
 //! prefix of it, or none of it) and the outbound stream is no longer at a message boundary.
 //! Such a stream must never be written to again; the caller treats it as broken.

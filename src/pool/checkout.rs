@@ -113,8 +113,9 @@ impl<M: Manage> Core<M> {
     }
 
     /// The slow path's loop, entered with the permit `checkout` took, or with none if it found
-    /// none free (then it queues at once). `waiting` is set (and counted in `requests_waiting`) the first
-    /// time the request has to wait; it is refused at once if `max_waiting` are already waiting.
+    /// none free (then it queues at once). `waiting` is set (and counted in
+    /// `requests_waiting`) the first time the request has to wait; it is refused at once if
+    /// `max_waiting` are already waiting.
     async fn wait_for_connection<'a>(
         self: &'a Arc<Self>,
         permit: Option<Permit<M>>,
