@@ -44,6 +44,13 @@ pub(crate) fn split_frame(
     Ok(Some((tag, frame)))
 }
 
+/// The first `N` bytes of `rest`, which then starts after them; `None` if it is shorter.
+pub(crate) fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
+    let (chunk, after) = rest.split_first_chunk::<N>()?;
+    *rest = after;
+    Some(*chunk)
+}
+
 /// A cursor over one message body. Every read is bounds-checked and reports the message's tag.
 /// It moves a position instead of splitting the `Bytes`, so reading a field costs no reference
 /// count: only [`Body::rest`] and [`Body::since`] hand out a new `Bytes` (one increment each).
@@ -73,11 +80,8 @@ impl Body {
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
-        let left = self.buf.get(self.pos..).unwrap_or_default();
-        let Some((chunk, _)) = left.split_first_chunk::<N>() else {
-            return Err(self.end());
-        };
-        let chunk = *chunk;
+        let mut left = self.buf.get(self.pos..).unwrap_or_default();
+        let chunk = take(&mut left).ok_or_else(|| self.end())?;
         // `N` bytes were there, so `pos + N ≤ len`: no overflow.
         self.pos = self.pos.saturating_add(N);
         Ok(chunk)

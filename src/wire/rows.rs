@@ -13,7 +13,7 @@
 
 use bytes::Bytes;
 
-use super::frame::Body;
+use super::frame::{take, Body};
 use super::WireError;
 
 const DATA_ROW_TAG: u8 = b'D';
@@ -129,12 +129,8 @@ impl<'a> Iterator for FieldDescriptions<'a> {
     }
 }
 
-/// The next `N` bytes of a validated body.
-fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
-    let (chunk, after) = rest.split_first_chunk::<N>()?;
-    *rest = after;
-    Some(*chunk)
-}
+impl ExactSizeIterator for FieldDescriptions<'_> {}
+impl std::iter::FusedIterator for FieldDescriptions<'_> {}
 
 /// DataRow: one row's values, as raw bytes (`None` is SQL NULL).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,9 +177,6 @@ impl DataRow {
         }
     }
 }
-
-impl ExactSizeIterator for FieldDescriptions<'_> {}
-impl std::iter::FusedIterator for FieldDescriptions<'_> {}
 
 /// Iterator over a [`DataRow`]'s values; yields exactly [`DataRow::len`] items.
 #[derive(Debug, Clone)]
