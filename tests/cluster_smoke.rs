@@ -149,6 +149,41 @@ fn private_cluster_starts_and_stop_removes_it() {
     );
 }
 
+/// `Options` reach the server: a setting, a pg_hba row placed before the defaults, a file the
+/// server can read, setup SQL; and the server stops and starts again on the same port.
+#[test]
+fn private_cluster_takes_options_and_restarts() {
+    let options = cluster::Options {
+        conf: vec!["work_mem = '7MB'".to_owned()],
+        hba: vec!["host all refused_user 127.0.0.1/32 reject".to_owned()],
+        files: vec![("note.txt".to_owned(), b"server-readable".to_vec(), 0o600)],
+        setup_sql: vec!["CREATE ROLE refused_user LOGIN".to_owned()],
+    };
+    let c = Cluster::start_with(options).expect("cluster with options");
+    assert_eq!(c.psql("SHOW work_mem").unwrap(), "7MB");
+    assert_eq!(
+        c.psql("SELECT pg_read_file(current_setting('data_directory') || '/../note.txt')")
+            .unwrap(),
+        "server-readable"
+    );
+    let hba = c
+        .psql("SELECT user_name[1] || ':' || auth_method FROM pg_hba_file_rules WHERE line_number = 2")
+        .unwrap();
+    assert_eq!(hba, "refused_user:reject");
+    assert_eq!(
+        c.psql("SELECT count(*) FROM pg_roles WHERE rolname = 'refused_user'")
+            .unwrap(),
+        "1"
+    );
+    let port = c.port();
+    c.stop_server("fast").unwrap();
+    assert!(c.psql("SELECT 1").is_err(), "stopped");
+    c.start_again().unwrap();
+    assert_eq!(c.port(), port);
+    assert_eq!(c.psql("SELECT 1").unwrap(), "1");
+    c.stop();
+}
+
 #[test]
 fn conninfo_quotes_values_like_libpq() {
     assert_eq!(

@@ -30,6 +30,10 @@
 //! and the MD5-encrypted role ourselves. This file is about as long as that glue, has no
 //! dependencies (so the lesson and the benchmarks include it by path), and leaves no server behind.
 //!
+//! A private cluster ([`Cluster::start_with`]) takes [`Options`]: extra settings, pg_hba rows ahead
+//! of the table above, files the server reads (certificates), and setup SQL; its server can be
+//! stopped and started again on the same port ([`Cluster::stop_server`], [`Cluster::start_again`]).
+//!
 //! Databases: `postgres` and `test_db`. `WIREPOOL_TEST_KEEP=1` keeps the directory after stopping;
 //! `WIREPOOL_PG_BIN=/path/to/bin` picks the server binaries.
 #![allow(dead_code)]
@@ -75,6 +79,21 @@ CREATE ROLE prep_user LOGIN PASSWORD E'\\u2168';
 CREATE DATABASE test_db;
 ";
 
+/// What a private cluster adds to the defaults above: settings, pg_hba rows, files the server
+/// reads (certificates), and setup SQL. The shared cluster uses `Options::default()`.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Lines appended to `postgresql.conf` (`ssl = on`, `ssl_cert_file = '...'`).
+    pub conf: Vec<String>,
+    /// pg_hba.conf rows placed before the defaults (after the `local` row): first match wins.
+    pub hba: Vec<String>,
+    /// Files written into the cluster's base directory before the server starts, owned by the
+    /// server's OS user, with the given mode (a server key must be 0600).
+    pub files: Vec<(String, Vec<u8>, u32)>,
+    /// SQL run as the superuser after the default roles are created.
+    pub setup_sql: Vec<String>,
+}
+
 /// A running throwaway PostgreSQL server; see the module docs for its roles and databases.
 #[derive(Debug)]
 pub struct Cluster {
@@ -88,6 +107,7 @@ pub struct Cluster {
     startup: Duration,
     stopped: AtomicBool,
     watchdog: Mutex<Option<Child>>,
+    options: Options,
 }
 
 impl Cluster {
@@ -110,6 +130,14 @@ impl Cluster {
     /// A message naming the failing step: binaries not found, `initdb` or `pg_ctl start` failing
     /// (with the server log tail), or the role setup SQL failing.
     pub fn start() -> Result<Cluster, String> {
+        Cluster::start_with(Options::default())
+    }
+
+    /// Starts a fresh private cluster with `options` added to the defaults.
+    ///
+    /// # Errors
+    /// As [`Cluster::start`], or a file of `options` that cannot be written.
+    pub fn start_with(options: Options) -> Result<Cluster, String> {
         let begun = Instant::now();
         let bin = find_bin_dir()?;
         let psql_bin = Some(bin.join("psql"))
@@ -129,6 +157,7 @@ impl Cluster {
             startup: Duration::ZERO,
             stopped: AtomicBool::new(false),
             watchdog: Mutex::new(None),
+            options,
         };
         // From here on, an early return drops `cluster`, which stops and deletes whatever exists.
         if is_root {
@@ -141,6 +170,11 @@ impl Cluster {
         cluster
             .psql(SETUP_SQL)
             .map_err(|e| format!("creating the test roles failed: {e}"))?;
+        for sql in &cluster.options.setup_sql {
+            cluster
+                .psql(sql)
+                .map_err(|e| format!("the cluster's setup SQL failed: {e}"))?;
+        }
         cluster.startup = begun.elapsed();
         Ok(cluster)
     }
@@ -248,6 +282,17 @@ impl Cluster {
              full_page_writes = off\n\
              log_min_messages = warning\n"
         );
+        let conf = self
+            .options
+            .conf
+            .iter()
+            .fold(conf, |conf, line| conf + line + "\n");
+        let (local, rest) = PG_HBA.split_once('\n').unwrap_or((PG_HBA, ""));
+        let hba = std::iter::once(local)
+            .chain(self.options.hba.iter().map(String::as_str))
+            .chain(std::iter::once(rest))
+            .collect::<Vec<_>>()
+            .join("\n");
         let write = |name: &str, text: &str, append: bool| {
             let mut options = std::fs::OpenOptions::new();
             let file = options
@@ -259,7 +304,73 @@ impl Cluster {
                 .map_err(|e| format!("writing {name}: {e}"))
         };
         write("postgresql.conf", &conf, true)?;
-        write("pg_hba.conf", PG_HBA, false)
+        write("pg_hba.conf", &hba, false)?;
+        for (name, bytes, mode) in &self.options.files {
+            self.write_server_file(name, bytes, *mode)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` to `name` in the base directory, readable by the server: owned by its OS
+    /// user (when we are root) with `mode`.
+    ///
+    /// # Errors
+    /// The file cannot be written, chowned or chmod-ed.
+    pub fn write_server_file(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        mode: u32,
+    ) -> Result<PathBuf, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.base.join(name);
+        std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        if !matches!(self.run_as, RunAs::Me) {
+            chown_to_postgres(&path)?;
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+        Ok(path)
+    }
+
+    /// The base directory: the socket, the server log, and the files of [`Options::files`].
+    pub fn base_dir(&self) -> &Path {
+        &self.base
+    }
+
+    /// The directory of the server binaries (`initdb`, `pg_ctl`, `pg_basebackup`, ...).
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Runs `pg_ctl -D <data> <args>` as the server's OS user; its stdout.
+    ///
+    /// # Errors
+    /// pg_ctl's output if it failed.
+    pub fn pg_ctl_run(&self, args: &[&str]) -> Result<String, String> {
+        self.run_server_side(&self.pg_ctl(args))
+    }
+
+    /// Stops the server with `mode` (`fast`, `immediate`), keeping the data directory and the
+    /// port for [`Cluster::start_again`].
+    ///
+    /// # Errors
+    /// pg_ctl's output if it failed.
+    pub fn stop_server(&self, mode: &str) -> Result<(), String> {
+        self.pg_ctl_run(&["-m", mode, "-w", "-t", "60", "stop"])
+            .map(drop)
+    }
+
+    /// Starts the server again on its port after [`Cluster::stop_server`].
+    ///
+    /// # Errors
+    /// pg_ctl's output and the server log's tail if it failed.
+    pub fn start_again(&self) -> Result<(), String> {
+        let port_opt = format!("-p {}", self.port);
+        let log = self.log_path().display().to_string();
+        self.pg_ctl_run(&["-l", &log, "-o", &port_opt, "-w", "-t", "60", "start"])
+            .map(drop)
+            .map_err(|e| format!("{e}\n--- {log} (tail) ---\n{}", self.log_tail()))
     }
 
     fn start_server(&mut self) -> Result<(), String> {
@@ -317,7 +428,10 @@ impl Cluster {
     }
 
     /// Runs a server-side binary (as `postgres` when we are root), returning its stdout.
-    fn run_server_side<S: AsRef<str>>(&self, argv: &[S]) -> Result<String, String> {
+    ///
+    /// # Errors
+    /// The command line, its exit status and its output if it failed.
+    pub fn run_server_side<S: AsRef<str>>(&self, argv: &[S]) -> Result<String, String> {
         let argv = self.run_as.wrap(argv);
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
