@@ -12,10 +12,17 @@
 //! Knobs: `WAIT_TIMER_ROUNDS` (default 7), `WAIT_TIMER_MS` (window per run, default 100),
 //! `WAIT_TIMER_ONLY=<row>` (one mode alone, for callgrind).
 
+#[path = "support/stats.rs"]
+mod bench_stats;
+// The pool's own files, as `waiting.rs` finds them (`super::clock`, `super::stats`).
+#[allow(dead_code, unused_imports)]
+#[path = "../src/pool/clock.rs"]
+mod clock;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/pool/permits.rs"]
 mod permits;
-#[path = "support/stats.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../src/pool/stats.rs"]
 mod stats;
 #[allow(dead_code)]
 #[path = "../src/pool/waiting.rs"]
@@ -34,8 +41,8 @@ use crossbeam_queue::ArrayQueue;
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, timeout_at, Instant, Sleep};
 
+use bench_stats::{fmt_ratio, median, print_table, quantile, rotation};
 use permits::Permits;
-use stats::{fmt_ratio, median, print_table, quantile, rotation};
 use waiting::Deadlines;
 
 const TASKS: usize = 64;

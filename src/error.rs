@@ -3,8 +3,20 @@
 //! `Error` is opaque: a boxed private [`Kind`] plus an optional source, so it stays one pointer wide
 //! on the happy path and can grow variants without breaking users. Callers ask it questions through
 //! predicates (`is_timeout()`, `is_auth()`, `code()`, ...) instead of matching on variants, the way
-//! tokio-postgres and deadpool expose theirs. `source()` walks down to the `io::Error`, the
-//! [`DbError`] or the codec's [`WireError`] that caused it.
+//! tokio-postgres and deadpool expose theirs.
+//!
+//! # Display or source, never both
+//!
+//! An error states its cause once, so a chain printer (`anyhow`'s `{:#}`, `eyre`) prints each
+//! message once (the Rust API guidelines' rule, C-GOOD-ERR):
+//! - an error that *is* its cause (an `io::Error`, the server's [`DbError`], the codec's
+//!   [`WireError`], an [`Error::other`]) shows it in `Display`, and `source()` continues with
+//!   that cause's own source;
+//! - an error that *wraps* a cause (a pool timeout and the last connect error, a failed hook
+//!   and the hook's error) shows only itself in `Display`, and `source()` is the cause.
+//!
+//! [`Error::as_db_error`], [`Error::code`] and [`Error::as_wire_error`] find the server's or the
+//! codec's error wherever it sits in that chain.
 //!
 //! Invariant: no constructor here ever receives a password or a SCRAM key, so neither `Debug` nor
 //! `Display` can leak one.
@@ -73,6 +85,18 @@ pub(crate) enum Kind {
     ForeignConnection,
     /// A user hook (`configure`, `check`, `reset`) failed; the source is its error.
     Hook(&'static str),
+    /// User code (a `Manage` method or a hook) panicked; the pool caught it.
+    Panicked(&'static str),
+    /// An error from outside wirepool ([`Error::other`]); the source is it.
+    Other,
+}
+
+impl Kind {
+    /// Whether the source is this error's whole content (shown in `Display`, skipped by
+    /// `source()`), rather than a cause it wraps.
+    fn is_leaf(&self) -> bool {
+        matches!(self, Kind::Io | Kind::Db | Kind::Protocol | Kind::Other)
+    }
 }
 
 /// What a [`PoolTimeout`](Error::is_pool_timeout) error knows about the pool when it gave up.
@@ -156,13 +180,6 @@ impl Error {
         Error::new(Kind::Unsupported(msg.into()))
     }
 
-    pub(crate) fn pool_timeout(info: PoolTimeoutInfo, last: Option<Error>) -> Error {
-        match last {
-            Some(last) => Error::with_source(Kind::PoolTimeout(Box::new(info)), last),
-            None => Error::new(Kind::PoolTimeout(Box::new(info))),
-        }
-    }
-
     pub(crate) fn pool_closed() -> Error {
         Error::new(Kind::PoolClosed)
     }
@@ -182,16 +199,79 @@ impl Error {
         Error::with_source(Kind::Hook(which), source)
     }
 
+    /// An error from outside wirepool: what a [`Manage`](crate::pool::Manage) implementation or
+    /// a pool hook returns when its own work fails (deadpool's `Manager::Error`, without a type
+    /// parameter on every pool type). It displays as `error` does, and `source()` continues
+    /// with `error`'s own source.
+    ///
+    /// ```
+    /// let e = wirepool::Error::other("the cache server refused us");
+    /// assert!(e.is_other());
+    /// assert_eq!(e.to_string(), "the cache server refused us");
+    /// let io = std::io::Error::new(std::io::ErrorKind::Other, "disk full");
+    /// let e = wirepool::Error::other(io);
+    /// assert!(e.as_other().unwrap().downcast_ref::<std::io::Error>().is_some());
+    /// ```
+    pub fn other(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Error {
+        Error::with_source(Kind::Other, error)
+    }
+
+    /// This error and its causes on one line, `": "` between them (what `anyhow` prints for
+    /// `{:#}`): for messages that must stand alone, such as a pool timeout's
+    /// [`PoolTimeoutInfo::last_connect_error`].
+    pub(crate) fn report(&self) -> String {
+        let mut line = self.to_string();
+        let mut cause = self.source();
+        while let Some(e) = cause {
+            line.push_str(": ");
+            line.push_str(&e.to_string());
+            cause = e.source();
+        }
+        line
+    }
+
+    /// The error given to [`Error::other`], if this is one.
+    pub fn as_other(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        match self.kind() {
+            Kind::Other => self.inner.source.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Made by [`Error::other`]: a `Manage` implementation's or a hook's own error.
+    pub fn is_other(&self) -> bool {
+        matches!(self.kind(), Kind::Other)
+    }
+
+    /// User code run by the pool (a `Manage` method, a hook) panicked; the pool contained it
+    /// and counts it as a failed attempt.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.kind(), Kind::Panicked(_))
+    }
+
+    /// This error, then every error in its `source()` chain, looking inside the shared last
+    /// connect error a pool timeout carries.
+    fn chain(&self) -> impl Iterator<Item = &(dyn StdError + 'static)> {
+        let folded = self
+            .inner
+            .source
+            .as_deref()
+            .filter(|_| self.inner.kind.is_leaf())
+            .map(|s| s as &(dyn StdError + 'static));
+        let first: &(dyn StdError + 'static) = self;
+        std::iter::once(first)
+            .chain(folded)
+            .chain(std::iter::successors(
+                self.source(),
+                |e: &&(dyn StdError + 'static)| (*e).source(),
+            ))
+    }
     /// The server's error, if this error is (or was caused by) an ErrorResponse.
     pub fn as_db_error(&self) -> Option<&DbError> {
-        let mut cur: Option<&(dyn StdError + 'static)> = Some(self);
-        while let Some(e) = cur {
-            if let Some(db) = e.downcast_ref::<DbError>() {
-                return Some(db);
-            }
-            cur = e.source();
-        }
-        None
+        self.chain().skip(1).find_map(|e| {
+            e.downcast_ref::<DbError>()
+                .or_else(|| nested(e).and_then(Error::as_db_error))
+        })
     }
 
     /// The SQLSTATE code of the server's error (`"28P01"`, `"57014"`, ...), if there is one.
@@ -199,12 +279,13 @@ impl Error {
         self.as_db_error().map(DbError::code)
     }
 
-    /// The codec error, if the server broke the protocol.
+    /// The codec error, if the server broke the protocol (here or in a cause).
     pub fn as_wire_error(&self) -> Option<WireError> {
-        match self.inner.source.as_deref() {
-            Some(s) => s.downcast_ref::<WireError>().copied(),
-            None => None,
-        }
+        self.chain().skip(1).find_map(|e| {
+            e.downcast_ref::<WireError>()
+                .copied()
+                .or_else(|| nested(e).and_then(Error::as_wire_error))
+        })
     }
 
     /// A timeout: `connect_timeout` while connecting, or the pool's checkout `timeout`.
@@ -311,12 +392,16 @@ impl fmt::Display for Error {
                 f.write_str("the connection does not belong to this pool")?
             }
             Kind::Hook(which) => write!(f, "the pool's `{which}` hook failed")?,
+            Kind::Panicked(what) => write!(f, "{what} panicked")?,
+            Kind::Other => {}
         }
-        // Fold the cause into the message so a plain `{}` shows "server error: FATAL 28P01 ...".
-        if let Some(src) = &self.inner.source {
-            write!(f, ": {src}")?;
+        // A leaf shows its content ("server error: FATAL 28P01 ..."); a wrapper leaves its
+        // cause to `source()` (module docs).
+        match (&self.inner.source, self.inner.kind.is_leaf()) {
+            (Some(src), true) if matches!(self.inner.kind, Kind::Other) => write!(f, "{src}"),
+            (Some(src), true) => write!(f, ": {src}"),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -333,11 +418,20 @@ impl fmt::Debug for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.inner
-            .source
-            .as_deref()
-            .map(|s| s as &(dyn StdError + 'static))
+        let source = self.inner.source.as_deref()?;
+        if self.inner.kind.is_leaf() {
+            source.source()
+        } else {
+            Some(source)
+        }
     }
+}
+
+/// `e` as a wirepool [`Error`], directly or shared behind an `Arc` (a pool's last connect
+/// error).
+fn nested<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Error> {
+    e.downcast_ref::<Error>()
+        .or_else(|| e.downcast_ref::<std::sync::Arc<Error>>().map(|a| &**a))
 }
 
 impl From<WireError> for Error {

@@ -41,5 +41,5 @@ pub mod wire;
 pub use config::Config;
 pub use conn::{CancelToken, Connection, Row};
 pub use error::{Error, PoolTimeoutInfo, Result};
-pub use pool::{Pool, PoolBuilder, PooledConnection};
+pub use pool::{Pool, PoolBuilder, PoolStats, PooledConnection};
 pub use wire::{DbError, TransactionStatus};

@@ -3,7 +3,7 @@
 //! combination of scripted outcomes; afterwards every count must be exact. Then a seeded stress
 //! run of 1,000 tasks with random timeouts and aborts.
 
-mod pool_support;
+mod support;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use pool_support::{builder, mock_error, settle, Gate, Mock};
+use support::pool_mock::{builder, mock_error, settle, Gate, Mock};
 use wirepool::pool::{ConnHook, ConnState};
 
 struct Noop;
@@ -34,7 +34,7 @@ enum Check {
     Never,
 }
 
-fn check_hook(kind: Check) -> Option<ConnHook<pool_support::MockConn>> {
+fn check_hook(kind: Check) -> Option<ConnHook<support::pool_mock::MockConn>> {
     let gate = match kind {
         Check::None => return None,
         Check::Ok => Gate::Ok,
@@ -106,7 +106,7 @@ async fn dropping_a_checkout_at_every_await_point_loses_nothing() {
                         mock.shared.set(|s| s.yields = 2);
                         let mut b = builder(&mock).min_size(usize::from(warm)).max_size(2);
                         if let Some(hook) = check_hook(check) {
-                            b = b.check(hook);
+                            b = b.check(move |c| hook(c));
                         }
                         let pool = b.timeout(Duration::from_secs(3)).open().await.unwrap();
                         if warm {

@@ -1,13 +1,13 @@
 //! The background task, under paused time: min_size kept, idle shrink after max_idle,
 //! expiry replacement, reconnect backoff and `reconnect_failed`, and shutdown on drop.
 
-mod pool_support;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pool_support::{builder, open_ready, settle_for, Gate, Mock};
+use support::pool_mock::{builder, open_ready, settle_for, Gate, Mock};
 use wirepool::pool::ConnState;
 
 #[tokio::test(start_paused = true)]

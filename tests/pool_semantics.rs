@@ -1,13 +1,15 @@
 //! Pool semantics with in-memory connections and paused time: bounds, FIFO, timeouts, growth,
 //! the return path's decisions, getconn/putconn, close.
 
-mod pool_support;
+mod support;
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pool_support::{builder, mock_error, open_ready, settle, settle_for, Gate, Mock, MockConn};
+use support::pool_mock::{
+    builder, mock_error, open_ready, settle, settle_for, Gate, Mock, MockConn,
+};
 use tokio::time::Instant;
 use wirepool::pool::{ConnHook, ConnState};
 
@@ -163,8 +165,16 @@ async fn timeout_carries_the_last_connect_error() {
         e.pool_timeout_info().unwrap().last_connect_error.as_deref(),
         Some(text.as_str())
     );
-    assert!(e.to_string().contains(&text), "{e}");
-    assert!(std::error::Error::source(&e).is_some());
+    // The cause is reported once, through `source()`, not folded into the message too.
+    let mut chain = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        chain.push_str(": ");
+        chain.push_str(&c.to_string());
+        cause = c.source();
+    }
+    assert_eq!(chain.matches(&text).count(), 1, "{chain}");
+    assert!(!e.to_string().contains(&text), "{e}");
     // Backoff (1 s, then 2 s) while the request waited: two attempts, not a storm.
     assert_eq!(mock.shared.connects.load(SeqCst), 2);
 }
@@ -360,13 +370,42 @@ async fn dropped_getconn_is_returned_not_leaked() {
     assert_eq!((s.pool_available, s.permits_available), (1, 1));
 }
 
+/// A guard dropped on a thread with no runtime (synchronous code) still gets its rollback: the
+/// pool runs background work on the runtime it was opened on.
 #[tokio::test(start_paused = true)]
-async fn drop_outside_a_runtime_releases_counts() {
+async fn drop_outside_a_runtime_rolls_back_on_the_pools_runtime() {
     let mock = Mock::new();
     let pool = builder(&mock).min_size(1).open().await.unwrap();
     let mut c = pool.connection().await.unwrap();
-    c.state = ConnState::InTransaction; // would need a rollback task: none can be spawned
+    c.state = ConnState::InTransaction;
     std::thread::spawn(move || drop(c)).join().unwrap();
+    settle_for(Duration::from_millis(100)).await;
+    let s = pool.stats();
+    assert_eq!(
+        (s.pool_size, s.pool_available, s.permits_available),
+        (1, 1, 1)
+    );
+    assert_eq!(mock.shared.rollbacks.load(SeqCst), 1);
+    assert_eq!(mock.shared.live(), 1);
+}
+
+/// Once the pool's runtime is gone no background work can run: a guard dropped then still
+/// releases every count (its connection is dropped, not rolled back).
+#[test]
+fn drop_after_the_pools_runtime_shut_down_releases_counts() {
+    let mock = Mock::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (pool, mut c) = rt.block_on(async {
+        let pool = builder(&mock).min_size(1).open().await.unwrap();
+        let c = pool.connection().await.unwrap();
+        (pool, c)
+    });
+    drop(rt);
+    c.state = ConnState::InTransaction; // would need a rollback task: none can run
+    drop(c);
     let s = pool.stats();
     assert_eq!(
         (s.pool_size, s.pool_available, s.permits_available),
@@ -426,7 +465,7 @@ async fn check_hook_failure_discards_and_retries_under_one_deadline() {
     let mock = Mock::new();
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let c2 = Arc::clone(&calls);
-    let pool = open_ready(builder(&mock).min_size(1).check(Arc::new(move |_conn| {
+    let pool = open_ready(builder(&mock).min_size(1).check(move |_conn| {
         let n = c2.fetch_add(1, SeqCst);
         Box::pin(async move {
             if n == 0 {
@@ -435,7 +474,7 @@ async fn check_hook_failure_discards_and_retries_under_one_deadline() {
                 Ok(())
             }
         })
-    })))
+    }))
     .await;
     let c = pool.connection().await.unwrap();
     assert_eq!(c.id, 1, "the first connection failed its check");
@@ -529,7 +568,7 @@ async fn reset_hook_leaving_busy_cancels_and_discards() {
     let pool = builder(&mock)
         .min_size(1)
         .max_size(1)
-        .reset(reset)
+        .reset(move |c| reset(c))
         .open()
         .await
         .unwrap();
@@ -551,7 +590,7 @@ async fn resize_down_closes_surplus_returned_through_reset_or_rollback() {
         let mut b = builder(&mock).min_size(4).max_size(4);
         if with_reset {
             let reset: ConnHook<MockConn> = Arc::new(|_c| Box::pin(async { Ok(()) }));
-            b = b.reset(reset);
+            b = b.reset(move |c| reset(c));
         }
         let pool = b.open().await.unwrap();
         pool.wait(Duration::from_secs(5)).await.unwrap();

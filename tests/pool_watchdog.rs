@@ -3,14 +3,14 @@
 //! between `block_on` calls, promotions in flight across `resize` and `close`, and extreme
 //! durations. In-memory connections; paused time except where a stall must be real.
 
-mod pool_support;
+mod support;
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use pool_support::{builder, open_ready, settle_for, Mock};
+use support::pool_mock::{builder, open_ready, settle_for, Mock};
 
 /// Polls `f` once; `true` if it is still pending.
 async fn poll_once<F: Future + ?Sized>(mut f: Pin<&mut F>) -> bool {

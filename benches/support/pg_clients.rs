@@ -68,7 +68,7 @@ impl Manage for NoPeek {
     fn state(&self, conn: &Self::Connection) -> ConnState {
         self.0.state(conn)
     }
-    fn is_closed(&self, _: &mut Self::Connection) -> bool {
+    fn check_closed(&self, _: &mut Self::Connection) -> bool {
         false
     }
     fn ping(&self, c: &mut Self::Connection) -> impl Future<Output = wirepool::Result<()>> + Send {
@@ -88,7 +88,7 @@ impl Manage for NoPeek {
     }
 }
 
-/// wirepool's pool over manager `M`; `Pool::builder(conninfo)` is `with_manager(PgManager)`.
+/// wirepool's pool over manager `M`; `Pool::builder(conninfo)` is `builder_for(PgManager)`.
 pub struct WirepoolOn<M: WirepoolManager>(wirepool::Pool<M>);
 /// wirepool as shipped.
 pub type Wirepool = WirepoolOn<PgManager>;
@@ -99,7 +99,7 @@ impl<M: WirepoolManager> PgContender for WirepoolOn<M> {
     const NAME: &'static str = M::NAME;
     async fn build(conninfo: &str, size: usize) -> Result<Self, String> {
         let config: wirepool::Config = conninfo.parse().map_err(|e| format!("{e}"))?;
-        let pool = wirepool::Pool::with_manager(M::from_config(config))
+        let pool = wirepool::Pool::builder_for(M::from_config(config))
             .min_size(size)
             .max_size(size)
             .open()

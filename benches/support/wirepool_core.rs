@@ -1,4 +1,4 @@
-//! wirepool's pool as a `pool_core` contender: `Pool::with_manager` over an in-memory manager
+//! wirepool's pool as a `pool_core` contender: `Pool::builder_for` over an in-memory manager
 //! whose connection is always idle and never closed, so every return takes the synchronous
 //! push-then-release path and every checkout the `try_acquire` + `pop` fast path (or the FIFO
 //! wait when all are out).
@@ -22,7 +22,7 @@ impl Manage for DummyManage {
     fn state(&self, _: &Dummy) -> ConnState {
         ConnState::Idle
     }
-    fn is_closed(&self, _: &mut Dummy) -> bool {
+    fn check_closed(&self, _: &mut Dummy) -> bool {
         false
     }
     async fn ping(&self, _: &mut Dummy) -> wirepool::Result<()> {
@@ -44,7 +44,7 @@ impl Contender for Wirepool {
     const NAME: &'static str = "wirepool";
     type Guard<'a> = PooledConnection<DummyManage>;
     async fn build(max: usize) -> Self {
-        let pool = Pool::with_manager(DummyManage)
+        let pool = Pool::builder_for(DummyManage)
             .min_size(max)
             .max_size(max)
             .open()

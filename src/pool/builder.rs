@@ -1,81 +1,25 @@
-//! [`PoolBuilder`]: psycopg_pool's options with psycopg_pool's defaults, validated at `open`.
+//! [`PoolBuilder`]: psycopg_pool's options with psycopg_pool's defaults (`settings.rs`),
+//! validated at `open`, which starts the pool's background tasks.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::connecting;
 use super::core::Core;
-use super::manage::{ConnHook, Manage};
-use super::permits::MAX_PERMITS;
-use super::pool::Pool;
-use super::{maintenance, postgres::PgManager};
-use crate::config::Config;
+use super::facade::Pool;
+use super::maintenance;
+use super::manage::{BoxFuture, ConnHook, Manage};
+use super::postgres::PgManager;
+use super::settings::{Settings, Sizes};
 use crate::error::{Error, Result};
 
 /// Numbers the auto-generated names `pool-1`, `pool-2`, ... (psycopg's scheme).
 static POOL_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Called with the pool's name when reconnecting has failed for `reconnect_timeout`.
-pub type ReconnectFailed = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// Something that can become a [`Config`]: a conninfo string or a `Config`. Parse errors
-/// surface from [`PoolBuilder::open`].
-pub trait IntoConfig {
-    /// Converts into a `Config`.
-    ///
-    /// # Errors
-    /// If a conninfo string does not parse.
-    fn into_config(self) -> Result<Config>;
-}
-
-impl IntoConfig for Config {
-    fn into_config(self) -> Result<Config> {
-        Ok(self)
-    }
-}
-
-impl IntoConfig for &Config {
-    fn into_config(self) -> Result<Config> {
-        Ok(self.clone())
-    }
-}
-
-impl IntoConfig for &str {
-    fn into_config(self) -> Result<Config> {
-        self.parse()
-    }
-}
-
-impl IntoConfig for String {
-    fn into_config(self) -> Result<Config> {
-        self.parse()
-    }
-}
-
-/// Settings fixed at `open` (the sizes live in the core: `resize` changes them).
-pub(crate) struct Settings<C> {
-    pub(crate) name: String,
-    pub(crate) capacity: usize,
-    pub(crate) timeout: Duration,
-    pub(crate) max_waiting: usize,
-    /// `None`: no limit (the builder maps `Duration::ZERO` to it).
-    pub(crate) max_lifetime: Option<Duration>,
-    /// `None`: no limit (the builder maps `Duration::ZERO` to it).
-    pub(crate) max_idle: Option<Duration>,
-    pub(crate) reconnect_timeout: Duration,
-    pub(crate) reconnect_failed: Option<ReconnectFailed>,
-    pub(crate) max_connecting: usize,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) return_timeout: Duration,
-    pub(crate) configure: Option<ConnHook<C>>,
-    pub(crate) check: Option<ConnHook<C>>,
-    pub(crate) reset: Option<ConnHook<C>>,
-    pub(crate) usage_stats: bool,
-    pub(crate) seed: u64,
-}
-
-/// Configures and opens a [`Pool`].
+/// Configures and opens a [`Pool`]: [`Pool::builder`] for PostgreSQL, [`Pool::builder_for`] for
+/// any [`Manage`] implementation.
 ///
 /// Durations: `max_lifetime` and `max_idle` of `Duration::ZERO` mean no limit (HikariCP's
 /// meaning of 0); `Duration::MAX` as any timeout means "wait forever" (a far-future deadline,
@@ -86,52 +30,50 @@ pub(crate) struct Settings<C> {
 /// back), and a [`Pool::wait`] that times out closes it too, since a pool that cannot reach
 /// `min_size` at startup is misconfigured.
 ///
-/// ```no_run
-/// # async fn demo() -> wirepool::Result<()> {
+/// ```
+/// # use wirepool::pool::{ConnState, Manage};
+/// # struct Counter;
+/// # impl Manage for Counter {
+/// #     type Connection = u32;
+/// #     async fn connect(&self) -> wirepool::Result<u32> { Ok(0) }
+/// #     fn state(&self, _: &u32) -> ConnState { ConnState::Idle }
+/// #     fn check_closed(&self, _: &mut u32) -> bool { false }
+/// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+/// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+/// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+/// #     async fn close(&self, _: u32) {}
+/// # }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use std::time::Duration;
-/// let pool = wirepool::Pool::builder("host=127.0.0.1 dbname=test_db user=postgres")
+/// let pool = wirepool::Pool::builder_for(Counter)
 ///     .name("lesson")
 ///     .min_size(1)
 ///     .max_size(5)
 ///     .timeout(Duration::from_secs(5))
+///     .configure(|conn| Box::pin(async move {
+///         *conn += 100; // e.g. `conn.simple_query("SET search_path TO app")` for PostgreSQL
+///         Ok(())
+///     }))
 ///     .open()
 ///     .await?;
-/// # Ok(()) }
+/// assert_eq!(*pool.connection().await?, 100);
+/// # Ok::<(), wirepool::Error>(()) }).unwrap();
 /// ```
 #[must_use = "a builder does nothing until `open` is awaited"]
 pub struct PoolBuilder<M: Manage = PgManager> {
     manager: Result<M>,
-    min_size: usize,
-    max_size: Option<usize>,
-    max_size_limit: Option<usize>,
+    sizes: Sizes,
     settings: Settings<M::Connection>,
 }
 
 impl<M: Manage> PoolBuilder<M> {
+    /// A builder with psycopg_pool's defaults, for `manager` (or the error that making it
+    /// gave, reported by `open`).
     pub(crate) fn new(manager: Result<M>) -> Self {
         PoolBuilder {
             manager,
-            min_size: 4,
-            max_size: None,
-            max_size_limit: None,
-            settings: Settings {
-                name: String::new(),
-                capacity: 0,
-                timeout: Duration::from_secs(30),
-                max_waiting: 0,
-                max_lifetime: Some(Duration::from_secs(3600)),
-                max_idle: Some(Duration::from_secs(600)),
-                reconnect_timeout: Duration::from_secs(300),
-                reconnect_failed: None,
-                max_connecting: 2,
-                connect_timeout: Duration::from_secs(30),
-                return_timeout: Duration::from_secs(5),
-                configure: None,
-                check: None,
-                reset: None,
-                usage_stats: false,
-                seed: 0,
-            },
+            sizes: Sizes::default(),
+            settings: Settings::default(),
         }
     }
 
@@ -141,22 +83,22 @@ impl<M: Manage> PoolBuilder<M> {
         self
     }
 
-    /// Connections kept open even when unused (default 4).
+    /// Connections kept open even when unused (default 4, or `max_size` if that is smaller).
     pub fn min_size(mut self, n: usize) -> Self {
-        self.min_size = n;
+        self.sizes.min = Some(n);
         self
     }
 
     /// The most connections open at once (default: `min_size`, a fixed-size pool).
     pub fn max_size(mut self, n: usize) -> Self {
-        self.max_size = Some(n);
+        self.sizes.max = Some(n);
         self
     }
 
     /// The largest `max_size` a later [`Pool::resize`] may set (default: `max_size`). The idle
     /// queue is allocated at this size once, so it never reallocates.
     pub fn max_size_limit(mut self, n: usize) -> Self {
-        self.max_size_limit = Some(n);
+        self.sizes.limit = Some(n);
         self
     }
 
@@ -196,9 +138,9 @@ impl<M: Manage> PoolBuilder<M> {
     /// Times every checkout for [`PoolStats::usage_ms`](super::PoolStats::usage_ms) (default
     /// off: `usage_ms` stays 0).
     ///
-    /// Off by default because it costs two clock reads per checkout, about 60 ns on a KVM
-    /// guest: as much as the rest of the pool's fast path (docs/performance.md). HikariCP
-    /// likewise times usage only when a metrics tracker is installed.
+    /// Off by default because it costs two precise clock reads per checkout, as much as the
+    /// rest of the pool's fast path (docs/performance.md). HikariCP likewise times usage only
+    /// when a metrics tracker is installed.
     pub fn usage_stats(mut self, on: bool) -> Self {
         self.settings.usage_stats = on;
         self
@@ -243,81 +185,74 @@ impl<M: Manage> PoolBuilder<M> {
         self
     }
 
-    /// Runs on each new connection; a failure counts as a failed connect.
-    pub fn configure(mut self, hook: ConnHook<M::Connection>) -> Self {
-        self.settings.configure = Some(hook);
+    /// Runs on each new connection (psycopg's `configure`); a failure, or leaving the
+    /// connection in a transaction, counts as a failed connect. The closure returns a boxed
+    /// future: `|conn| Box::pin(async move { ... })`.
+    pub fn configure<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut M::Connection) -> BoxFuture<'c, Result<()>> + Send + Sync + 'static,
+    {
+        self.settings.configure = Some(Arc::new(hook) as ConnHook<M::Connection>);
         self
     }
 
-    /// Runs on each checkout; a failure discards the connection and the checkout tries
-    /// another under the same deadline.
-    pub fn check(mut self, hook: ConnHook<M::Connection>) -> Self {
-        self.settings.check = Some(hook);
+    /// Runs on each checkout before the connection is handed out (psycopg's `check`); a
+    /// failure discards the connection and the checkout tries another under the same deadline.
+    pub fn check<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut M::Connection) -> BoxFuture<'c, Result<()>> + Send + Sync + 'static,
+    {
+        self.settings.check = Some(Arc::new(hook) as ConnHook<M::Connection>);
         self
     }
 
-    /// Runs in the background on each returned connection; it must leave it idle, or the
-    /// connection is discarded.
-    pub fn reset(mut self, hook: ConnHook<M::Connection>) -> Self {
-        self.settings.reset = Some(hook);
+    /// Runs in the background on each returned connection (psycopg's `reset`); it must leave
+    /// it idle, or the connection is discarded.
+    pub fn reset<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut M::Connection) -> BoxFuture<'c, Result<()>> + Send + Sync + 'static,
+    {
+        self.settings.reset = Some(Arc::new(hook) as ConnHook<M::Connection>);
         self
     }
 
-    /// Opens the pool: validates the settings, starts maintenance, and starts filling towards
-    /// `min_size` in the background (use [`Pool::wait`] to wait for it).
+    /// Opens the pool: validates the settings, starts its background tasks (growth,
+    /// maintenance, the wait watchdog) on the current tokio runtime, and starts filling towards
+    /// `min_size` (use [`Pool::wait`] to wait for it).
     ///
     /// # Cancel safety
     /// Cancel-safe: nothing is started until it completes (it does not await).
     ///
     /// # Errors
-    /// An unparsable conninfo, no tokio runtime, or invalid sizes (`max_size < min_size`, `max_size == 0`,
-    /// `max_connecting == 0`, `max_size_limit < max_size`, `max_size_limit` above 2^30), or a zero
+    /// `Config`: an invalid conninfo (for [`Pool::builder`]), no tokio runtime, or invalid
+    /// sizes (`max_size < min_size`, `max_size == 0`, `max_connecting == 0`,
+    /// `max_size_limit < max_size`, `max_size_limit` above 2^30), or a zero
     /// `connect_timeout`.
     pub async fn open(self) -> Result<Pool<M>> {
         let PoolBuilder {
             manager,
-            min_size,
-            max_size,
-            max_size_limit,
-            mut settings,
+            sizes,
+            settings,
         } = self;
         let manager = manager?;
-        if tokio::runtime::Handle::try_current().is_err() {
+        let mut settings = settings.validated(sizes)?;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(Error::config(
                 "Pool::open must be called inside a tokio runtime",
             ));
-        }
-        let max_size = max_size.unwrap_or(min_size);
-        let capacity = max_size_limit.unwrap_or(max_size);
-        if max_size == 0 || max_size < min_size {
-            return Err(Error::config(format!(
-                "invalid pool sizes: min_size {min_size}, max_size {max_size}"
-            )));
-        }
-        if capacity < max_size {
-            return Err(Error::config("max_size_limit is below max_size"));
-        }
-        if capacity > MAX_PERMITS {
-            return Err(Error::config(format!(
-                "max_size_limit {capacity} is above the largest supported pool ({MAX_PERMITS})"
-            )));
-        }
-        if settings.max_connecting == 0 {
-            return Err(Error::config("max_connecting must be at least 1"));
-        }
-        if settings.connect_timeout.is_zero() {
-            return Err(Error::config("connect_timeout must be positive"));
-        }
+        };
         let n = POOL_COUNTER.fetch_add(1, Relaxed) + 1;
         if settings.name.is_empty() {
             settings.name = format!("pool-{n}");
         }
-        settings.capacity = capacity;
         settings.seed = n.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        let core = Arc::new(Core::new(manager, settings, min_size, max_size));
-        maintenance::spawn(&core);
-        maintenance::spawn_watchdog(&core);
-        core.maybe_grow();
+        let (min_size, max_size) = (settings.min_size, settings.max_size);
+        let core = Arc::new(Core::new(manager, settings, runtime));
+        core.spawn(connecting::grow(Arc::clone(&core)));
+        core.spawn(maintenance::run(Arc::downgrade(&core)));
+        let watchdog = Arc::clone(&core);
+        core.spawn(async move { watchdog.watch_deadlines().await });
+        core.request_growth();
         tracing::debug!(pool = %core.name(), min_size, max_size, "pool opened");
         Ok(Pool::from_core(core))
     }
@@ -327,21 +262,8 @@ impl<M: Manage> fmt::Debug for PoolBuilder<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PoolBuilder")
             .field("name", &self.settings.name)
-            .field("min_size", &self.min_size)
-            .field("max_size", &self.max_size)
+            .field("min_size", &self.sizes.min)
+            .field("max_size", &self.sizes.max)
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-impl<M: Manage> PoolBuilder<M> {
-    /// A core with this builder's settings and no background task (unit tests).
-    pub(crate) fn into_test_core(self, min: usize, max: usize) -> Arc<Core<M>> {
-        let mut settings = self.settings;
-        settings.capacity = max;
-        let manager = self
-            .manager
-            .unwrap_or_else(|_| unreachable!("test manager"));
-        Arc::new(Core::new(manager, settings, min, max))
     }
 }

@@ -1,64 +1,183 @@
-//! The checkout path: one deadline covers queueing for a permit, waiting for a connection to
-//! land, and running the `check` hook (psycopg#709/#711, HikariCP's hard timeout). Queueing for
-//! a permit registers no timer: the pool's one wait watchdog (`waiting.rs`) bounds it.
+//! The checkout path. One deadline covers queueing for a permit, waiting for a connection to
+//! land, and running the `check` hook (psycopg#709/#711, HikariCP's hard timeout).
 //!
-//! Fast path (uncontended, no `check` hook): one `try_acquire`, one `pop`, one `is_closed` peek,
-//! a few relaxed atomics; no lock, no allocation, no clock read (core.rs invariant 9).
-//! Everything the future owns across an await is a guard (`Permit`, `PooledConnection`,
-//! `Waiting`, `Starving`, tokio's `Acquire` and `Notified`), so it can be dropped anywhere.
+//! Fast path (a permit free, an idle connection, no `check` hook): one `try_acquire`, one `pop`,
+//! one `check_closed` peek and a few relaxed atomics; no lock, no allocation, no timer, and no
+//! clock read unless a lifetime is near (`clock.rs`). The slow path runs in named stages:
+//! [`queue_for_permit`](Core::queue_for_permit) when no permit was free, [`take_connection`]
+//! (pop, or the starving stage until one lands), then [`run_check`]. Everything the future owns
+//! across an await is a guard (`Permit`, `PooledConnection`, `Waiting`, the starving gauge,
+//! tokio's `Acquire` and `Notified`), so it can be dropped anywhere.
 
-use std::error::Error as StdError;
-use std::fmt;
-use std::sync::atomic::{fence, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::TryAcquireError;
 use tokio::time::Instant;
 
-use super::clock::{Nanos, NEVER};
-use super::connecting::{BACKOFF_JITTER, INITIAL_BACKOFF};
-use super::core::{deadline, Core, Permit};
+use super::backoff::doubling;
+use super::clock::{deadline, Nanos};
+use super::core::{Core, Landing, Permit, Slot};
+use super::errors::left_in;
 use super::guard::PooledConnection;
 use super::manage::{ConnState, Manage};
 use super::stats::{add_us, bump, Counters};
-use crate::error::{Error, Kind, PoolTimeoutInfo, Result};
+use crate::error::{Error, Result};
 
-/// The error for a hook that returned `Ok` but left the connection not idle (psycopg:
-/// "connection left in status ... by configure function").
-pub(crate) fn left_in(state: ConnState, hook: &'static str) -> Error {
-    Error::with_source(
-        Kind::Hook(hook),
-        format!("connection left in status {state:?} by {hook} function"),
-    )
-}
-
-/// Raises a gauge for as long as it lives.
-struct Gauge<'a>(&'a AtomicUsize);
-
-impl<'a> Gauge<'a> {
-    fn enter(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, SeqCst);
-        Gauge(counter)
+/// Checks a connection out, waiting at most `timeout`.
+pub(crate) async fn checkout<M: Manage>(
+    core: &Arc<Core<M>>,
+    timeout: Duration,
+) -> Result<PooledConnection<M>> {
+    match core.try_permit() {
+        Ok(Some(permit)) => {
+            if core.settings().check.is_none() {
+                if let Some(slot) = core.pop_live() {
+                    bump(&core.counters().here().requests_num);
+                    tracing::debug!(pool = %core.name(), "checkout");
+                    return Ok(PooledConnection::new(slot, permit, usage_start(core)));
+                }
+            }
+            checkout_slow(core, Some(permit), timeout).await
+        }
+        // Straight to the queue: a second `try_acquire` nanoseconds later would only re-read
+        // the permit word every worker writes.
+        Ok(None) => checkout_slow(core, None, timeout).await,
+        Err(closed) => {
+            bump(&core.counters().here().requests_num);
+            Err(failed(core, closed))
+        }
     }
 }
 
-impl Drop for Gauge<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, SeqCst);
+/// The slow path with its accounting: `requests_num`, and the wait time of a request that had
+/// to wait.
+async fn checkout_slow<M: Manage>(
+    core: &Arc<Core<M>>,
+    permit: Option<Permit<M>>,
+    timeout: Duration,
+) -> Result<PooledConnection<M>> {
+    bump(&core.counters().here().requests_num);
+    let start = Instant::now();
+    let mut waiting = None;
+    let result = wait_for_connection(core, permit, start, timeout, &mut waiting).await;
+    if waiting.is_some() {
+        add_us(&core.counters().here().requests_wait_us, start.elapsed());
+    }
+    drop(waiting);
+    result.map_err(|e| failed(core, e))
+}
+
+/// The slow path's stages, entered with the permit `checkout` took, or with none (then it
+/// queues at once). `waiting` is set (and counted in `requests_waiting`) the first time the
+/// request has to wait; it is refused at once if `max_waiting` are already waiting.
+async fn wait_for_connection<'a, M: Manage>(
+    core: &'a Arc<Core<M>>,
+    permit: Option<Permit<M>>,
+    start: Instant,
+    timeout: Duration,
+    waiting: &mut Option<Waiting<'a>>,
+) -> Result<PooledConnection<M>> {
+    let deadline = deadline(start, timeout);
+    let mut permit = match permit {
+        Some(permit) => permit,
+        None => {
+            start_waiting(core, waiting)?;
+            // `timeout` still counts from `start`: nothing has awaited since.
+            core.queue_for_permit(timeout).await?
+        }
+    };
+    let mut failed_checks = 0u32;
+    loop {
+        let slot = take_connection(core, deadline, start, waiting).await?;
+        let conn = PooledConnection::new(slot, permit, usage_start(core));
+        permit = match run_check(core, conn, deadline, start).await? {
+            Checked::Ready(conn) => return Ok(conn),
+            Checked::Failed(permit) => permit,
+        };
+        // psycopg#709: a check that keeps failing must not spin. The first retry is immediate
+        // (one dead connection is common); later ones back off like reconnects (1 s, doubling,
+        // ±10%), all under the one deadline.
+        failed_checks += 1;
+        if failed_checks > 1 {
+            let wake = Instant::now() + core.jitter().spread(doubling(failed_checks - 2));
+            tokio::time::sleep_until(wake.min(deadline)).await;
+            if wake >= deadline {
+                return Err(core.timeout_error(start));
+            }
+        }
     }
 }
 
-/// Counts a request in `requests_waiting` for as long as it lives, on the striped counters
-/// (stats.rs), so a waiter writes no line shared with the other workers.
+/// Holding a permit: an idle connection now, or the next one to land before `deadline`.
+async fn take_connection<'a, M: Manage>(
+    core: &'a Arc<Core<M>>,
+    deadline: Instant,
+    start: Instant,
+    waiting: &mut Option<Waiting<'a>>,
+) -> Result<Slot<M::Connection>> {
+    loop {
+        if core.is_closed() {
+            return Err(Error::pool_closed());
+        }
+        if let Some(slot) = core.pop_live() {
+            return Ok(slot);
+        }
+        start_waiting(core, waiting)?;
+        match core.await_landing(deadline).await {
+            Landing::Slot(slot) => return Ok(slot),
+            Landing::Woken => {}
+            Landing::TimedOut => return Err(core.timeout_error(start)),
+            Landing::Closed => return Err(Error::pool_closed()),
+        }
+    }
+}
+
+/// What the `check` hook decided.
+enum Checked<M: Manage> {
+    /// Hand it out.
+    Ready(PooledConnection<M>),
+    /// It failed and was discarded; the permit is kept for another try.
+    Failed(Permit<M>),
+}
+
+/// Runs the `check` hook, if any, within the deadline. Dropping `conn` mid-check (deadline or
+/// cancel) returns it through the return path, which decides from its state (a query cut short
+/// means `Busy`: cancel and close).
+async fn run_check<M: Manage>(
+    core: &Arc<Core<M>>,
+    mut conn: PooledConnection<M>,
+    deadline: Instant,
+    start: Instant,
+) -> Result<Checked<M>> {
+    let Some(check) = &core.settings().check else {
+        tracing::debug!(pool = %core.name(), "checkout");
+        return Ok(Checked::Ready(conn));
+    };
+    let failure = match tokio::time::timeout_at(deadline, check(&mut conn)).await {
+        // A check that "succeeds" but leaves a transaction open or a query running must not
+        // hand that state to the caller (psycopg checks the status too).
+        Ok(Ok(())) => match core.manager().state(&conn) {
+            ConnState::Idle => {
+                tracing::debug!(pool = %core.name(), "checkout");
+                return Ok(Checked::Ready(conn));
+            }
+            state => left_in(state, "check"),
+        },
+        Ok(Err(e)) => Error::hook("check", e),
+        Err(_) => return Err(core.timeout_error(start)),
+    };
+    tracing::warn!(pool = %core.name(), error = %failure, "check failed; discarding connection");
+    bump(&core.counters().here().connections_lost);
+    let Some((slot, permit)) = conn.into_parts() else {
+        return Err(failure);
+    };
+    core.discard(slot);
+    Ok(Checked::Failed(permit))
+}
+
+/// Counts a request in `requests_waiting` for as long as it lives, on the striped counters, so
+/// a waiter writes no line shared with the other workers.
 struct Waiting<'a>(&'a Counters);
-
-impl<'a> Waiting<'a> {
-    fn begin(counters: &'a Counters) -> Self {
-        bump(&counters.here().waits_begun);
-        Waiting(counters)
-    }
-}
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
@@ -66,219 +185,290 @@ impl Drop for Waiting<'_> {
     }
 }
 
-impl<M: Manage> Core<M> {
-    /// Checks a connection out, waiting at most `timeout`.
-    pub(crate) async fn checkout(
-        self: &Arc<Self>,
-        timeout: Duration,
-    ) -> Result<PooledConnection<M>> {
-        match self.permits.try_acquire() {
-            Ok(()) => {
-                let permit = Permit::adopt(Arc::clone(self));
-                if self.settings.check.is_none() {
-                    if let Some(slot) = self.pop_live() {
-                        bump(&self.counters.here().requests_num);
-                        tracing::debug!(pool = %self.name(), "checkout");
-                        return Ok(PooledConnection::new(slot, permit, self.usage_start()));
-                    }
-                }
-                self.checkout_slow(Some(permit), timeout).await
-            }
-            Err(TryAcquireError::Closed) => {
-                bump(&self.counters.here().requests_num);
-                Err(self.failed(Error::pool_closed()))
-            }
-            // Straight to the queue: a second `try_acquire` nanoseconds later would only
-            // re-read the permit word every worker writes.
-            Err(TryAcquireError::NoPermits) => self.checkout_slow(None, timeout).await,
-        }
+/// Counts this request as waiting (once), enforcing `max_waiting` (psycopg: refuse when
+/// `max_waiting` requests are already waiting).
+fn start_waiting<'a, M: Manage>(
+    core: &'a Core<M>,
+    waiting: &mut Option<Waiting<'a>>,
+) -> Result<()> {
+    if waiting.is_some() {
+        return Ok(());
     }
-
-    async fn checkout_slow(
-        self: &Arc<Self>,
-        permit: Option<Permit<M>>,
-        timeout: Duration,
-    ) -> Result<PooledConnection<M>> {
-        bump(&self.counters.here().requests_num);
-        let start = Instant::now();
-        let mut waiting = None;
-        let result = self
-            .wait_for_connection(permit, start, timeout, &mut waiting)
-            .await;
-        if waiting.is_some() {
-            add_us(&self.counters.here().requests_wait_us, start.elapsed());
-        }
-        drop(waiting);
-        result.map_err(|e| self.failed(e))
+    let counters = core.counters();
+    bump(&counters.here().waits_begun);
+    let gauge = Waiting(counters);
+    let max_waiting = core.settings().max_waiting;
+    if max_waiting > 0 && counters.waiting() > max_waiting {
+        return Err(Error::too_many_requests(core.name(), max_waiting));
     }
+    bump(&counters.here().requests_queued);
+    *waiting = Some(gauge);
+    Ok(())
+}
 
-    /// The slow path's loop, entered with the permit `checkout` took, or with none if it found
-    /// none free (then it queues at once). `waiting` is set (and counted in
-    /// `requests_waiting`) the first time the request has to wait; it is refused at once if
-    /// `max_waiting` are already waiting.
-    async fn wait_for_connection<'a>(
-        self: &'a Arc<Self>,
-        permit: Option<Permit<M>>,
-        start: Instant,
-        timeout: Duration,
-        waiting: &mut Option<Waiting<'a>>,
-    ) -> Result<PooledConnection<M>> {
-        let deadline = deadline(start, timeout);
-        let mut permit = match permit {
-            Some(p) => p,
-            // `checkout` has just found no permit free: queue for one.
-            None => {
-                self.start_waiting(waiting)?;
-                // No timer per waiter: the watchdog hands a waiter near its deadline a permit
-                // with no connection behind it, and the starving stage below then times it out
-                // exactly (waiting.rs). `timeout` still counts from `start`: nothing has
-                // awaited since.
-                let acquire = self.deadlines.acquire(&self.permits, &self.shed, timeout);
-                match acquire.await {
-                    Ok(()) => Permit::adopt(Arc::clone(self)),
-                    Err(_) => return Err(Error::pool_closed()),
-                }
-            }
-        };
-        let mut check_failures = 0u32;
-        loop {
-            if self.is_closed() {
-                return Err(Error::pool_closed());
-            }
-            let slot = match self.pop_live() {
-                Some(slot) => slot,
-                None => {
-                    self.start_waiting(waiting)?;
-                    let _starving = Gauge::enter(&self.starving);
-                    let notified = self.landed.notified();
-                    tokio::pin!(notified);
-                    notified.as_mut().enable();
-                    fence(SeqCst); // core.rs invariant 8
-                    match self.pop_live() {
-                        Some(slot) => slot,
-                        None => {
-                            if self.is_closed() {
-                                return Err(Error::pool_closed());
-                            }
-                            self.maybe_grow();
-                            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                                return Err(self.timeout_error(start));
-                            }
-                            continue;
-                        }
-                    }
-                }
-            };
-            let mut conn = PooledConnection::new(slot, permit, self.usage_start());
-            let Some(check) = &self.settings.check else {
-                tracing::debug!(pool = %self.name(), "checkout");
-                return Ok(conn);
-            };
-            // Dropping `conn` mid-check (deadline or cancel) returns it through `return_slot`,
-            // which decides from its state (a query cut short means Busy: cancel and close).
-            let failure = match tokio::time::timeout_at(deadline, check(&mut conn)).await {
-                // A check that "succeeds" but leaves a transaction open or a query running
-                // must not hand that state to the caller (psycopg checks the status too).
-                Ok(Ok(())) => match self.manager.state(&conn) {
-                    ConnState::Idle => {
-                        tracing::debug!(pool = %self.name(), "checkout");
-                        return Ok(conn);
-                    }
-                    state => left_in(state, "check"),
-                },
-                Ok(Err(e)) => Error::hook("check", e),
-                Err(_) => return Err(self.timeout_error(start)),
-            };
-            tracing::warn!(pool = %self.name(), error = %failure, "check failed; discarding connection");
-            bump(&self.counters.here().connections_lost);
-            let Some((slot, p)) = conn.into_parts() else {
-                return Err(failure);
-            };
-            self.discard(slot);
-            permit = p;
-            // psycopg#709: a check that keeps failing must not spin. The first retry is
-            // immediate (one dead connection is common); later ones back off like
-            // reconnects (1 s, doubling, ±10%), all under the one deadline.
-            check_failures += 1;
-            if check_failures > 1 {
-                let delay = INITIAL_BACKOFF.saturating_mul(1 << (check_failures - 2).min(16));
-                let jitter = 1.0 + BACKOFF_JITTER * (2.0 * self.random() - 1.0);
-                let wake = Instant::now() + delay.mul_f64(jitter);
-                tokio::time::sleep_until(wake.min(deadline)).await;
-                if wake >= deadline {
-                    return Err(self.timeout_error(start));
-                }
-            }
-        }
-    }
-
-    /// Counts this request as waiting (once), enforcing `max_waiting` (psycopg: refuse when
-    /// `max_waiting` requests are already waiting).
-    fn start_waiting<'a>(&'a self, waiting: &mut Option<Waiting<'a>>) -> Result<()> {
-        if waiting.is_some() {
-            return Ok(());
-        }
-        let max_waiting = self.settings.max_waiting;
-        let gauge = Waiting::begin(&self.counters);
-        if max_waiting > 0 && self.counters.waiting() > max_waiting {
-            return Err(Error::too_many_requests(self.name(), max_waiting));
-        }
-        bump(&self.counters.here().requests_queued);
-        *waiting = Some(gauge);
-        Ok(())
-    }
-
-    /// The guard's start time for `usage_ms`; no clock read unless `usage_stats` is on.
-    fn usage_start(&self) -> Nanos {
-        if self.settings.usage_stats {
-            self.clock.now()
-        } else {
-            NEVER
-        }
-    }
-
-    fn failed(&self, e: Error) -> Error {
-        bump(&self.counters.here().requests_errors);
-        tracing::debug!(pool = %self.name(), error = %e, "checkout failed");
-        e
-    }
-
-    /// A `PoolTimeout` carrying a snapshot and, as its source, the last connect error.
-    pub(crate) fn timeout_error(&self, start: Instant) -> Error {
-        let last = self.last_connect_error();
-        let info = PoolTimeoutInfo {
-            pool: self.name().to_owned(),
-            waited: start.elapsed(),
-            size: self.size.load(Relaxed),
-            idle: self.idle_count(),
-            waiting: self.counters.waiting(),
-            last_connect_error: last.as_ref().map(|e| e.to_string()),
-        };
-        match last {
-            Some(last) => Error::with_source(Kind::PoolTimeout(Box::new(info)), SharedError(last)),
-            None => Error::pool_timeout(info, None),
-        }
+/// The guard's start time for `usage_ms`; no clock read unless `usage_stats` is on.
+fn usage_start<M: Manage>(core: &Core<M>) -> Nanos {
+    if core.settings().usage_stats {
+        core.clock().now()
+    } else {
+        Nanos::NEVER
     }
 }
 
-/// The last connect error, shared by every timeout that reports it (`Error` is not `Clone`).
-/// Transparent: it displays as, and has the source chain of, the error it wraps.
-struct SharedError(Arc<Error>);
-
-impl fmt::Debug for SharedError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
+fn failed<M: Manage>(core: &Core<M>, e: Error) -> Error {
+    bump(&core.counters().here().requests_errors);
+    tracing::debug!(pool = %core.name(), error = %e, "checkout failed");
+    e
 }
 
-impl fmt::Display for SharedError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&*self.0, f)
-    }
-}
+#[cfg(test)]
+mod tests {
+    //! The bounded wait (`waiting.rs`) through the real checkout path and core, under paused
+    //! time. Each test names the property it checks; each ends by checking that permits are
+    //! conserved and no count is left behind.
 
-impl StdError for SharedError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.0.source()
+    use std::sync::Mutex;
+
+    use tokio::task::JoinHandle;
+
+    use super::*;
+    use crate::pool::testing::{self, Numbered};
+
+    const TIMEOUT: Duration = Duration::from_secs(30);
+
+    type Pool = Arc<Core<Numbered>>;
+    type Guard = PooledConnection<Numbered>;
+
+    fn spawn_watchdog(m: &Pool) -> JoinHandle<()> {
+        let m = Arc::clone(m);
+        tokio::spawn(async move { m.watch_deadlines().await })
+    }
+
+    /// Once everything is back: every permit is free, no `shed` is pending, every connection
+    /// is idle and no waiter is counted.
+    fn assert_settled(m: &Pool) {
+        let max = m.settings().max_size;
+        assert_eq!(m.counted_waiters(), 0, "stale count");
+        assert_eq!(m.shed(), 0, "shed left");
+        assert_eq!(m.stats(false).permits_available, max, "permits");
+        assert_eq!(m.idle_count(), max, "connections");
+    }
+
+    /// Spawns a checkout that reports when it ended and how.
+    fn waiter(m: &Pool, timeout: Duration) -> JoinHandle<(Instant, Result<Guard>)> {
+        let m = Arc::clone(m);
+        tokio::spawn(async move {
+            let r = checkout(&m, timeout).await;
+            (Instant::now(), r)
+        })
+    }
+
+    /// Lets every runnable task run (paused time does not advance while tasks are runnable).
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_fails_exactly_at_its_deadline() {
+        let m = testing::filled(1, TIMEOUT);
+        let watchdog = spawn_watchdog(&m);
+        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let t0 = Instant::now();
+        let w = waiter(&m, TIMEOUT);
+        settle().await;
+        assert_eq!(m.counted_waiters(), 1, "queued and counted, no timer");
+        // One grain before the deadline nothing has been promoted yet.
+        tokio::time::sleep(TIMEOUT - TIMEOUT / 8 - Duration::from_millis(1)).await;
+        assert_eq!(m.shed(), 0);
+        // One grain before its bucket starts (here: its deadline), it is promoted to starving.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!((m.shed(), m.counted_waiters()), (1, 0));
+        let (at, r) = w.await.unwrap();
+        assert!(r.unwrap_err().is_pool_timeout());
+        assert_eq!(at, t0 + TIMEOUT, "not earlier, not later");
+        drop(held);
+        assert_settled(&m);
+        m.mark_closed();
+        watchdog.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn short_waits_are_never_promoted() {
+        let m = testing::filled(2, TIMEOUT);
+        let watchdog = spawn_watchdog(&m);
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let m = Arc::clone(&m);
+                tokio::spawn(async move {
+                    for _ in 0..50 {
+                        let g = checkout(&m, TIMEOUT).await.unwrap();
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        drop(g);
+                        // No promotion: the bucket for the earliest waiter is far off.
+                        assert_eq!(m.shed(), 0);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_settled(&m);
+        m.mark_closed();
+        watchdog.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fifo_order_is_kept_through_a_promotion() {
+        let m = testing::filled(1, TIMEOUT);
+        let watchdog = spawn_watchdog(&m);
+        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..5 {
+            let (m, order) = (Arc::clone(&m), Arc::clone(&order));
+            tasks.push(tokio::spawn(async move {
+                let g = checkout(&m, TIMEOUT).await.unwrap();
+                order.lock().unwrap().push(i);
+                tokio::task::yield_now().await;
+                drop(g);
+            }));
+            settle().await; // queue them in index order
+        }
+        // Past the head's bucket start: the head has been promoted and is starving.
+        tokio::time::sleep(TIMEOUT - Duration::from_secs(1)).await;
+        assert!(m.shed() >= 1, "the head was promoted");
+        drop(held);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+        assert_settled(&m);
+        m.mark_closed();
+        watchdog.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_waiter_leaks_no_permit_and_no_count() {
+        let m = testing::filled(1, TIMEOUT);
+        let watchdog = spawn_watchdog(&m);
+        let held = checkout(&m, TIMEOUT).await.unwrap();
+        // Cancelled while queued.
+        let queued = waiter(&m, TIMEOUT);
+        settle().await;
+        assert_eq!(m.counted_waiters(), 1);
+        queued.abort();
+        assert!(queued.await.unwrap_err().is_cancelled());
+        assert_eq!(m.counted_waiters(), 0);
+        // Cancelled after its promotion, while starving.
+        let promoted = waiter(&m, TIMEOUT);
+        tokio::time::sleep(TIMEOUT - Duration::from_secs(1)).await;
+        assert_eq!(m.shed(), 1, "promoted");
+        assert_eq!(m.counted_waiters(), 0, "it left the queue");
+        promoted.abort();
+        assert!(promoted.await.unwrap_err().is_cancelled());
+        assert_eq!(m.shed(), 0, "its extra permit was forgotten");
+        drop(held);
+        assert_settled(&m);
+        m.mark_closed();
+        watchdog.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_wakes_every_waiter_queued_or_promoted() {
+        let m = testing::filled(1, TIMEOUT);
+        let watchdog = spawn_watchdog(&m);
+        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let early = waiter(&m, TIMEOUT);
+        tokio::time::sleep(TIMEOUT - Duration::from_secs(1)).await; // `early` promoted
+        let late = waiter(&m, TIMEOUT); // still queued
+        settle().await;
+        let t = Instant::now();
+        m.mark_closed();
+        for w in [early, late] {
+            let (at, r) = w.await.unwrap();
+            assert!(r.unwrap_err().is_pool_closed());
+            assert_eq!(at, t, "at once");
+        }
+        watchdog.await.unwrap();
+        drop(held);
+        assert_eq!(m.counted_waiters(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn mixed_timeouts_each_fail_exactly_at_their_own_deadline() {
+        let m = testing::filled(1, TIMEOUT);
+        let watchdog = spawn_watchdog(&m);
+        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let t0 = Instant::now();
+        // Queued in this order; the second's deadline is earlier than the first's, the fourth's is
+        // far past the ring (it shares a slot with an earlier bucket and is promoted early).
+        let timeouts = [
+            TIMEOUT,
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+            TIMEOUT * 2,
+        ];
+        let mut ws = Vec::new();
+        for t in timeouts {
+            ws.push(waiter(&m, t));
+            settle().await;
+        }
+        for (w, t) in ws.into_iter().zip(timeouts) {
+            let (at, r) = w.await.unwrap();
+            assert!(r.unwrap_err().is_pool_timeout());
+            assert_eq!(at, t0 + t, "timeout {t:?}");
+        }
+        drop(held);
+        assert_settled(&m);
+        m.mark_closed();
+        watchdog.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_watchdog_waits_stay_bounded() {
+        let m = testing::filled(1, TIMEOUT);
+        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let t0 = Instant::now();
+        // Never started: the waiter promotes itself and times out on its own timer.
+        let unwatched = waiter(&m, TIMEOUT);
+        // A watchdog whose runtime goes away (here: its task aborted) promotes what it watched.
+        let watchdog = spawn_watchdog(&m);
+        settle().await;
+        let watched = waiter(&m, TIMEOUT * 2);
+        settle().await;
+        assert_eq!(m.counted_waiters(), 1);
+        watchdog.abort();
+        let _ = watchdog.await;
+        for (w, t) in [(unwatched, TIMEOUT), (watched, TIMEOUT * 2)] {
+            let (at, r) = w.await.unwrap();
+            assert!(r.unwrap_err().is_pool_timeout());
+            assert_eq!(at, t0 + t);
+        }
+        drop(held);
+        assert_settled(&m);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_long_idle_spell_a_waiter_is_not_promoted_early() {
+        let m = testing::filled(1, TIMEOUT);
+        let watchdog = spawn_watchdog(&m);
+        // The watchdog keeps `epoch` current while nobody waits.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let t0 = Instant::now();
+        let w = waiter(&m, TIMEOUT);
+        tokio::time::sleep(TIMEOUT - TIMEOUT / 8 - Duration::from_millis(1)).await;
+        assert_eq!(m.shed(), 0, "not promoted yet");
+        let (at, r) = w.await.unwrap();
+        assert!(r.unwrap_err().is_pool_timeout());
+        assert_eq!(at, t0 + TIMEOUT);
+        drop(held);
+        assert_settled(&m);
+        m.mark_closed();
+        watchdog.await.unwrap();
     }
 }

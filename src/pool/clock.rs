@@ -1,38 +1,93 @@
-//! The pool's clock: times kept as integer nanoseconds since the pool opened, plus a coarse
-//! reading, `recent`, that the maintenance task refreshes every tick and returns refresh when
-//! it has gone stale (core.rs invariant 9).
+//! The pool's clock: times kept as [`Nanos`] since the pool opened, plus a cached reading,
+//! `recent`, that the maintenance task refreshes every tick and returns refresh when stale.
 //!
-//! Why: a checkout + return must not pay for a precise clock read. One costs ~35 ns on a KVM
-//! guest (`clock_gettime` through the vDSO, then `Instant` arithmetic), as much as the bare
-//! primitives' whole cycle. So slots store [`Nanos`]; a checkout compares integers against
+//! Why: a checkout + return must not pay for a precise clock read, which costs as much as the
+//! bare primitives' whole cycle on a virtual machine (`clock_gettime` through the vDSO, then
+//! `Instant` arithmetic). So slots store [`Nanos`]; a checkout compares integers against
 //! `recent`, and only a deadline within two ticks of it is checked against the real clock
-//! ([`Clock::passed`]). A return asks the kernel's coarse clock (`CLOCK_MONOTONIC_COARSE`,
-//! ~10 ns, a few ms resolution) whether `recent` is more than a quarter tick old, and reads the
-//! precise clock only then ([`Clock::fresh`]): so `recent` stays fresh even when the
-//! maintenance task does not get to run (a runtime driven by `block_on` between long pauses).
+//! ([`Clock::passed`]). A return asks the kernel's coarse clock (`CLOCK_MONOTONIC_COARSE`, a few
+//! ms resolution, a fraction of the precise read's cost) whether `recent` is more than a
+//! quarter tick old, and reads the precise clock only then ([`Clock::fresh`]): so `recent`
+//! stays fresh even when the maintenance task does not get to run (a runtime driven by
+//! `block_on` between long pauses).
 //!
-//! Invariant: `recent()` never runs ahead of the real clock. It lags it by at most a quarter
-//! tick plus the coarse clock's resolution right after any return, and by at most one tick
-//! while the maintenance task runs. The coarse clock only ever decides *whether* to read the
-//! precise one; no time the pool stores or compares comes from it. (So tokio's paused test
-//! clock, which it does not follow, leaves `recent` to the maintenance task's ticks: a tick
-//! stale while it runs, arbitrarily stale after a manual `advance` until it runs; and whether
-//! a return refreshes it then depends on how much *real* time the test has taken.)
+//! # Invariant: the cached reading lags, never leads
+//!
+//! `recent()` never runs ahead of the real clock. It lags it by at most a quarter tick plus the
+//! coarse clock's resolution right after any return, and by at most one [`tick`] while the
+//! maintenance task runs. The coarse clock only ever decides *whether* to read the precise one;
+//! no time the pool stores or compares comes from it. Consequences the rest of the pool relies on:
+//! - a return stamps `idle_since` at most a tick early, so the idle sweep adds a tick to
+//!   `max_idle` and never closes a connection early;
+//! - expiry is exact while the reading lags by under two ticks (`passed` reads the real clock
+//!   near a deadline). After a stall in which neither maintenance nor a return ran, a checkout
+//!   may hand out a connection that expired meanwhile, once: its return reads the real clock and
+//!   closes it (psycopg_pool checks expiry only at return);
+//! - tokio's paused test clock is not followed by the coarse kernel clock, so under it `recent`
+//!   moves only with the maintenance task's ticks: after a manual `advance` past two ticks and
+//!   until maintenance runs, an expired connection may be handed out and re-pooled.
 
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Nanoseconds since the pool's clock started: ~584 years fit.
-pub(crate) type Nanos = u64;
+/// "Never", for a deadline: about 30 years, tokio's own `Instant::far_future`.
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
-/// "Never", as a deadline.
-pub(crate) const NEVER: Nanos = u64::MAX;
+/// The longest pause between two maintenance runs (HikariCP's housekeeper and r2d2's reaper
+/// run every 30 s).
+const MAX_TICK: Duration = Duration::from_secs(30);
+/// The shortest, so tiny test settings cannot make it spin.
+const MIN_TICK: Duration = Duration::from_millis(10);
 
-/// `d` in nanoseconds, saturating at [`NEVER`].
-pub(crate) fn nanos(d: Duration) -> Nanos {
-    u64::try_from(d.as_nanos()).unwrap_or(NEVER)
+/// `start + timeout`, saturating: a timeout too long for `Instant` (`Duration::MAX`, "wait
+/// forever") gives a far-future deadline instead of an overflow panic.
+pub(crate) fn deadline(start: Instant, timeout: Duration) -> Instant {
+    start
+        .checked_add(timeout)
+        .or_else(|| start.checked_add(FAR_FUTURE))
+        .unwrap_or(start)
+}
+
+/// The pause between two maintenance runs: often enough that expiry lags its setting by at most
+/// a quarter of it, and idle shrink by at most half (the sweep adds a tick for the cached
+/// reading a return stamps `idle_since` from). Also how far the cached reading may lag.
+pub(crate) fn tick(max_idle: Option<Duration>, max_lifetime: Option<Duration>) -> Duration {
+    let horizon = match (max_idle, max_lifetime) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(MAX_TICK),
+    };
+    (horizon / 4).clamp(MIN_TICK, MAX_TICK)
+}
+
+/// A point on the pool's clock: nanoseconds since it started (~584 years fit), or
+/// [`Nanos::NEVER`]. A plain word with no spare values, so a guard holding one moves cheaply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Nanos(u64);
+
+impl Nanos {
+    /// "Never": a deadline that does not pass, or a time that was not taken.
+    pub(crate) const NEVER: Nanos = Nanos(u64::MAX);
+
+    /// `d` on the clock's scale, saturating at [`Nanos::NEVER`].
+    pub(crate) fn of(d: Duration) -> Nanos {
+        Nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn is_never(self) -> bool {
+        self == Nanos::NEVER
+    }
+
+    /// How long after `earlier` this is (zero if it is not later).
+    pub(crate) fn since(self, earlier: Nanos) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+
+    /// `self + d`, saturating at [`Nanos::NEVER`].
+    pub(crate) fn plus(self, d: Duration) -> Nanos {
+        Nanos(self.0.saturating_add(Nanos::of(d).0))
+    }
 }
 
 #[derive(Debug)]
@@ -44,9 +99,9 @@ pub(crate) struct Clock {
     /// A quarter tick in coarse ticks: how stale `recent` may get before a return refreshes it.
     stale_after: u64,
     lag: Duration,
-    /// How close to the coarse reading a deadline must be for `passed` to read the clock: two
+    /// How close to the cached reading a deadline must be for `passed` to read the clock: two
     /// ticks, so a tick that runs somewhat late still cannot hide an expiry.
-    slack: Nanos,
+    slack: Duration,
 }
 
 impl Clock {
@@ -58,7 +113,7 @@ impl Clock {
             mark: AtomicU64::new(coarse_now()),
             stale_after: coarse_ticks(lag / 4),
             lag,
-            slack: nanos(lag.saturating_mul(2)),
+            slack: lag.saturating_mul(2),
         }
     }
 
@@ -70,7 +125,7 @@ impl Clock {
     /// `t` on this clock (instants before the start read as 0).
     #[inline]
     pub(crate) fn at(&self, t: Instant) -> Nanos {
-        nanos(t.saturating_duration_since(self.epoch))
+        Nanos::of(t.saturating_duration_since(self.epoch))
     }
 
     /// The real clock: one clock read. Slow paths only.
@@ -79,18 +134,18 @@ impl Clock {
         self.at(Instant::now())
     }
 
-    /// `start + d`, or [`NEVER`] if that is past `Instant`'s range.
+    /// `start + d`, or [`Nanos::NEVER`] if that is past `Instant`'s range.
     pub(crate) fn after(&self, start: Instant, d: Duration) -> Nanos {
-        start.checked_add(d).map_or(NEVER, |t| self.at(t))
+        start.checked_add(d).map_or(Nanos::NEVER, |t| self.at(t))
     }
 
-    /// The coarse reading: the real clock as of the last tick. One relaxed load.
+    /// The cached reading: the real clock as of the last refresh. One relaxed load.
     #[inline]
     pub(crate) fn recent(&self) -> Nanos {
-        self.recent.load(Relaxed)
+        Nanos(self.recent.load(Relaxed))
     }
 
-    /// Advances the coarse reading to `now` (the maintenance task, every tick).
+    /// Advances the cached reading to `now` (the maintenance task, every tick).
     pub(crate) fn tick(&self, now: Instant) {
         self.refresh(self.at(now), coarse_now());
     }
@@ -112,11 +167,11 @@ impl Clock {
         now
     }
 
-    /// Advances the coarse reading to `now` (a precise read made anyway: a return with
+    /// Advances the cached reading to `now` (a precise read made anyway: a return with
     /// `usage_stats` on), if it lags by more than a quarter tick.
     #[inline]
     pub(crate) fn observe(&self, now: Nanos) {
-        if now > self.recent().saturating_add(self.slack / 8) {
+        if now > self.recent().plus(self.slack / 8) {
             self.refresh(now, coarse_now());
         }
     }
@@ -125,16 +180,16 @@ impl Clock {
     /// clock that stepped back is followed; racing refreshes at worst leave the older mark,
     /// which only makes the next `fresh` read the precise clock once more).
     fn refresh(&self, now: Nanos, coarse: u64) {
-        self.recent.fetch_max(now, Release);
+        self.recent.fetch_max(now.0, Release);
         self.mark.store(coarse, Release);
     }
 
-    /// Whether `deadline` has passed. Exact while maintenance or returns refresh the coarse
+    /// Whether `deadline` has passed. Exact while maintenance or returns refresh the cached
     /// reading at least once a tick; reads the real clock only for a deadline within two ticks
     /// of it.
     #[inline]
     pub(crate) fn passed(&self, deadline: Nanos) -> bool {
-        deadline <= self.recent().saturating_add(self.slack) && self.now() >= deadline
+        deadline <= self.recent().plus(self.slack) && self.now() >= deadline
     }
 }
 
@@ -164,14 +219,14 @@ mod tests {
         let clock = Clock::new(Duration::from_millis(400));
         assert_eq!(
             clock.fresh(),
-            0,
+            Nanos(0),
             "just refreshed (at construction): the cached reading"
         );
         std::thread::sleep(Duration::from_millis(120)); // > a quarter tick plus a 4 ms jiffy
         let now = clock.fresh();
         assert!(
-            now >= nanos(Duration::from_millis(120)),
-            "a precise read: {now}"
+            now >= Nanos::of(Duration::from_millis(120)),
+            "a precise read: {now:?}"
         );
         assert_eq!(clock.recent(), now, "and it refreshed the cached reading");
         assert_eq!(clock.fresh(), now, "which is fresh again");
@@ -187,8 +242,8 @@ mod tests {
         clock.mark.store(u64::MAX - 1, Relaxed); // "refreshed" in the far future
         let now = clock.fresh();
         assert!(
-            now >= nanos(Duration::from_millis(5)),
-            "a precise read: {now}"
+            now >= Nanos::of(Duration::from_millis(5)),
+            "a precise read: {now:?}"
         );
         assert!(
             clock.mark.load(Relaxed) <= coarse_now(),
@@ -202,5 +257,62 @@ mod tests {
         assert_eq!(coarse_ticks(Duration::from_secs(1)), 1 << 32);
         assert_eq!(coarse_ticks(Duration::from_millis(250)), 1 << 30);
         assert_eq!(coarse_ticks(Duration::MAX), u64::MAX);
+    }
+
+    /// A deadline far from the cached reading is judged without a clock read, and one near it
+    /// against the real clock, so a checkout never hands out an expired connection while
+    /// maintenance keeps the cached reading within a tick.
+    #[tokio::test(start_paused = true)]
+    async fn expiry_reads_the_real_clock_near_the_deadline() {
+        let clock = Clock::new(tick(None, Some(Duration::from_secs(400))));
+        assert_eq!(clock.lag(), Duration::from_secs(30), "the longest tick");
+        let at = clock.after(Instant::now(), Duration::from_secs(100));
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert_eq!(clock.now(), at);
+        assert!(
+            !clock.passed(at),
+            "cached reading 100 s behind, more than two ticks: judged without reading the clock"
+        );
+        clock.tick(Instant::now() - Duration::from_secs(30)); // maintenance ran one tick ago
+        assert!(
+            clock.passed(at),
+            "within two ticks: the real clock says passed"
+        );
+        assert!(
+            !clock.passed(at.plus(Duration::from_nanos(1))),
+            "near, but not yet"
+        );
+        assert!(!clock.passed(Nanos::NEVER));
+        assert_eq!(
+            at.since(clock.recent()),
+            Duration::from_secs(30),
+            "never ahead of the real clock"
+        );
+    }
+
+    #[test]
+    fn ticks_follow_the_shortest_horizon_within_bounds() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            tick(None, None),
+            Duration::from_millis(7500),
+            "a quarter of the longest"
+        );
+        assert_eq!(tick(Some(s(600)), Some(s(3600))), s(30));
+        assert_eq!(tick(Some(s(8)), Some(s(3600))), s(2));
+        assert_eq!(
+            tick(None, Some(Duration::from_millis(1))),
+            Duration::from_millis(10)
+        );
+    }
+
+    #[test]
+    fn a_deadline_too_far_for_instant_saturates() {
+        let start = Instant::now();
+        assert_eq!(
+            deadline(start, Duration::from_secs(1)),
+            start + Duration::from_secs(1)
+        );
+        assert!(deadline(start, Duration::MAX) >= start + FAR_FUTURE);
     }
 }

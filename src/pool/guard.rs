@@ -1,5 +1,5 @@
 //! [`PooledConnection`]: a checked-out connection and the permit it holds. Dropping it (or
-//! handing it to `Pool::putconn`) takes the one return path, `Core::return_slot`, which does no
+//! handing it to `Pool::putconn`) takes the one return path (`returning.rs`), which does no
 //! I/O: the connection goes back idle, or to a background rollback, or is closed.
 
 use std::fmt;
@@ -10,6 +10,7 @@ use super::clock::Nanos;
 use super::core::{Core, Permit, Slot};
 use super::manage::Manage;
 use super::postgres::PgManager;
+use super::returning::return_slot;
 
 /// A connection checked out of a [`Pool`](super::Pool); derefs to the connection and returns it
 /// to the pool when dropped.
@@ -17,44 +18,66 @@ use super::postgres::PgManager;
 /// A guard from `getconn` is *explicit*: it should go back with `putconn`. Dropping it anyway
 /// still returns it (nothing leaks), with a warning, since it usually means a missed `putconn`.
 ///
-/// ```no_run
-/// # async fn demo(pool: wirepool::Pool) -> wirepool::Result<()> {
+/// ```
+/// # use wirepool::pool::{ConnState, Manage};
+/// # struct Counter;
+/// # impl Manage for Counter {
+/// #     type Connection = u32;
+/// #     async fn connect(&self) -> wirepool::Result<u32> { Ok(0) }
+/// #     fn state(&self, _: &u32) -> ConnState { ConnState::Idle }
+/// #     fn check_closed(&self, _: &mut u32) -> bool { false }
+/// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+/// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+/// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+/// #     async fn close(&self, _: u32) {}
+/// # }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let pool = wirepool::Pool::builder_for(Counter).max_size(1).open().await?;
 /// let mut conn = pool.connection().await?;
-/// conn.simple_query("SELECT 1").await?;
-/// drop(conn); // back in the pool, no network I/O in drop
-/// # Ok(()) }
+/// *conn += 1; // a `Connection`'s methods, through `DerefMut`
+/// drop(conn); // back in the pool, no I/O in drop
+/// assert_eq!(*pool.connection().await?, 1, "the same connection again");
+/// # Ok::<(), wirepool::Error>(()) }).unwrap();
 /// ```
 #[must_use = "dropping the guard returns the connection at once"]
 #[clippy::has_significant_drop]
 pub struct PooledConnection<M: Manage = PgManager> {
-    /// `Some` until dropped or taken apart by the checkout loop.
+    /// `Some` until dropped, taken, or taken apart by the checkout loop.
     inner: Option<(Slot<M::Connection>, Permit<M>)>,
-    /// When the checkout got it, if `usage_stats` is on, else `NEVER`. A plain integer: an
-    /// `Option<Instant>` here made the guard's moves slow (its niche sits in a 4-byte field, and
-    /// copying the guard through `Result`/`Poll` then loads across narrower stores, which the
-    /// CPU cannot forward: the hottest loads of the checkout in `perf annotate`).
+    /// When the checkout got it, if `usage_stats` is on, else `Nanos::NEVER`.
     since: Nanos,
-    /// 1 for a guard from `getconn` (see above), else 0. A whole word, not a `bool`, for the
-    /// same reason: a `bool`'s spare values became the niche that holds the tag of every
-    /// `Result<PooledConnection, _>` and `Poll` wrapping the guard, so the checkout's layers
-    /// wrote that tag as one byte and then copied the guard with wider loads across it. A word
-    /// has no niche, the tag gets a word of its own (`Result` grows from 48 to 56 bytes), and
-    /// an A/B gave +5–13 % on the uncontended cycle (`WIREPOOL_BENCH_PROFILE=0:1:4:0`).
-    explicit: u64,
+    explicit: WordFlag,
+}
+
+/// A `bool` kept as a whole word. A `bool` has spare values, which the compiler uses as the
+/// niche for the tag of every `Result<PooledConnection, _>` and `Poll` around the guard; the
+/// tag is then written as one byte and the guard copied with wider loads across it, which the
+/// CPU cannot forward from the store. A word has no niche, so the tag gets a word of its own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct WordFlag(u64);
+
+impl WordFlag {
+    const fn new(on: bool) -> Self {
+        WordFlag(on as u64)
+    }
+
+    fn get(self) -> bool {
+        self.0 != 0
+    }
 }
 
 impl<M: Manage> PooledConnection<M> {
-    /// `since`: when the checkout got it, for `usage_ms` (`NEVER` unless `usage_stats` is on).
+    /// `since`: when the checkout got it, for `usage_ms` (`Nanos::NEVER` unless `usage_stats`).
     pub(crate) fn new(slot: Slot<M::Connection>, permit: Permit<M>, since: Nanos) -> Self {
         PooledConnection {
             inner: Some((slot, permit)),
             since,
-            explicit: 0,
+            explicit: WordFlag::new(false),
         }
     }
 
     pub(crate) fn set_explicit(&mut self, explicit: bool) {
-        self.explicit = u64::from(explicit);
+        self.explicit = WordFlag::new(explicit);
     }
 
     /// Takes the guard apart without returning anything (the checkout loop discards a
@@ -65,7 +88,42 @@ impl<M: Manage> PooledConnection<M> {
 
     /// The pool this connection belongs to (the `putconn` identity check).
     pub(crate) fn core(&self) -> Option<&Arc<Core<M>>> {
-        self.inner.as_ref().map(|(_, permit)| &permit.core)
+        self.inner.as_ref().map(|(_, permit)| permit.core())
+    }
+
+    /// Detaches the connection from the pool for good (deadpool's `Object::take`): the pool
+    /// forgets it, frees its place (it may open a replacement), and the caller owns it: close
+    /// it, or drop it.
+    ///
+    /// ```
+    /// # use wirepool::pool::{ConnState, Manage, PooledConnection};
+    /// # struct Counter;
+    /// # impl Manage for Counter {
+    /// #     type Connection = u32;
+    /// #     async fn connect(&self) -> wirepool::Result<u32> { Ok(7) }
+    /// #     fn state(&self, _: &u32) -> ConnState { ConnState::Idle }
+    /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
+    /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+    /// #     async fn close(&self, _: u32) {}
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = wirepool::Pool::builder_for(Counter).max_size(1).open().await?;
+    /// let conn: u32 = PooledConnection::take(pool.connection().await?);
+    /// assert_eq!(conn, 7);
+    /// let again = pool.connection().await?; // a new connection took its place
+    /// # drop(again);
+    /// # Ok::<(), wirepool::Error>(()) }).unwrap();
+    /// ```
+    pub fn take(mut this: Self) -> M::Connection {
+        let (slot, permit) = this
+            .inner
+            .take()
+            .unwrap_or_else(|| unreachable!("a PooledConnection holds its slot until dropped"));
+        tracing::debug!(pool = %permit.core().name(), "connection taken out of the pool");
+        permit.release_detached();
+        slot.conn
     }
 
     fn slot(&self) -> &Slot<M::Connection> {
@@ -100,10 +158,10 @@ impl<M: Manage> DerefMut for PooledConnection<M> {
 impl<M: Manage> Drop for PooledConnection<M> {
     fn drop(&mut self) {
         if let Some((slot, permit)) = self.inner.take() {
-            if self.explicit != 0 {
-                tracing::warn!(pool = %permit.core.name(), "connection from getconn() dropped without putconn(); returning it");
+            if self.explicit.get() {
+                tracing::warn!(pool = %permit.core().name(), "connection from getconn() dropped without putconn(); returning it");
             }
-            Core::return_slot(slot, permit, self.since);
+            return_slot(slot, permit, self.since);
         }
     }
 }
@@ -115,9 +173,9 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("PooledConnection");
         if let Some((slot, permit)) = &self.inner {
-            d.field("pool", &permit.core.name())
+            d.field("pool", &permit.core().name())
                 .field("conn", &slot.conn);
         }
-        d.field("explicit", &(self.explicit != 0)).finish()
+        d.field("explicit", &self.explicit.get()).finish()
     }
 }

@@ -3,10 +3,12 @@
 //! implementation is [`PgManager`](super::PgManager).
 //!
 //! Contract the pool relies on:
-//! - [`Manage::state`] and [`Manage::is_closed`] never do I/O and never block: the return path
-//!   runs inside `Drop` and the checkout fast path calls them on every checkout.
+//! - [`Manage::state`] and [`Manage::check_closed`] never do I/O and never block: the return
+//!   path runs inside `Drop` and the checkout fast path calls them on every checkout.
 //! - Every future may be dropped at any await point (the pool races them against deadlines and
 //!   `close()`); dropping one must not leak anything beyond the connection it was given.
+//! - Failures are [`Error`](crate::Error)s: a manager's own error goes in with
+//!   [`Error::other`](crate::Error::other).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,17 +16,11 @@ use std::sync::Arc;
 
 use crate::error::Result;
 
-/// A boxed, `Send` future: the return type of the pool's hooks.
+/// A boxed, `Send` future: what the pool's hooks return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A user hook run on a connection (`configure`, `check`, `reset`).
-///
-/// ```
-/// use wirepool::pool::{ConnHook, BoxFuture};
-/// let hook: ConnHook<wirepool::Connection> = std::sync::Arc::new(|conn| {
-///     Box::pin(async move { conn.simple_query("SET search_path TO app").await.map(drop) })
-/// });
-/// ```
+/// A hook the pool runs on a connection (`configure`, `check`, `reset`), as the builder stores
+/// it. The builder's methods take a closure and wrap it.
 pub type ConnHook<C> = Arc<dyn for<'c> Fn(&'c mut C) -> BoxFuture<'c, Result<()>> + Send + Sync>;
 
 /// What a returned connection needs before it can be reused, known from local state alone
@@ -43,6 +39,9 @@ pub enum ConnState {
 
 /// Creates, inspects, resets and closes the pool's connections.
 ///
+/// An in-memory implementation, enough to run a pool with no server (every pool example in
+/// these docs uses one like it):
+///
 /// ```
 /// use wirepool::pool::{ConnState, Manage};
 /// struct Counter;
@@ -50,26 +49,35 @@ pub enum ConnState {
 ///     type Connection = u32;
 ///     async fn connect(&self) -> wirepool::Result<u32> { Ok(0) }
 ///     fn state(&self, _: &u32) -> ConnState { ConnState::Idle }
-///     fn is_closed(&self, _: &mut u32) -> bool { false }
+///     fn check_closed(&self, _: &mut u32) -> bool { false }
 ///     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
 ///     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
 ///     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
 ///     async fn close(&self, _: u32) {}
 /// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let pool = wirepool::Pool::builder_for(Counter).max_size(2).open().await?;
+/// let mut conn = pool.connection().await?;
+/// *conn += 1;
+/// drop(conn);
+/// assert_eq!(pool.stats().requests_num, 1);
+/// # Ok::<(), wirepool::Error>(()) }).unwrap();
 /// ```
 pub trait Manage: Send + Sync + 'static {
     /// The connection type the pool hands out.
     type Connection: Send + 'static;
 
     /// Opens and authenticates a new connection. Runs in a background task; may be dropped at
-    /// any point (when the pool closes).
+    /// any point (when the pool closes, or at `connect_timeout`).
     fn connect(&self) -> impl Future<Output = Result<Self::Connection>> + Send;
 
     /// The connection's state from local knowledge only: no I/O, no blocking.
     fn state(&self, conn: &Self::Connection) -> ConnState;
 
-    /// A non-blocking liveness peek with no round trip: has the server closed it?
-    fn is_closed(&self, conn: &mut Self::Connection) -> bool;
+    /// A non-blocking liveness peek with no round trip: has the server closed it? May consume
+    /// what the server sent meanwhile (notices, parameter changes).
+    fn check_closed(&self, conn: &mut Self::Connection) -> bool;
 
     /// A round trip proving the connection works (used by `Pool::check`).
     fn ping(&self, conn: &mut Self::Connection) -> impl Future<Output = Result<()>> + Send;

@@ -3,34 +3,34 @@
 //!
 //! Why: tokio's `Semaphore::add_permits` takes the semaphore's waiter-list mutex on every
 //! release, even when no one waits, so a checkout + return through the bare semaphore costs
-//! four read-modify-writes (`try_acquire`'s CAS; the lock, the permit add and the unlock),
-//! about a sixth of the bare cycle's instructions (callgrind: ~60 of 344). Most checkouts in a
-//! pool that is not saturated find a permit free, so a permit released while nobody waits is
-//! *parked* in [`Permits`]' own word instead, and the next checkout takes it back with one CAS.
-//! The semaphore is used only while someone waits: HikariCP's `ConcurrentBag` makes the same
-//! split (a `waiters` count; a return hands off through the queue only if it is non-zero).
+//! four read-modify-writes (`try_acquire`'s CAS; the lock, the permit add and the unlock).
+//! Most checkouts in a pool that is not saturated find a permit free, so a permit released
+//! while nobody waits is *parked* in [`Permits`]' own word instead, and the next checkout
+//! takes it back with one CAS. The semaphore is used only while someone waits: HikariCP's
+//! `ConcurrentBag` makes the same split (a `waiters` count; a return hands off through the
+//! queue only if it is non-zero).
 //!
 //! # Invariants
 //!
-//! 1. Conservation: every permit is in exactly one place: parked, in the semaphore, or held
-//!    (by a checkout's `Permit` guard, or forgotten by `resize`/`shed`). So the pool's
-//!    accounting (core.rs invariant 2) is the same as with the semaphore alone.
-//! 2. No lost permit: the waiter count and the parked count share one word, so a release and a
-//!    waiter's registration are ordered by that word alone. A release that sees no waiter parks
-//!    its permit (one CAS); a waiter registers first, then moves whatever is parked into the
-//!    semaphore (`unpark`), then waits there. A release that sees a waiter hands its permit to
-//!    the semaphore, whose FIFO queue gives it to the oldest waiter. Either the release comes
-//!    first in the word's order (the waiter's registration returns the parked permit, and
-//!    unparks it) or the registration does (the release sees the waiter).
-//! 3. FIFO: while anyone is registered as waiting, [`Permits::try_acquire`] does not take a
-//!    parked permit (it goes through the semaphore's `try_acquire`, which tokio serves only
-//!    after queued waiters), and releases go to the semaphore. A checkout can get ahead of a
-//!    waiter only in the instant before that waiter is queued in the semaphore: by winning the
-//!    parked permit before it registers, or by taking the permit its `unpark` (or a release)
-//!    just put in the semaphore before its first `Semaphore::acquire` poll queues it. Both are
-//!    the same race as arriving first.
-//! 4. Closing sets a bit in the word and closes the semaphore: from then on `try_acquire` and
-//!    `acquire` fail with "closed", whatever is parked.
+//! - **Conservation.** Every permit is in exactly one place: parked, in the semaphore, or held
+//!   (by a checkout's `Permit` guard, or forgotten by `resize`/`shed`). So the pool's
+//!   accounting is the same as with the semaphore alone.
+//! - **No lost permit.** The waiter count and the parked count share one word, so a release and
+//!   a waiter's registration are ordered by that word alone. A release that sees no waiter
+//!   parks its permit (one CAS); a waiter registers first, then moves whatever is parked into
+//!   the semaphore (`unpark`), then waits there. A release that sees a waiter hands its permit
+//!   to the semaphore, whose FIFO queue gives it to the oldest waiter. Either the release comes
+//!   first in the word's order (the waiter's registration returns the parked permit, and
+//!   unparks it) or the registration does (the release sees the waiter).
+//! - **FIFO.** While anyone is registered as waiting, [`Permits::try_acquire`] does not take a
+//!   parked permit (it goes through the semaphore's `try_acquire`, which tokio serves only
+//!   after queued waiters), and releases go to the semaphore. A checkout can get ahead of a
+//!   waiter only in the instant before that waiter is queued in the semaphore: by winning the
+//!   parked permit before it registers, or by taking the permit its `unpark` (or a release)
+//!   just put in the semaphore before its first `Semaphore::acquire` poll queues it. Both are
+//!   the same race as arriving first.
+//! - **Closing is final.** Closing sets a bit in the word and closes the semaphore: from then
+//!   on `try_acquire` and `acquire` fail with "closed", whatever is parked.
 
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
@@ -45,7 +45,7 @@ const PARKED_BITS: u64 = ((1 << 31) - 1) << 1;
 const WAITER_ONE: u64 = 1 << 32;
 
 /// The most permits a pool may have (`max_size_limit`): parked permits live in 31 bits, and a
-/// few promotions of the wait watchdog (waiting.rs) may be in flight on top.
+/// few promotions of the wait watchdog (`waiting.rs`) may be in flight on top.
 pub(crate) const MAX_PERMITS: usize = 1 << 30;
 
 fn parked(word: u64) -> u64 {
@@ -169,7 +169,7 @@ impl Permits {
         parked(self.word.load(Relaxed)) as usize + self.queue.available_permits()
     }
 
-    /// Fails every waiter and every later acquire (invariant 4).
+    /// Fails every waiter and every later acquire (closing is final).
     pub(crate) fn close(&self) {
         self.word.fetch_or(CLOSED, SeqCst);
         self.queue.close();
@@ -183,7 +183,7 @@ impl<'a> Registered<'a> {
     fn new(permits: &'a Permits) -> Self {
         let before = permits.word.fetch_add(WAITER_ONE, AcqRel);
         if parked(before) > 0 {
-            permits.unpark(); // invariant 2
+            permits.unpark(); // no lost permit
         }
         Registered(permits)
     }
@@ -243,7 +243,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_waiter_takes_a_permit_parked_before_it_registered() {
         let p = Permits::new(1);
-        // The race of invariant 2, in the order where the release comes first: the permit is
+        // The "no lost permit" race, in the order where the release comes first: the permit is
         // parked, then a waiter registers; it must not wait for a release that already happened.
         let wait = tokio::time::timeout(std::time::Duration::from_secs(1), p.acquire());
         wait.await
@@ -264,7 +264,7 @@ mod tests {
         assert!(matches!(p.try_acquire(), Err(TryAcquireError::Closed)));
     }
 
-    /// Invariants 1 and 2 under real concurrency: tasks on two workers take permits by
+    /// Conservation and no lost permit under real concurrency: tasks on two workers take permits by
     /// `try_acquire` or by waiting (some waits abandoned midway), hold them across a yield and
     /// give them back. More than `MAX` holders at once would be a minted permit; a lost one
     /// would hang a waiter (the test's timeout) or show in the final count.

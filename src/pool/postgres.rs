@@ -11,6 +11,40 @@ use crate::wire::TransactionStatus;
 
 use super::manage::{ConnState, Manage};
 
+/// Something that can become a [`Config`]: a conninfo string or a `Config`. Parse errors
+/// surface from [`PoolBuilder::open`](super::PoolBuilder::open).
+pub trait IntoConfig {
+    /// Converts into a `Config`.
+    ///
+    /// # Errors
+    /// If a conninfo string does not parse.
+    fn into_config(self) -> Result<Config>;
+}
+
+impl IntoConfig for Config {
+    fn into_config(self) -> Result<Config> {
+        Ok(self)
+    }
+}
+
+impl IntoConfig for &Config {
+    fn into_config(self) -> Result<Config> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoConfig for &str {
+    fn into_config(self) -> Result<Config> {
+        self.parse()
+    }
+}
+
+impl IntoConfig for String {
+    fn into_config(self) -> Result<Config> {
+        self.parse()
+    }
+}
+
 /// Opens [`Connection`]s from a [`Config`]; what `Pool::builder` uses.
 #[derive(Debug, Clone)]
 pub struct PgManager {
@@ -21,6 +55,13 @@ impl PgManager {
     /// A manager connecting with `config`.
     pub fn new(config: Config) -> Self {
         PgManager { config }
+    }
+
+    /// A manager for `config` once every value resolves (environment and `.pgpass` included),
+    /// so a mistake such as `port=notaport` fails now, not at each connect.
+    pub(crate) fn checked(config: Config) -> Result<Self> {
+        config.resolve()?;
+        Ok(PgManager::new(config))
     }
 
     /// The configuration connections are opened with.
@@ -55,7 +96,7 @@ impl Manage for PgManager {
         }
     }
 
-    fn is_closed(&self, conn: &mut Connection) -> bool {
+    fn check_closed(&self, conn: &mut Connection) -> bool {
         conn.check_closed()
     }
 

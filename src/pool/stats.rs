@@ -1,9 +1,10 @@
 //! Pool statistics with psycopg_pool's names: counters kept as relaxed atomics striped by
-//! thread ([`Counters`]), never a lock; gauges read from the core on demand.
+//! thread ([`Counters`], Java's `LongAdder`), never a lock; gauges read from the core on demand.
 //!
 //! Consistency: a [`PoolStats`] is assembled from independent relaxed loads, so under load it is
 //! a close approximation, not an atomic snapshot (deadpool says the same of its `Status`).
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -12,8 +13,16 @@ use crossbeam_utils::CachePadded;
 /// A snapshot of a pool's gauges and counters (see `Pool::stats`, `Pool::pop_stats`).
 ///
 /// Gauges (`pool_*`, `requests_waiting`, `connecting`, `permits_available`) describe now;
-/// counters accumulate since the pool opened or since the last `pop_stats`.
+/// counters accumulate since the pool opened or since the last `pop_stats`. `Display` prints
+/// the non-zero ones on one line, for logs.
+///
+/// ```
+/// let stats = wirepool::PoolStats::default();
+/// assert_eq!(stats.requests_num, 0);
+/// assert_eq!(stats.to_string(), "size 0/0 (min 0), idle 0, waiting 0");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolStats {
     /// Configured `min_size`.
     pub pool_min: usize,
@@ -52,6 +61,37 @@ pub struct PoolStats {
     pub connections_lost: u64,
 }
 
+impl fmt::Display for PoolStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "size {}/{} (min {}), idle {}, waiting {}",
+            self.pool_size,
+            self.pool_max,
+            self.pool_min,
+            self.pool_available,
+            self.requests_waiting
+        )?;
+        let counters = [
+            ("connecting", self.connecting as u64),
+            ("requests", self.requests_num),
+            ("queued", self.requests_queued),
+            ("wait_ms", self.requests_wait_ms),
+            ("errors", self.requests_errors),
+            ("usage_ms", self.usage_ms),
+            ("returns_bad", self.returns_bad),
+            ("connections", self.connections_num),
+            ("connections_ms", self.connections_ms),
+            ("connections_errors", self.connections_errors),
+            ("connections_lost", self.connections_lost),
+        ];
+        for (name, value) in counters.into_iter().filter(|&(_, v)| v != 0) {
+            write!(f, ", {name} {value}")?;
+        }
+        Ok(())
+    }
+}
+
 /// One copy of every counter, on a cache line of its own.
 #[derive(Debug, Default)]
 pub(crate) struct CounterSet {
@@ -74,6 +114,17 @@ pub(crate) struct CounterSet {
 /// How many copies: enough that a runtime's worker threads rarely share one.
 const STRIPES: usize = 8;
 
+/// This thread's stripe index, in `0..8`: threads take stripes round-robin as they first ask,
+/// so a runtime's few workers each get their own. Shared by every striped structure of the
+/// pool (the counters here, the wait deadlines' rings).
+pub(crate) fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+    }
+    STRIPE.with(|i| *i)
+}
+
 /// The counters, striped by thread (Java's `LongAdder`): each thread bumps the copy on its own
 /// cache line, so no checkout writes a line another core is writing (a shared counter bumped on
 /// every checkout is, after the semaphore, the costliest thing in a contended one); a read
@@ -86,12 +137,7 @@ pub(crate) struct Counters {
 impl Counters {
     /// This thread's copy.
     pub(crate) fn here(&self) -> &CounterSet {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        thread_local! {
-            static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
-        }
-        let i = STRIPE.with(|i| *i);
-        &self.stripes[i % STRIPES]
+        &self.stripes[stripe() % STRIPES]
     }
 
     fn sum(&self, field: impl Fn(&CounterSet) -> &AtomicU64, reset: bool) -> u64 {

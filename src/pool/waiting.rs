@@ -1,63 +1,72 @@
 //! Bounded FIFO waits for a permit without one tokio timer per waiter.
 //!
-//! A tokio timer costs every waiting checkout a runtime-handle `Arc` clone and the time
-//! driver's global lock twice (register, deregister): about a quarter of a contended cycle in
-//! `benches/wait_timer.rs`. Here a waiter only counts itself in a coarse deadline bucket
-//! (`grain` wide) and awaits `Semaphore::acquire`; one watchdog sleeps until one grain before
-//! the earliest occupied bucket starts and then *promotes* the FIFO head: it adds one permit and records in
-//! `shed` that one permit must be forgotten when next released (what `Core::resize` already
-//! does). The head wakes holding a permit with no connection behind it, which is the checkout's
-//! existing "starving" stage: it waits for the next landed connection (which it would have got
+//! The simple design is `timeout_at(deadline, semaphore.acquire())` (deadpool's
+//! `apply_timeout`): read it first; this file optimises exactly that. A tokio timer costs every
+//! waiting checkout a runtime-handle `Arc` clone and the time driver's lock twice (register,
+//! deregister), and in the pool's queued cells that is a measurable share of the cycle
+//! (`docs/performance.md`, "the bounded wait"). Here a waiter only counts itself in a coarse
+//! deadline bucket (`grain` wide, an eighth of the pool's timeout) and awaits the semaphore;
+//! one watchdog per pool sleeps until one grain before the earliest occupied bucket starts and
+//! then *promotes* the FIFO head: it adds one permit and records in `shed` that one permit must
+//! be forgotten when next released (as `resize` does when it shrinks). The head wakes holding a
+//! permit with no connection behind it, which is the checkout's starving stage
+//! (`Core::await_landing`): it waits for the next landed connection (which it would have got
 //! anyway as the head) with its own timer, so it fails exactly at its deadline. With the pool's
 //! uniform timeout, waiters queue in deadline order, so only the head ever needs promoting and
 //! timers are armed only for waits that come within two grains of their deadline.
 //!
+//! The buckets are a hashed timing wheel (Varghese & Lauck, "Hashed and hierarchical timing
+//! wheels", SOSP 1987, scheme 6) that counts waiters instead of listing them, striped by thread
+//! like the pool's counters (`stats.rs`).
+//!
 //! # Invariants
 //!
-//! 1. A waiter is counted in a slot from its first `Pending` poll (so it is queued in the
-//!    semaphore, or already handed a permit) until its acquire future ends or is dropped
-//!    (`Entry`'s drop). A slot's bucket is the *earliest* bucket of its members: a collision in
-//!    the ring can only make a promotion early, never late.
-//! 2. No lost wake-up: a waiter bumps its slot, then reads `target` (both SeqCst); the watchdog
-//!    stores `target`, then rescans the slots. One of the two sees the other, so a waiter due
-//!    before the watchdog's alarm always wakes it.
-//! 3. A promotion is repeated until every due waiter has been promoted: while `promoting`,
-//!    every waiter leaving the queue (and every one joining a due bucket) wakes the watchdog,
-//!    which then rescans. It promotes only while fewer promotions are `outstanding` (issued,
-//!    and not yet matched by a counted waiter leaving with a permit) than waiters are counted
-//!    in due buckets, and no permit sits unclaimed: a promoted waiter that is slow to be polled
-//!    again (its count stays in the slot until then) must not make it promote again and again,
-//!    minting permits (review2 finding 1). A promotion that lands on someone else (a waiter
-//!    ahead with a later deadline) only promotes that one early; it has its own exact timer in
-//!    the starving stage. Every acquirer of the semaphore must go through
-//!    [`Deadlines::acquire`], or a promotion it takes would wake no one. Known corner: a waiter
-//!    with a later per-call deadline, ahead in the queue, promoted, and then not polled for a
-//!    long time, holds back the promotion of the due waiter behind it until it is polled.
-//! 4. Permits are conserved: each promotion adds one permit and one unit of `shed`, and the
-//!    pool forgets one released permit per unit of `shed`, so circulating permits minus `shed`
-//!    stays `max_size`. A permit holder may find no connection behind its permit (only a
-//!    promoted one), so `Core` invariant 2 becomes "... or it waits as starving".
-//! 5. Without a watchdog (not started yet, or its runtime shut down: its future was dropped),
-//!    no waiter waits unbounded: the dying watchdog promotes as many times as waiters are
-//!    counted, and a waiter that finds no watchdog promotes once itself, so every queued waiter
-//!    reaches the starving stage and its own timer (today's cost, per waiter).
+//! - **Counted while queued.** A waiter is counted in a slot from its first `Pending` poll (so
+//!   it is queued in the semaphore, or already handed a permit) until its acquire future ends
+//!   or is dropped (`Entry`'s drop). A slot's bucket is the *earliest* bucket of its members: a
+//!   collision in the ring can only make a promotion early, never late.
+//! - **No lost alarm.** A waiter bumps its slot, then reads `target` (both SeqCst); the watchdog
+//!   stores `target`, then rescans the slots. One of the two sees the other, so a waiter due
+//!   before the watchdog's alarm always wakes it.
+//! - **One promotion per due waiter.** While `promoting`, every waiter leaving the queue (and
+//!   every one joining a due bucket) wakes the watchdog, which then rescans. It promotes only
+//!   while fewer promotions are `outstanding` (issued, and not yet matched by a counted waiter
+//!   leaving with a permit) than waiters are counted in due buckets, and no permit sits
+//!   unclaimed: a promoted waiter slow to be polled again (its count stays in the slot until
+//!   then) must not make it promote again and again, minting permits. A promotion that lands
+//!   on a waiter ahead with a later deadline only promotes that one early; it has its own exact
+//!   timer in the starving stage. Every acquirer of the semaphore goes through
+//!   [`Deadlines::acquire`], or a promotion it took would wake no one. One corner remains: a
+//!   waiter with a later per-call deadline, ahead in the queue, promoted and then not polled
+//!   for a long time, holds back the promotion of the due waiter behind it until it is polled.
+//! - **Permits are conserved.** Each promotion adds one permit and one unit of `shed`, and the
+//!   pool forgets one released permit per unit of `shed`, so circulating permits minus `shed`
+//!   stays `max_size`.
+//! - **Bounded without a watchdog.** Without a running watchdog (not started yet, or its
+//!   runtime shut down: its future was dropped) no waiter waits unbounded: the dying watchdog
+//!   promotes as many times as waiters are counted, and a waiter that finds no watchdog
+//!   promotes itself once, so every queued waiter reaches the starving stage and its own timer.
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
 use tokio::sync::{AcquireError, Notify};
 use tokio::time::Instant;
 
+use super::clock::FAR_FUTURE;
 use super::permits::Permits;
+use super::stats::stripe;
 
 /// Ring slots. With `grain = timeout / 8` the pool's own deadlines span 9 buckets; the rest
 /// absorbs longer per-call timeouts (a longer one can only share a slot with an earlier
 /// bucket, and be promoted early).
 const SLOTS: usize = 16;
-/// Rings, one per group of threads: a waiter counts itself in its thread's ring, so two workers
-/// rarely bounce one cache line (one ring of 16 `u64` is exactly one 128-byte `Line`).
+/// Rings, one per group of threads: a waiter counts itself in its thread's ring (by the pool's
+/// stripe index), so two workers rarely bounce one cache line (one ring of 16 `u64` is exactly
+/// one 128-byte `CachePadded` line).
 const SHARDS: usize = 4;
 /// A slot packs `bucket << COUNT_BITS | count`: 2^24 waiters per slot, 2^40 buckets (348 years
 /// at the 10 ms floor of `grain`; later deadlines saturate, which only promotes early).
@@ -65,22 +74,8 @@ const COUNT_BITS: u32 = 24;
 const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
 const BUCKET_MAX: u64 = (1 << (64 - COUNT_BITS)) - 1;
 /// The watchdog ticks once per grain (see `epoch`): 10 ms caps that at 100 wake-ups a second
-/// for tiny timeouts, which are then all promoted at once (today's cost, a timer each).
+/// for tiny timeouts, whose waiters are then all promoted at once (a timer each).
 const MIN_GRAIN: Duration = Duration::from_millis(10);
-/// About 30 years (tokio's `Instant::far_future`): a watchdog alarm never lies further out.
-const FAR_FUTURE_NS: u64 = 86_400 * 365 * 30 * 1_000_000_000;
-
-/// Keeps a hot atomic off its neighbours' cache line (128: adjacent-line prefetch on x86).
-#[repr(align(128))]
-#[derive(Default)]
-struct Line<T>(T);
-
-thread_local! {
-    static SHARD: usize = {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        NEXT.fetch_add(1, Relaxed) % SHARDS
-    };
-}
 
 /// The deadline buckets of the waiters queued on one semaphore, and their watchdog's state.
 pub(crate) struct Deadlines {
@@ -92,22 +87,22 @@ pub(crate) struct Deadlines {
     span: u64,
     /// The bucket of "now" at the watchdog's last tick (at most one grain stale, and only ever
     /// behind, which makes a bucket early, never late).
-    epoch: Line<AtomicU64>,
-    rings: [Line<[AtomicU64; SLOTS]>; SHARDS],
+    epoch: CachePadded<AtomicU64>,
+    rings: [CachePadded<[AtomicU64; SLOTS]>; SHARDS],
     /// The bucket at whose start the watchdog wakes (`u64::MAX`: asleep until told).
-    target: Line<AtomicU64>,
-    /// Set while the watchdog promotes: waiters leaving the queue wake it (invariant 3).
+    target: CachePadded<AtomicU64>,
+    /// Set while the watchdog promotes: waiters leaving the queue wake it (one promotion per due waiter).
     promoting: AtomicBool,
     /// Promotions issued and not yet matched by a counted waiter leaving with a permit
-    /// (invariant 3).
+    /// (one promotion per due waiter).
     outstanding: AtomicUsize,
-    /// A watchdog is running (invariant 5).
+    /// A watchdog is running (bounded without a watchdog).
     running: AtomicBool,
     closed: AtomicBool,
     wake: Notify,
 }
 
-/// Adds one permit that the pool forgets on a later release (`Core::release_permit`).
+/// Adds `n` permits that the pool forgets on later releases (`Core::release_permit`).
 fn promote(permits: &Permits, shed: &AtomicUsize, n: usize) {
     if n > 0 {
         shed.fetch_add(n, SeqCst);
@@ -130,9 +125,9 @@ impl Deadlines {
             grain_ns,
             timeout,
             span: Self::grains(timeout, grain_ns),
-            epoch: Line(AtomicU64::new(0)),
+            epoch: CachePadded::new(AtomicU64::new(0)),
             rings: Default::default(),
-            target: Line(AtomicU64::new(u64::MAX)),
+            target: CachePadded::new(AtomicU64::new(u64::MAX)),
             promoting: AtomicBool::new(false),
             outstanding: AtomicUsize::new(0),
             running: AtomicBool::new(false),
@@ -155,12 +150,13 @@ impl Deadlines {
     }
 
     fn slots(&self) -> impl Iterator<Item = &AtomicU64> {
-        self.rings.iter().flat_map(|r| r.0.iter())
+        self.rings.iter().flat_map(|r| r.iter())
     }
 
     /// When `bucket` starts; saturates to about 30 years out (tokio's "far future").
     fn start(&self, bucket: u64) -> Instant {
-        let ns = bucket.saturating_mul(self.grain_ns).min(FAR_FUTURE_NS);
+        let far = u64::try_from(FAR_FUTURE.as_nanos()).unwrap_or(u64::MAX);
+        let ns = bucket.saturating_mul(self.grain_ns).min(far);
         self.base + Duration::from_nanos(ns)
     }
 
@@ -185,7 +181,7 @@ impl Deadlines {
     }
 
     /// Waiters counted now (the dying watchdog's last promotion).
-    fn counted(&self) -> usize {
+    pub(crate) fn counted(&self) -> usize {
         let n: u64 = self.slots().map(|s| unpack(s.load(SeqCst)).1).sum();
         usize::try_from(n).unwrap_or(usize::MAX)
     }
@@ -200,11 +196,10 @@ impl Deadlines {
         };
         let bucket = self
             .epoch
-            .0
             .load(Relaxed)
             .saturating_add(span)
             .min(BUCKET_MAX);
-        let ring = &self.rings[SHARD.with(|s| *s)].0;
+        let ring = &self.rings[stripe() % SHARDS];
         let slot = &ring[(bucket % SLOTS as u64) as usize];
         let mut cur = slot.load(Relaxed);
         let joined = loop {
@@ -222,7 +217,7 @@ impl Deadlines {
             slot.fetch_sub(1, SeqCst);
             return None;
         }
-        if joined < self.target.0.load(SeqCst) {
+        if joined < self.target.load(SeqCst) {
             self.wake.notify_one();
         }
         Some(slot)
@@ -255,7 +250,7 @@ impl Deadlines {
             if poll.is_pending() && entry.is_none() {
                 let slot = self.enter(timeout);
                 if slot.is_none() {
-                    promote(permits, shed, 1); // invariant 5
+                    promote(permits, shed, 1); // bounded without a watchdog
                 }
                 entry = Some(Entry {
                     deadlines: self,
@@ -284,7 +279,7 @@ impl Deadlines {
     ///
     /// # Cancel safety
     ///
-    /// Dropping it (runtime shutdown) promotes every counted waiter once (invariant 5).
+    /// Dropping it (runtime shutdown) promotes every counted waiter once (bounded without a watchdog).
     pub(crate) async fn watch(&self, permits: &Permits, shed: &AtomicUsize) {
         let _last = LastPromotion {
             deadlines: self,
@@ -301,7 +296,7 @@ impl Deadlines {
             }
             let now = Instant::now();
             let epoch = self.bucket(now);
-            self.epoch.0.store(epoch, Relaxed);
+            self.epoch.store(epoch, Relaxed);
             // A bucket is due one grain before it starts, so a promoted waiter has between one
             // and two grains left on its own timer: never promoted at (or after) its deadline.
             let due_by = epoch.saturating_add(1);
@@ -309,15 +304,15 @@ impl Deadlines {
             match self.earliest() {
                 Some(due) if due <= due_by => {
                     self.promoting.store(true, SeqCst);
-                    self.target.0.store(due_by.saturating_add(1), SeqCst);
-                    // Invariant 3: one promotion per due waiter, not one per rescan.
+                    self.target.store(due_by.saturating_add(1), SeqCst);
+                    // One promotion per due waiter, not one per rescan.
                     if permits.available() == 0 && self.outstanding.load(SeqCst) < self.due(due_by)
                     {
                         self.outstanding.fetch_add(1, SeqCst);
                         promote(permits, shed, 1);
                     }
                     // Woken by the next waiter to leave the queue; the alarm is a safety net
-                    // should the promotion go to an acquirer that does not report (invariant 3).
+                    // should the promotion go to an acquirer that does not report (one promotion per due waiter).
                     let recheck = now + Duration::from_nanos(self.grain_ns / 8);
                     alarm.as_mut().reset(recheck.min(tick));
                     tokio::select! {
@@ -333,9 +328,9 @@ impl Deadlines {
                         self.outstanding.store(0, SeqCst);
                     }
                     let at = next.unwrap_or(u64::MAX);
-                    self.target.0.store(at, SeqCst);
+                    self.target.store(at, SeqCst);
                     if self.earliest().is_some_and(|e| e < at) {
-                        continue; // invariant 2: someone joined earlier meanwhile
+                        continue; // no lost alarm: someone joined earlier meanwhile
                     }
                     // Ticks every grain (to keep `epoch` fresh) or earlier if a bucket is due.
                     alarm
@@ -379,7 +374,7 @@ impl Drop for Entry<'_> {
 }
 
 /// The watchdog's guard: when its future ends or is dropped, the waiters it watched are
-/// promoted so each falls back to its own timer (invariant 5).
+/// promoted so each falls back to its own timer (bounded without a watchdog).
 struct LastPromotion<'a> {
     deadlines: &'a Deadlines,
     permits: &'a Permits,
@@ -396,7 +391,3 @@ impl Drop for LastPromotion<'_> {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "waiting_tests.rs"]
-mod tests;

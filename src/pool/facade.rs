@@ -1,19 +1,23 @@
-//! The [`Pool`] facade: a cheap-to-clone handle with psycopg_pool's `ConnectionPool` API.
-//! Every method is a thin layer over the accounting core (`core.rs`, `checkout.rs`).
+//! The [`Pool`] facade: a cheap-to-clone handle with psycopg_pool's `ConnectionPool` API, each
+//! method a thin layer over the checkout path (`checkout.rs`), maintenance (`maintenance.rs`)
+//! and the accounting core (`core.rs`).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::TryAcquireError;
 use tokio::time::Instant;
 
-use super::builder::{IntoConfig, PoolBuilder};
-use super::core::{deadline, Core, Live, Permit};
+use super::builder::PoolBuilder;
+use super::checkout::checkout;
+use super::clock::deadline;
+use super::core::Core;
 use super::guard::PooledConnection;
+use super::maintenance;
 use super::manage::Manage;
-use super::postgres::PgManager;
-use super::stats::{bump, PoolStats};
+use super::postgres::{IntoConfig, PgManager};
+use super::settings::check_sizes;
+use super::stats::PoolStats;
 use crate::error::{Error, Result};
 
 /// A pool of connections, psycopg_pool's `ConnectionPool` in Rust: FIFO waiters, one deadline
@@ -65,21 +69,24 @@ impl<M: Manage> Clone for Pool<M> {
 
 impl Pool<PgManager> {
     /// A builder for a PostgreSQL pool. `conninfo` is a libpq string or a
-    /// [`Config`](crate::Config); a parse error surfaces from `open`.
+    /// [`Config`](crate::Config), checked now (every value, as a connect would: the
+    /// environment and `.pgpass` included), so a mistake fails `open` at once rather than each
+    /// checkout after its timeout.
     ///
-    /// ```no_run
-    /// # async fn demo() -> wirepool::Result<()> {
-    /// let pool = wirepool::Pool::builder("host=127.0.0.1 dbname=test_db").open().await?;
-    /// # Ok(()) }
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let err = wirepool::Pool::builder("host=localhost port=notaport").open().await.unwrap_err();
+    /// assert!(err.is_config());
+    /// # });
     /// ```
     pub fn builder(conninfo: impl IntoConfig) -> PoolBuilder<PgManager> {
-        PoolBuilder::new(conninfo.into_config().map(PgManager::new))
+        PoolBuilder::new(conninfo.into_config().and_then(PgManager::checked))
     }
 }
 
 impl<M: Manage> Pool<M> {
-    /// A builder for a pool of any [`Manage`] implementation.
-    pub fn with_manager(manager: M) -> PoolBuilder<M> {
+    /// A builder for a pool of any [`Manage`] implementation (see its example).
+    pub fn builder_for(manager: M) -> PoolBuilder<M> {
         PoolBuilder::new(Ok(manager))
     }
 
@@ -113,13 +120,13 @@ impl<M: Manage> Pool<M> {
         let start = Instant::now();
         let deadline = deadline(start, timeout);
         loop {
-            let notified = self.core.events.notified();
+            let notified = self.core.events().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if self.core.is_closed() {
                 return Err(Error::pool_closed());
             }
-            let s = self.core.gauges();
+            let s = self.core.stats(false);
             if s.pool_size.saturating_sub(s.connecting) >= s.pool_min {
                 return Ok(());
             }
@@ -143,7 +150,7 @@ impl<M: Manage> Pool<M> {
     /// `PoolTimeout` (with the last connect error, if connecting failed), `PoolClosed`, or
     /// `TooManyRequests` when `max_waiting` requests are already waiting.
     pub async fn connection(&self) -> Result<PooledConnection<M>> {
-        self.core.checkout(self.core.settings.timeout).await
+        checkout(&self.core, self.core.settings().timeout).await
     }
 
     /// [`connection`](Pool::connection) with its own timeout.
@@ -154,7 +161,7 @@ impl<M: Manage> Pool<M> {
     /// # Errors
     /// As [`connection`](Pool::connection).
     pub async fn connection_timeout(&self, timeout: Duration) -> Result<PooledConnection<M>> {
-        self.core.checkout(timeout).await
+        checkout(&self.core, timeout).await
     }
 
     /// Checks a connection out for an explicit [`putconn`](Pool::putconn). Dropping it
@@ -166,7 +173,7 @@ impl<M: Manage> Pool<M> {
     /// # Errors
     /// As [`connection`](Pool::connection).
     pub async fn getconn(&self) -> Result<PooledConnection<M>> {
-        self.getconn_timeout(self.core.settings.timeout).await
+        self.getconn_timeout(self.core.settings().timeout).await
     }
 
     /// [`getconn`](Pool::getconn) with its own timeout.
@@ -177,13 +184,36 @@ impl<M: Manage> Pool<M> {
     /// # Errors
     /// As [`connection`](Pool::connection).
     pub async fn getconn_timeout(&self, timeout: Duration) -> Result<PooledConnection<M>> {
-        let mut conn = self.core.checkout(timeout).await?;
+        let mut conn = checkout(&self.core, timeout).await?;
         conn.set_explicit(true);
         Ok(conn)
     }
 
     /// Gives a connection back. Synchronous and non-blocking: anything needing I/O (rollback,
     /// closing) runs in the background. Same path as dropping the guard.
+    ///
+    /// ```
+    /// # use wirepool::pool::{ConnState, Manage};
+    /// # struct Counter;
+    /// # impl Manage for Counter {
+    /// #     type Connection = u32;
+    /// #     async fn connect(&self) -> wirepool::Result<u32> { Ok(0) }
+    /// #     fn state(&self, _: &u32) -> ConnState { ConnState::Idle }
+    /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
+    /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+    /// #     async fn close(&self, _: u32) {}
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = wirepool::Pool::builder_for(Counter).max_size(1).open().await?;
+    /// let other = wirepool::Pool::builder_for(Counter).max_size(1).open().await?;
+    /// let conn = pool.getconn().await?;
+    /// assert!(other.putconn(conn).unwrap_err().is_foreign_connection());
+    /// let conn = pool.getconn().await?; // the foreign put went back to its own pool
+    /// pool.putconn(conn)?;
+    /// # Ok::<(), wirepool::Error>(()) }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// `ForeignConnection` if `conn` belongs to another pool; it is then returned to its own.
@@ -199,12 +229,33 @@ impl<M: Manage> Pool<M> {
     }
 
     /// Pings every idle connection (one round trip each, all within one `timeout`); broken or
-    /// expired ones are closed and replaced.
+    /// expired ones are closed and replaced (psycopg's `check`).
     ///
     /// Each connection is pinged under a permit, like a checkout, so concurrent checkouts see
     /// it as in use rather than as room to open another. If no permit is free (the pool is
     /// busy), or the `timeout` is reached, the rest are left for later: in use, they are
     /// checked by use.
+    ///
+    /// ```
+    /// # use wirepool::pool::{ConnState, Manage};
+    /// # struct Counter;
+    /// # impl Manage for Counter {
+    /// #     type Connection = u32;
+    /// #     async fn connect(&self) -> wirepool::Result<u32> { Ok(0) }
+    /// #     fn state(&self, _: &u32) -> ConnState { ConnState::Idle }
+    /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
+    /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+    /// #     async fn close(&self, _: u32) {}
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = wirepool::Pool::builder_for(Counter).min_size(2).open().await?;
+    /// pool.wait(std::time::Duration::from_secs(1)).await?;
+    /// pool.check().await?;
+    /// assert_eq!(pool.stats().pool_available, 2);
+    /// # Ok::<(), wirepool::Error>(()) }).unwrap();
+    /// ```
     ///
     /// # Cancel safety
     /// Cancel-safe: a connection being pinged when the future is dropped is closed (its
@@ -213,67 +264,72 @@ impl<M: Manage> Pool<M> {
     /// # Errors
     /// `PoolClosed` if the pool is closed.
     pub async fn check(&self) -> Result<()> {
-        let core = &self.core;
-        let deadline = deadline(Instant::now(), core.settings.timeout);
-        for _ in 0..core.idle_count() {
-            let _permit = match core.permits.try_acquire() {
-                Ok(()) => Permit::adopt(Arc::clone(core)),
-                Err(TryAcquireError::Closed) => return Err(Error::pool_closed()),
-                Err(TryAcquireError::NoPermits) => break,
-            };
-            let Some(slot) = core.try_pop() else { break };
-            let mut live = Live::new(Arc::clone(core), slot);
-            if live.slot_mut().is_some_and(|s| s.expired(core.clock.now())) {
-                continue; // `live` drops: closed, and `min_size` refilled; then the permit
-            }
-            let ping = core.manager.ping(live.conn_mut());
-            match tokio::time::timeout_at(deadline, ping).await {
-                Ok(Ok(())) => live.into_idle(), // invariant 3: pushed before `_permit` drops
-                Ok(Err(_)) => {
-                    bump(&core.counters.here().connections_lost);
-                    tracing::warn!(pool = %core.name(), "idle connection failed its check; replacing");
-                }
-                Err(_) => {
-                    tracing::warn!(pool = %core.name(), "check() reached the pool's timeout; closing the connection being pinged");
-                    break;
-                }
-            }
-        }
-        if core.is_closed() {
-            return Err(Error::pool_closed());
-        }
-        Ok(())
+        maintenance::check(&self.core).await
     }
 
     /// Changes the sizes at run time. `max_size` may go up to the builder's `max_size_limit`.
     /// Shrinking closes surplus idle connections now and surplus busy ones as they return.
     ///
+    /// ```
+    /// # use wirepool::pool::{ConnState, Manage};
+    /// # struct Counter;
+    /// # impl Manage for Counter {
+    /// #     type Connection = u32;
+    /// #     async fn connect(&self) -> wirepool::Result<u32> { Ok(0) }
+    /// #     fn state(&self, _: &u32) -> ConnState { ConnState::Idle }
+    /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
+    /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+    /// #     async fn close(&self, _: u32) {}
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = wirepool::Pool::builder_for(Counter).max_size(2).max_size_limit(8).open().await?;
+    /// pool.resize(1, 8)?;
+    /// assert_eq!(pool.stats().pool_max, 8);
+    /// assert!(pool.resize(1, 9).unwrap_err().is_config(), "above max_size_limit");
+    /// # Ok::<(), wirepool::Error>(()) }).unwrap();
+    /// ```
+    ///
     /// # Errors
     /// `Config` if `max_size < min_size`, `max_size == 0` or `max_size > max_size_limit`.
     pub fn resize(&self, min_size: usize, max_size: usize) -> Result<()> {
-        if max_size == 0 || max_size < min_size || max_size > self.core.settings.capacity {
-            return Err(Error::config(format!(
-                "invalid pool sizes: min_size {min_size}, max_size {max_size} (limit {})",
-                self.core.settings.capacity
-            )));
-        }
+        check_sizes(min_size, max_size, self.core.settings().capacity)?;
         self.core.resize(min_size, max_size);
         Ok(())
     }
 
     /// The pool's gauges and counters (psycopg's `get_stats`). A close approximation under
     /// load, not an atomic snapshot.
+    ///
+    /// ```
+    /// # use wirepool::pool::{ConnState, Manage};
+    /// # struct Counter;
+    /// # impl Manage for Counter {
+    /// #     type Connection = u32;
+    /// #     async fn connect(&self) -> wirepool::Result<u32> { Ok(0) }
+    /// #     fn state(&self, _: &u32) -> ConnState { ConnState::Idle }
+    /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
+    /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+    /// #     async fn close(&self, _: u32) {}
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = wirepool::Pool::builder_for(Counter).max_size(2).open().await?;
+    /// drop(pool.connection().await?);
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.pool_max, stats.requests_num), (2, 1));
+    /// println!("{stats}"); // size 2/2 (min 2), idle 2, waiting 0, requests 1, ...
+    /// # Ok::<(), wirepool::Error>(()) }).unwrap();
+    /// ```
     pub fn stats(&self) -> PoolStats {
-        let mut s = self.core.gauges();
-        self.core.counters.fill(&mut s, false);
-        s
+        self.core.stats(false)
     }
 
     /// Like [`stats`](Pool::stats), and resets the counters (psycopg's `pop_stats`).
     pub fn pop_stats(&self) -> PoolStats {
-        let mut s = self.core.gauges();
-        self.core.counters.fill(&mut s, true);
-        s
+        self.core.stats(true)
     }
 
     /// Closes the pool: waiters get `PoolClosed` at once, idle connections are closed now,
@@ -285,15 +341,7 @@ impl<M: Manage> Pool<M> {
     /// future is dropped are closed in the background.
     pub async fn close(&self) {
         self.core.mark_closed();
-        let mut idle = Vec::new();
-        while let Some(slot) = self.core.try_pop() {
-            idle.push(Live::new(Arc::clone(&self.core), slot));
-        }
-        // Taken out first, so whatever is left when this future is dropped is still closed,
-        // by the `Live` guards' drop.
-        for live in idle {
-            live.close().await;
-        }
+        self.core.close_idle().await;
     }
 }
 
@@ -302,7 +350,7 @@ impl<M: Manage> fmt::Debug for Pool<M> {
         f.debug_struct("Pool")
             .field("name", &self.name())
             .field("closed", &self.is_closed())
-            .field("stats", &self.core.gauges())
+            .field("stats", &self.core.stats(false))
             .finish()
     }
 }

@@ -2,7 +2,6 @@
 //! test sets, connects and round trips take scripted (paused-clock) time, and every count the
 //! pool's invariants speak about (live connections, concurrent connects, closes, cancels) is
 //! observable.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -87,9 +86,7 @@ impl Shared {
 
 /// The error a failing scripted operation returns (tests compare its text).
 pub fn mock_error() -> wirepool::Error {
-    "this is not a conninfo string"
-        .parse::<wirepool::Config>()
-        .unwrap_err()
+    wirepool::Error::other("scripted failure")
 }
 
 #[derive(Debug)]
@@ -178,7 +175,7 @@ impl Manage for Mock {
         }
     }
 
-    fn is_closed(&self, conn: &mut MockConn) -> bool {
+    fn check_closed(&self, conn: &mut MockConn) -> bool {
         conn.server_closed.load(SeqCst)
     }
 
@@ -257,5 +254,5 @@ pub async fn open_ready(b: wirepool::PoolBuilder<Mock>) -> wirepool::Pool<Mock> 
 
 /// A pool over `mock` with test-friendly defaults.
 pub fn builder(mock: &Mock) -> wirepool::PoolBuilder<Mock> {
-    wirepool::Pool::with_manager(mock.clone()).name("test")
+    wirepool::Pool::builder_for(mock.clone()).name("test")
 }
