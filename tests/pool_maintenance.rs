@@ -181,10 +181,10 @@ async fn max_idle_zero_means_no_limit() {
     assert_eq!(mock.shared.closes.load(SeqCst), 0);
 }
 
-/// F9: under light steady load the FIFO queue rotates every connection, so none is ever idle
-/// for max_idle and the per-connection rule never shrinks. psycopg's rule does: each max_idle
-/// period in which the idle queue never ran dry closes one connection, down to what the load
-/// needs (here 1, plus at most one spare the period's rule has not reached yet).
+/// psycopg's shrink rule: under light steady load the FIFO queue rotates every connection, so none
+/// is ever idle for max_idle and the per-connection rule never shrinks. psycopg's rule does: each
+/// max_idle period in which the idle queue never ran dry closes one connection, down to what the
+/// load needs (here 1, plus at most one spare the period's rule has not reached yet).
 #[tokio::test(start_paused = true)]
 async fn max_idle_shrinks_under_light_rotating_load() {
     let mock = Mock::new();

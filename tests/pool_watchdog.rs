@@ -1,7 +1,7 @@
-//! The wait watchdog (`src/pool/waiting.rs`) and the coarse clock (`src/pool/clock.rs`) under
-//! the conditions an adversarial review tried: an unpolled promoted waiter, a runtime stalled
-//! between `block_on` calls, promotions in flight across `resize` and `close`, and extreme
-//! durations. In-memory connections; paused time except where a stall must be real.
+//! The wait watchdog (`src/pool/waiting.rs`) and the cached clock (`src/pool/clock.rs`) at their
+//! edges: an unpolled promoted waiter, a runtime stalled between `block_on` calls, promotions in
+//! flight across `resize` and `close`, and extreme durations. In-memory connections; paused time
+//! except where a stall must be real.
 
 mod support;
 
@@ -17,10 +17,10 @@ async fn poll_once<F: Future + ?Sized>(mut f: Pin<&mut F>) -> bool {
     poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx).is_pending())).await
 }
 
-/// Review finding 1: a queued checkout polled once and then not again for a while (held in a
-/// `select!` loop, a busy `FuturesUnordered`, or a worker slower than the watchdog's recheck)
-/// keeps its count in its deadline slot after its promotion. The watchdog must not promote
-/// again for it at every rescan: each promotion adds a permit nobody queued would take, so
+/// One promotion per due waiter: a queued checkout polled once and then not again for a while (held
+/// in a `select!` loop, a busy `FuturesUnordered`, or a worker slower than the watchdog's recheck)
+/// keeps its count in its deadline slot after its promotion. The watchdog must not promote again
+/// for it at every rescan: each promotion adds a permit nobody queued would take, so
 /// `permits_available` would grow without bound and later checkouts would skip the queue.
 #[tokio::test(start_paused = true)]
 async fn an_unpolled_promoted_waiter_does_not_mint_permits() {
@@ -48,12 +48,12 @@ async fn an_unpolled_promoted_waiter_does_not_mint_permits() {
     drop(held);
 }
 
-/// Review finding 2, and the semantics chosen for it (core.rs invariant 9): when the runtime
-/// has run neither the maintenance task nor any return for more than two ticks (sync code
-/// calling `block_on` between long pauses), the coarse clock is stale and a checkout may hand
-/// out a connection that expired meanwhile, but only once: its return reads the real clock and
-/// closes it (psycopg_pool checks expiry only at return), and the next checkout gets a new one.
-/// Real time (a sync caller sleeping), not paused.
+/// The clock's lag after a stall (`clock.rs`, "the cached reading lags, never leads"): when the
+/// runtime has run neither the maintenance task nor any return for more than two ticks (sync code
+/// calling `block_on` between long pauses), the coarse clock is stale and a checkout may hand out a
+/// connection that expired meanwhile, but only once: its return reads the real clock and closes it
+/// (psycopg_pool checks expiry only at return), and the next checkout gets a new one. Real time (a
+/// sync caller sleeping), not paused.
 #[test]
 fn after_a_stalled_runtime_an_expired_connection_is_handed_out_at_most_once() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -156,7 +156,7 @@ async fn extreme_durations_neither_panic_nor_hang() {
     assert_eq!((s.permits_available, s.pool_available), (1, 1), "{s:?}");
 }
 
-/// Review 3, and the semantics chosen for it (core.rs invariant 9): under tokio's paused clock
+/// The clock's lag under tokio's paused clock (`clock.rs`): under it
 /// the coarse kernel clock never says the cached reading is stale, so after `advance` past two
 /// ticks a checkout loop that does not yield may get an expired connection back, re-pooled at
 /// each return, until the maintenance task runs. Once the runtime has run it (any yield that

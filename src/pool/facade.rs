@@ -202,7 +202,9 @@ impl<M: Manage> Pool<M> {
     /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
     /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
     /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
-    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// #         async {}
+    /// #     }
     /// #     async fn close(&self, _: u32) {}
     /// # }
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -246,7 +248,9 @@ impl<M: Manage> Pool<M> {
     /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
     /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
     /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
-    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// #         async {}
+    /// #     }
     /// #     async fn close(&self, _: u32) {}
     /// # }
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -280,7 +284,9 @@ impl<M: Manage> Pool<M> {
     /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
     /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
     /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
-    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// #         async {}
+    /// #     }
     /// #     async fn close(&self, _: u32) {}
     /// # }
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -312,7 +318,9 @@ impl<M: Manage> Pool<M> {
     /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
     /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
     /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
-    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// #         async {}
+    /// #     }
     /// #     async fn close(&self, _: u32) {}
     /// # }
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

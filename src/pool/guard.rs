@@ -28,7 +28,9 @@ use super::returning::return_slot;
 /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
 /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
 /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
-/// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+/// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static {
+/// #         async {}
+/// #     }
 /// #     async fn close(&self, _: u32) {}
 /// # }
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -105,7 +107,9 @@ impl<M: Manage> PooledConnection<M> {
     /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
     /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
     /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
-    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// #         async {}
+    /// #     }
     /// #     async fn close(&self, _: u32) {}
     /// # }
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

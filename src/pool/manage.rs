@@ -52,7 +52,9 @@ pub enum ConnState {
 ///     fn check_closed(&self, _: &mut u32) -> bool { false }
 ///     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
 ///     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
-///     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+///     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static {
+///         async {}
+///     }
 ///     async fn close(&self, _: u32) {}
 /// }
 ///

@@ -9,7 +9,8 @@
 //! | `Idle`, reusable | no | none | pushed idle at once, then the permit goes back |
 //! | `Idle`, expired or surplus after `resize` | no | none | closed |
 //! | `Idle` | no | set | the hook runs in the background, then as below |
-//! | `InTransaction` | no | any | `ROLLBACK` (then the hook) in the background; pushed if reusable after, else closed |
+//! | `InTransaction` | no | any | `ROLLBACK` (then the hook) in the background; pushed if reusable
+//! after, else closed |
 //! | `Busy` | no | any | its query cancelled, then closed, in one background task |
 //! | `Broken` | no | any | closed, counted in `returns_bad` |
 //!

@@ -91,7 +91,8 @@ pub(crate) struct Deadlines {
     rings: [CachePadded<[AtomicU64; SLOTS]>; SHARDS],
     /// The bucket at whose start the watchdog wakes (`u64::MAX`: asleep until told).
     target: CachePadded<AtomicU64>,
-    /// Set while the watchdog promotes: waiters leaving the queue wake it (one promotion per due waiter).
+    /// Set while the watchdog promotes: waiters leaving the queue wake it (one promotion per due
+    /// waiter).
     promoting: AtomicBool,
     /// Promotions issued and not yet matched by a counted waiter leaving with a permit
     /// (one promotion per due waiter).
@@ -279,7 +280,8 @@ impl Deadlines {
     ///
     /// # Cancel safety
     ///
-    /// Dropping it (runtime shutdown) promotes every counted waiter once (bounded without a watchdog).
+    /// Dropping it (runtime shutdown) promotes every counted waiter once (bounded without a
+    /// watchdog).
     pub(crate) async fn watch(&self, permits: &Permits, shed: &AtomicUsize) {
         let _last = LastPromotion {
             deadlines: self,
@@ -311,8 +313,9 @@ impl Deadlines {
                         self.outstanding.fetch_add(1, SeqCst);
                         promote(permits, shed, 1);
                     }
-                    // Woken by the next waiter to leave the queue; the alarm is a safety net
-                    // should the promotion go to an acquirer that does not report (one promotion per due waiter).
+                    // Woken by the next waiter to leave the queue; the alarm is a safety net should
+                    // the promotion go to an acquirer that does not report (one promotion per due
+                    // waiter).
                     let recheck = now + Duration::from_nanos(self.grain_ns / 8);
                     alarm.as_mut().reset(recheck.min(tick));
                     tokio::select! {
