@@ -188,8 +188,10 @@ async fn a_checkout_dropped_mid_query_cancels_it_and_is_discarded() {
     pool.close().await;
 }
 
+/// A pool whose every connect fails authentication: a checkout times out, and the timeout
+/// carries the server's error (text and SQLSTATE, through the error's source chain).
 #[tokio::test]
-async fn exhausted_pool_times_out_and_wrong_password_is_reported() {
+async fn a_checkout_that_times_out_on_a_wrong_password_carries_the_server_error() {
     let c = Cluster::shared();
     let pool = Pool::builder(c.conninfo("scram_user", Some("wrong")).as_str())
         .name("wp_badpass")
@@ -207,6 +209,7 @@ async fn exhausted_pool_times_out_and_wrong_password_is_reported() {
         last.contains("28P01") || last.contains("password authentication failed"),
         "the timeout must carry the connect error, got: {err}"
     );
+    assert_eq!(err.code(), Some("28P01"), "{err:?}");
     pool.close().await;
 }
 

@@ -87,10 +87,66 @@ async fn assert_settled(pool: &wirepool::Pool<Mock>, mock: &Mock, max: usize, wh
     );
 }
 
+/// One configuration of the sweep: how connecting, the `check` hook and a rollback behave,
+/// and whether the pool starts with a connection.
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    connect: Gate,
+    check: Check,
+    warm: bool,
+    rollback: Option<Gate>,
+}
+
+/// The most polls the sweep tries for a checkout that cannot complete without time passing
+/// (it waits on a timer: a backoff, a timeout).
+const MAX_POLLS: usize = 14;
+
+/// A pool set up for `case`, with a returned connection left to roll back if `case.rollback`.
+async fn setup(case: Case) -> (Mock, wirepool::Pool<Mock>) {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.yields = 2);
+    let mut b = builder(&mock).min_size(usize::from(case.warm)).max_size(2);
+    if let Some(hook) = check_hook(case.check) {
+        b = b.check(move |c| hook(c));
+    }
+    let pool = b.timeout(Duration::from_secs(3)).open().await.unwrap();
+    if case.warm {
+        pool.wait(Duration::from_secs(1)).await.unwrap();
+    }
+    mock.shared.set(|s| s.connect = case.connect);
+    if let Some(gate) = case.rollback {
+        mock.shared.set(|s| s.rollback = gate);
+        // (With a check that never ends there is no clean checkout to dirty.)
+        if let Ok(mut dirty) = pool.connection_timeout(Duration::from_secs(1)).await {
+            dirty.state = ConnState::InTransaction;
+        }
+    }
+    (mock, pool)
+}
+
+/// Polls a checkout up to `polls` times (a scheduler yield between), then drops it; the number
+/// of polls it took if it completed.
+async fn checkout_polled(pool: &wirepool::Pool<Mock>, polls: usize) -> Option<usize> {
+    let mut fut = Box::pin(pool.getconn());
+    for n in 1..=polls {
+        if let Poll::Ready(r) = poll_once(&mut fut) {
+            if let Ok(conn) = r {
+                pool.putconn(conn).unwrap();
+            }
+            return Some(n);
+        }
+        tokio::task::yield_now().await;
+    }
+    None
+}
+
+/// Every configuration, dropped after every number of polls from 0 until the checkout
+/// completes (so every await point it passes is a drop point), or up to `MAX_POLLS` when it
+/// waits on a timer. A panicking connect is contained like a failing one.
 #[tokio::test(start_paused = true)]
 async fn dropping_a_checkout_at_every_await_point_loses_nothing() {
-    let mut runs = 0;
-    for connect in [Gate::Ok, Gate::Err, Gate::Never] {
+    let (mut runs, mut completed) = (0, 0);
+    for connect in [Gate::Ok, Gate::Err, Gate::Never, Gate::Panic] {
         for check in [Check::None, Check::Ok, Check::Err, Check::Never] {
             for warm in [false, true] {
                 let rollbacks: &[Option<Gate>] = if warm {
@@ -99,48 +155,37 @@ async fn dropping_a_checkout_at_every_await_point_loses_nothing() {
                     &[None]
                 };
                 for &rollback in rollbacks {
-                    for polls in 0..14 {
-                        let what =
-                            format!("{connect:?} {check:?} warm={warm} {rollback:?} polls={polls}");
-                        let mock = Mock::new();
-                        mock.shared.set(|s| s.yields = 2);
-                        let mut b = builder(&mock).min_size(usize::from(warm)).max_size(2);
-                        if let Some(hook) = check_hook(check) {
-                            b = b.check(move |c| hook(c));
-                        }
-                        let pool = b.timeout(Duration::from_secs(3)).open().await.unwrap();
-                        if warm {
-                            pool.wait(Duration::from_secs(1)).await.unwrap();
-                        }
-                        mock.shared.set(|s| s.connect = connect);
-                        if let Some(gate) = rollback {
-                            mock.shared.set(|s| s.rollback = gate);
-                            // (With a check that never ends there is no clean checkout to dirty.)
-                            if let Ok(mut dirty) =
-                                pool.connection_timeout(Duration::from_secs(1)).await
-                            {
-                                dirty.state = ConnState::InTransaction;
-                            }
-                        }
-                        let mut fut = Box::pin(pool.getconn());
-                        for _ in 0..polls {
-                            if let Poll::Ready(r) = poll_once(&mut fut) {
-                                if let Ok(conn) = r {
-                                    pool.putconn(conn).unwrap();
-                                }
-                                break;
-                            }
-                            tokio::task::yield_now().await;
-                        }
-                        drop(fut);
+                    let case = Case {
+                        connect,
+                        check,
+                        warm,
+                        rollback,
+                    };
+                    // A dry run: how many polls a checkout left alone needs.
+                    let (mock, pool) = setup(case).await;
+                    let needed = checkout_polled(&pool, MAX_POLLS * 4).await;
+                    assert_settled(&pool, &mock, 2, &format!("{case:?} undisturbed")).await;
+                    let last = needed.map_or(MAX_POLLS, |n| n - 1);
+                    for polls in 0..=last {
+                        let what = format!("{case:?} polls={polls}");
+                        let (mock, pool) = setup(case).await;
+                        let done = checkout_polled(&pool, polls).await;
+                        assert_eq!(done, None, "dropped before it completed: {what}");
                         assert_settled(&pool, &mock, 2, &what).await;
                         runs += 1;
                     }
+                    completed += usize::from(needed.is_some());
                 }
             }
         }
     }
-    assert_eq!(runs, 3 * 4 * (1 + 4) * 14);
+    // Every configuration that can complete without time passing was swept to completion. A
+    // checkout completes at once when its check passes (None/Ok) on a connection that exists:
+    // with connect Ok, always (2 cold + 2 checks × 4 rollback scripts warm); with any other
+    // connect, only on a warm pool whose one connection survives its rollback (2 checks × the
+    // rollback scripts None/Ok) — 10 + 3 × 4.
+    assert_eq!(completed, 22, "configurations swept to completion");
+    assert!(runs > 4 * 4 * 5 * 2, "{runs} runs");
 }
 
 /// xorshift64: a seeded PRNG, so a failure replays exactly.
@@ -180,13 +225,18 @@ async fn stress(mock: &Mock, pool: &wirepool::Pool<Mock>, seed: u64, tick: Durat
         let abort_at = (rng.below(4) == 0).then(|| rng.below(220));
         tasks.push((task, abort_at));
     }
-    let mut rng = Rng(seed ^ 0xdead_beef);
-    for (task, abort_at) in tasks {
-        if let Some(at) = abort_at {
-            tokio::time::sleep(tick * (at % 3) as u32).await;
-            let _ = rng.below(2);
-            task.abort();
-        }
+    // Abort the chosen tasks at the tick each drew, in time order, from the start of the run.
+    let t0 = tokio::time::Instant::now();
+    let mut aborts: Vec<_> = tasks
+        .iter()
+        .filter_map(|(task, at)| at.map(|at| (at, task.abort_handle())))
+        .collect();
+    aborts.sort_by_key(|(at, _)| *at);
+    for (at, task) in aborts {
+        tokio::time::sleep_until(t0 + tick * at as u32).await;
+        task.abort();
+    }
+    for (task, _) in tasks {
         let _ = task.await;
     }
     assert!(mock.shared.max_live.load(SeqCst) <= 8);
