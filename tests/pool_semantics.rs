@@ -782,3 +782,66 @@ async fn queued_checkouts_time_out_exactly_and_promotions_leave_no_permit() {
     assert!(third.unwrap_err().is_pool_timeout(), "still only two");
     drop(both);
 }
+
+/// A connection returned with its session changed is reset (then configured again) in the
+/// background before anyone else gets it; a clean one returns with no reset at all.
+#[tokio::test(start_paused = true)]
+async fn a_dirty_session_is_reset_before_reuse_and_a_clean_one_is_not() {
+    let mock = Mock::new();
+    let configured = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&configured);
+    let pool = open_ready(builder(&mock).min_size(1).max_size(1).configure(move |_c| {
+        count.fetch_add(1, SeqCst);
+        Box::pin(async { Ok(()) })
+    }))
+    .await;
+    assert_eq!(
+        (configured.load(SeqCst), mock.shared.marks.load(SeqCst)),
+        (1, 1)
+    );
+    let c = pool.connection().await.unwrap();
+    let id = c.id;
+    drop(c); // clean
+    let mut c = pool.connection().await.unwrap();
+    assert_eq!(
+        mock.shared.resets.load(SeqCst),
+        0,
+        "a clean return costs nothing"
+    );
+    c.state = ConnState::Dirty; // e.g. `SET TimeZone`
+    drop(c);
+    settle_for(Duration::from_millis(100)).await;
+    let c = pool.connection().await.unwrap();
+    assert_eq!(
+        (c.id, c.state),
+        (id, ConnState::Idle),
+        "the same connection, reset"
+    );
+    assert_eq!(mock.shared.resets.load(SeqCst), 1);
+    assert_eq!(
+        (configured.load(SeqCst), mock.shared.marks.load(SeqCst)),
+        (2, 2),
+        "configure ran again after the reset, and the result is the new baseline"
+    );
+}
+
+/// `reset_dirty_sessions(false)` keeps psycopg_pool's behaviour: a changed session is reused
+/// as it is.
+#[tokio::test(start_paused = true)]
+async fn dirty_sessions_are_kept_when_resetting_is_off() {
+    let mock = Mock::new();
+    let pool = open_ready(
+        builder(&mock)
+            .min_size(1)
+            .max_size(1)
+            .reset_dirty_sessions(false),
+    )
+    .await;
+    let mut c = pool.connection().await.unwrap();
+    let id = c.id;
+    c.state = ConnState::Dirty;
+    drop(c);
+    let c = pool.connection().await.unwrap();
+    assert_eq!((c.id, c.state), (id, ConnState::Dirty));
+    assert_eq!(mock.shared.resets.load(SeqCst), 0);
+}

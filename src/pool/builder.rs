@@ -218,6 +218,20 @@ impl<M: Manage> PoolBuilder<M> {
         self
     }
 
+    /// Whether a connection returned with its session changed (`ConnState::Dirty`: for
+    /// PostgreSQL a `SET`, `RESET`, `LISTEN`, `PREPARE`, `DECLARE` or temporary table, or a
+    /// reported parameter that differs from its value at connect) is reset in the background
+    /// before anyone else gets it (default on), so one borrower's `SET TimeZone` or `LISTEN`
+    /// never reaches the next. A clean connection returns with zero round trips either way.
+    /// Off: connections are reused as they come back, as psycopg_pool does without a `reset`
+    /// hook.
+    ///
+    /// After the reset (`DISCARD ALL`) the `configure` hook runs again, so what it set survives.
+    pub fn reset_dirty_sessions(mut self, on: bool) -> Self {
+        self.settings.reset_dirty = on;
+        self
+    }
+
     /// Opens the pool: validates the settings, starts its background tasks (growth,
     /// maintenance, the wait watchdog) on the current tokio runtime, and starts filling towards
     /// `min_size` (use [`Pool::wait`] to wait for it).

@@ -157,7 +157,7 @@ async fn run_check<M: Manage>(
         // A check that "succeeds" but leaves a transaction open or a query running must not
         // hand that state to the caller (psycopg checks the status too).
         Ok(Ok(())) => match core.manager().state(&conn) {
-            ConnState::Idle => {
+            ConnState::Idle | ConnState::Dirty => {
                 tracing::debug!(pool = %core.name(), "checkout");
                 return Ok(Checked::Ready(conn));
             }

@@ -18,17 +18,14 @@
 //! maintenance's next tick or a waiter's demand, and still for the backoff. The reservation is
 //! held across the backoff, so an outage never turns into a connection storm (deadpool#201).
 
-use std::future::{poll_fn, Future};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
 
 use tokio::time::Instant;
 
 use super::clock::deadline;
 use super::core::{Core, Reservation, CANCEL_TIMEOUT};
-use super::errors::{left_in, panicked};
+use super::errors::panicked;
+use super::hooks::{catch_panic, configure};
 use super::manage::{ConnState, Manage};
 use super::stats::{add_us, bump};
 use crate::error::{Error, Result};
@@ -127,20 +124,7 @@ async fn connect_and_configure<M: Manage>(core: &Core<M>) -> Result<M::Connectio
     let mut conn = catch_panic(manager.connect())
         .await
         .map_err(|()| panicked("`Manage::connect`"))??;
-    let Some(configure) = &core.settings().configure else {
-        return Ok(conn);
-    };
-    let result = match catch_panic(configure(&mut conn)).await {
-        Ok(r) => r.map_err(|e| Error::hook("configure", e)),
-        Err(()) => Err(panicked("the `configure` hook")),
-    };
-    // psycopg: a configure hook must leave the connection idle (a `BEGIN` left open would be
-    // handed to the first user as if it were theirs).
-    let result = result.and_then(|()| match manager.state(&conn) {
-        ConnState::Idle => Ok(()),
-        state => Err(left_in(state, "configure")),
-    });
-    if let Err(e) = result {
+    if let Err(e) = configure(manager, core.settings(), &mut conn).await {
         if manager.state(&conn) == ConnState::Busy {
             let _ = tokio::time::timeout(CANCEL_TIMEOUT, manager.cancel(&conn)).await;
         }
@@ -148,16 +132,4 @@ async fn connect_and_configure<M: Manage>(core: &Core<M>) -> Result<M::Connectio
         return Err(e);
     }
     Ok(conn)
-}
-
-/// Polls `fut`, turning a panic inside it into `Err(())`.
-async fn catch_panic<F: Future>(fut: F) -> std::result::Result<F::Output, ()> {
-    let mut fut = pin!(fut);
-    poll_fn(
-        move |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(poll) => poll.map(Ok),
-            Err(_) => Poll::Ready(Err(())),
-        },
-    )
-    .await
 }

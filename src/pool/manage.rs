@@ -29,6 +29,9 @@ pub type ConnHook<C> = Arc<dyn for<'c> Fn(&'c mut C) -> BoxFuture<'c, Result<()>
 pub enum ConnState {
     /// Ready for the next user (`'I'`).
     Idle,
+    /// Idle, but the session was changed (a `SET`, `LISTEN`, `PREPARE`, a temporary table...):
+    /// [`Manage::reset`] restores it before anyone else gets it.
+    Dirty,
     /// Inside a transaction block, healthy or failed (`'T'` / `'E'`): needs a `ROLLBACK`.
     InTransaction,
     /// A query is still running (its future was dropped mid-flight): cancel and discard.
@@ -86,6 +89,21 @@ pub trait Manage: Send + Sync + 'static {
 
     /// Ends the open transaction (`ROLLBACK`), leaving the connection idle.
     fn rollback(&self, conn: &mut Self::Connection) -> impl Future<Output = Result<()>> + Send;
+
+    /// Restores a [`ConnState::Dirty`] connection's session to what a new connection has
+    /// (PostgreSQL: `DISCARD ALL`). The pool then runs its `configure` hook again and calls
+    /// [`mark_clean`](Manage::mark_clean). The default does nothing, for connections that are
+    /// never `Dirty`.
+    fn reset(&self, conn: &mut Self::Connection) -> impl Future<Output = Result<()>> + Send {
+        let _ = conn;
+        async { Ok(()) }
+    }
+
+    /// The connection's session as it is now is its clean state: what later changes are
+    /// measured against. Called after a connect's (and a reset's) `configure` hook. No I/O.
+    fn mark_clean(&self, conn: &mut Self::Connection) {
+        let _ = conn;
+    }
 
     /// Asks the server to cancel the connection's running query. The future owns what it needs
     /// (it outlives the connection, which is closed meanwhile).

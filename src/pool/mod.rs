@@ -9,7 +9,8 @@
 //! the pool knows PostgreSQL.
 // Layers (each file imports only from the ones above it in this list; docs/architecture.md has
 // the picture):
-// - leaves: `manage` (the trait), `settings`, `clock`, `backoff`, `stats`, `permits`, `errors`;
+// - leaves: `manage` (the trait), `settings`, `clock`, `backoff`, `stats`, `permits`, `errors`,
+//   `hooks` (running user code);
 // - `waiting`: bounded FIFO waits without a timer per waiter (over `permits`);
 // - `core`: the accounting core, its invariants, and every method and guard that changes a count;
 // - `returning` (the return path), `guard` (`PooledConnection`, over `returning`), `checkout`
@@ -26,6 +27,7 @@ mod core;
 mod errors;
 mod facade;
 mod guard;
+mod hooks;
 mod maintenance;
 mod manage;
 mod permits;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use super::clock::Nanos;
 use super::core::{Live, Permit, Slot};
+use super::hooks::configure;
 use super::manage::{ConnState, Manage};
 use super::stats::{add_us, bump};
 use crate::error::Error;
@@ -49,8 +50,10 @@ pub(crate) fn return_slot<M: Manage>(
         core.discard(slot);
         return drop(permit);
     }
+    let clean =
+        state == ConnState::Idle || (state == ConnState::Dirty && !core.settings().reset_dirty);
     match state {
-        ConnState::Idle if core.settings().reset.is_none() => {
+        ConnState::Idle | ConnState::Dirty if clean && core.settings().reset.is_none() => {
             if core.reusable(state, &slot, now) {
                 tracing::debug!(pool = %core.name(), "connection returned");
                 slot.idle_since = now;
@@ -61,7 +64,7 @@ pub(crate) fn return_slot<M: Manage>(
             }
             drop(permit); // push before release
         }
-        ConnState::Idle | ConnState::InTransaction => {
+        ConnState::Idle | ConnState::Dirty | ConnState::InTransaction => {
             if state == ConnState::InTransaction {
                 tracing::warn!(pool = %core.name(), "rolling back returned connection");
             }
@@ -90,8 +93,14 @@ fn spawn_reset<M: Manage>(slot: Slot<M::Connection>, permit: Permit<M>, state: C
         let core = permit.core();
         let work = async {
             let conn = live.conn_mut();
+            let manager = core.manager();
             if state == ConnState::InTransaction {
-                core.manager().rollback(conn).await?;
+                manager.rollback(conn).await?;
+            }
+            if core.settings().reset_dirty && manager.state(conn) == ConnState::Dirty {
+                tracing::debug!(pool = %core.name(), "resetting a changed session");
+                manager.reset(conn).await?;
+                configure(manager, core.settings(), conn).await?;
             }
             if let Some(reset) = &core.settings().reset {
                 reset(conn).await.map_err(|e| Error::hook("reset", e))?;

@@ -48,6 +48,8 @@ pub(crate) struct Settings<C> {
     pub(crate) configure: Option<ConnHook<C>>,
     pub(crate) check: Option<ConnHook<C>>,
     pub(crate) reset: Option<ConnHook<C>>,
+    /// Reset `Dirty` connections on return (`Manage::reset`); off: reuse them as they are.
+    pub(crate) reset_dirty: bool,
     pub(crate) usage_stats: bool,
     /// Seeds the pool's jitter (lifetimes, backoff), so pools opened together spread apart.
     pub(crate) seed: u64,
@@ -74,6 +76,7 @@ impl<C> Default for Settings<C> {
             configure: None,
             check: None,
             reset: None,
+            reset_dirty: true,
             usage_stats: false,
             seed: 0,
         }

@@ -62,6 +62,10 @@ pub struct Shared {
     pub closes: AtomicUsize,
     pub cancels: AtomicUsize,
     pub rollbacks: AtomicUsize,
+    /// `Manage::reset` calls (a dirty session restored).
+    pub resets: AtomicUsize,
+    /// `Manage::mark_clean` calls (after a connect's or a reset's `configure`).
+    pub marks: AtomicUsize,
     pub pings: AtomicUsize,
     next_id: AtomicUsize,
     killers: Mutex<Vec<Arc<AtomicBool>>>,
@@ -209,6 +213,18 @@ impl Manage for Mock {
             conn.state = ConnState::Idle;
             Ok(())
         }
+    }
+
+    fn reset(&self, conn: &mut MockConn) -> impl Future<Output = wirepool::Result<()>> + Send {
+        self.shared.resets.fetch_add(1, SeqCst);
+        if conn.state == ConnState::Dirty {
+            conn.state = ConnState::Idle;
+        }
+        std::future::ready(Ok(()))
+    }
+
+    fn mark_clean(&self, _conn: &mut MockConn) {
+        self.shared.marks.fetch_add(1, SeqCst);
     }
 
     fn cancel(&self, _conn: &MockConn) -> impl Future<Output = ()> + Send + 'static {

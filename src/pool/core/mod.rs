@@ -397,7 +397,8 @@ impl<M: Manage> Core<M> {
     }
 
     /// The test every connection passes before it goes back idle, on a plain return and after
-    /// a rollback/reset alike: idle, not expired, and not surplus after `resize` shrank
+    /// a rollback/reset alike: idle (or dirty, where dirty sessions are kept), not expired, and
+    /// not surplus after `resize` shrank
     /// `max_size` (`size` still counts this connection). `now` may lag the real clock, so a
     /// lifetime close to it is checked against the real clock.
     pub(crate) fn reusable(
@@ -406,7 +407,7 @@ impl<M: Manage> Core<M> {
         slot: &Slot<M::Connection>,
         now: Nanos,
     ) -> bool {
-        state == ConnState::Idle
+        (state == ConnState::Idle || (state == ConnState::Dirty && !self.settings.reset_dirty))
             && !slot.expired(now)
             && !self.clock.passed(slot.expires)
             && self.size.load(Relaxed) <= self.max_size.load(Relaxed)
