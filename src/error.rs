@@ -83,6 +83,15 @@ pub(crate) enum Kind {
     },
     /// `putconn` was given a connection that belongs to another pool.
     ForeignConnection,
+    /// Connecting is known to fail (an error retrying cannot fix, or `fail_fast_after`
+    /// failures in a row): the pool fails checkouts at once until an attempt succeeds; the
+    /// source is the last connect error.
+    Unavailable {
+        /// The pool's name.
+        pool: String,
+        /// Connect attempts that failed in a row.
+        failures: u32,
+    },
     /// A user hook (`configure`, `check`, `reset`) failed; the source is its error.
     Hook(&'static str),
     /// User code (a `Manage` method or a hook) panicked; the pool caught it.
@@ -332,6 +341,35 @@ impl Error {
         }
     }
 
+    /// A connect error that retrying cannot fix without a change elsewhere: a wrong password or
+    /// a missing pg_hba entry (SQLSTATE class 28), a database that does not exist (3D000) or
+    /// may not be connected to (42501), the client refusing to authenticate (`require_auth`),
+    /// an invalid setting, or a server that asks for something not built in. A pool hands such
+    /// an error to waiting checkouts at once, and keeps retrying in the background (passwords
+    /// rotate).
+    ///
+    /// ```
+    /// let typo = "hots=db.example.com".parse::<wirepool::Config>().unwrap_err();
+    /// assert!(typo.is_permanent_connect_error());
+    /// assert!(!wirepool::Error::other("a network blip").is_permanent_connect_error());
+    /// ```
+    pub fn is_permanent_connect_error(&self) -> bool {
+        match self.kind() {
+            Kind::Auth(_) | Kind::Config(_) | Kind::Unsupported(_) => true,
+            Kind::Db => self
+                .code()
+                .is_some_and(|c| c.starts_with("28") || c == "3D000" || c == "42501"),
+            _ => false,
+        }
+    }
+
+    /// The pool failed the checkout at once because connecting is known to fail (see
+    /// `PoolBuilder::fail_fast_after`); [`Error::code`] and `source()` give the last connect
+    /// error.
+    pub fn is_pool_unavailable(&self) -> bool {
+        matches!(self.kind(), Kind::Unavailable { .. })
+    }
+
     /// The server sent an ErrorResponse ([`Error::as_db_error`] has it).
     pub fn is_db(&self) -> bool {
         matches!(self.kind(), Kind::Db)
@@ -391,6 +429,11 @@ impl fmt::Display for Error {
             Kind::ForeignConnection => {
                 f.write_str("the connection does not belong to this pool")?
             }
+            Kind::Unavailable { pool, failures } => write!(
+                f,
+                "pool '{pool}': no connection can be opened ({failures} failed attempt(s) in a \
+                 row); failing at once until one succeeds"
+            )?,
             Kind::Hook(which) => write!(f, "the pool's `{which}` hook failed")?,
             Kind::Panicked(what) => write!(f, "{what} panicked")?,
             Kind::Other => {}

@@ -188,29 +188,62 @@ async fn a_checkout_dropped_mid_query_cancels_it_and_is_discarded() {
     pool.close().await;
 }
 
-/// A pool whose every connect fails authentication: a checkout times out, and the timeout
-/// carries the server's error (text and SQLSTATE, through the error's source chain).
+/// A wrong password is an error retrying cannot fix: it reaches a waiting checkout as soon as
+/// the server refuses the login (well under the checkout's timeout), with the server's error
+/// (text and SQLSTATE) through the error's source chain.
 #[tokio::test]
-async fn a_checkout_that_times_out_on_a_wrong_password_carries_the_server_error() {
+async fn a_wrong_password_reaches_a_waiting_checkout_at_once() {
     let c = Cluster::shared();
-    let pool = Pool::builder(c.conninfo("scram_user", Some("wrong")).as_str())
+    // `password` auth: the refusal costs one round trip, no PBKDF2.
+    let pool = Pool::builder(c.conninfo("pass_user", Some("wrong")).as_str())
         .name("wp_badpass")
-        .min_size(1)
+        .min_size(0)
         .max_size(2)
-        .timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(10))
         .open()
         .await
         .unwrap();
+    let start = std::time::Instant::now();
+    let err = pool.getconn().await.unwrap_err();
+    let waited = start.elapsed();
+    eprintln!("wrong password reached the checkout after {waited:?}");
+    assert!(err.is_pool_unavailable(), "{err}");
+    assert_eq!(err.code(), Some("28P01"), "{err:?}");
+    assert!(
+        waited < Duration::from_millis(100),
+        "the checkout waited {waited:?} for an error no retry can fix"
+    );
+    pool.close().await;
+}
+
+/// A pool whose every connect attempt runs out of its `connect_timeout` (here a server that
+/// accepts the TCP connection and never answers) is not known to be down: a checkout waits its
+/// whole timeout, and the timeout carries the last connect error.
+#[tokio::test]
+async fn a_checkout_that_times_out_carries_the_last_connect_error() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let pool = Pool::builder(format!(
+        "host=127.0.0.1 port={port} user=nobody sslmode=disable"
+    ))
+    .name("wp_connect_timeout")
+    .min_size(0)
+    .max_size(1)
+    .connect_timeout(Duration::from_millis(50))
+    .timeout(Duration::from_millis(300))
+    .open()
+    .await
+    .unwrap();
     let err = pool.getconn().await.unwrap_err();
     assert!(err.is_pool_timeout(), "{err}");
     let info = err.pool_timeout_info().unwrap();
-    let last = info.last_connect_error.as_deref().unwrap_or("");
-    assert!(
-        last.contains("28P01") || last.contains("password authentication failed"),
-        "the timeout must carry the connect error, got: {err}"
+    assert_eq!(
+        info.last_connect_error.as_deref(),
+        Some("timed out connecting to the server"),
+        "{err}"
     );
-    assert_eq!(err.code(), Some("28P01"), "{err:?}");
     pool.close().await;
+    drop(silent);
 }
 
 /// A connection returned while a CancelRequest for it may still be on its way (here: a spawned

@@ -57,7 +57,7 @@ fn check_hook(kind: Check) -> Option<ConnHook<support::pool_mock::MockConn>> {
                     Err(mock_error())
                 }
                 Gate::Never => std::future::pending().await,
-                Gate::Panic => unreachable!("check_hook never scripts a panic"),
+                Gate::Panic | Gate::Refuse => unreachable!("check_hook never scripts these"),
             }
         })
     }))

@@ -294,3 +294,87 @@ async fn check_leaving_a_connection_not_idle_discards_it() {
         assert_eq!((s.pool_size, s.pool_available), (2, 2), "{left:?} {s:?}");
     }
 }
+
+/// An error retrying cannot fix (a wrong password, a missing database) reaches a waiting
+/// checkout at once instead of after its timeout; the pool keeps retrying in the background,
+/// and once a connect succeeds checkouts work again.
+#[tokio::test(start_paused = true)]
+async fn a_permanent_connect_error_fails_waiters_at_once_and_the_pool_recovers() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.connect = Gate::Refuse);
+    let pool = builder(&mock)
+        .min_size(0)
+        .max_size(2)
+        .timeout(Duration::from_secs(30))
+        .open()
+        .await
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let e = pool.connection().await.unwrap_err();
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "at once, not after 30 s: {e}"
+    );
+    assert!(e.is_pool_unavailable(), "{e}");
+    let cause = std::error::Error::source(&e).expect("the connect error");
+    assert!(cause.to_string().contains("no_such_option"), "{cause}");
+    // While down, another checkout fails at once too, and a probe keeps trying in the
+    // background with backoff (1 s, 2 s, ...), nobody waiting.
+    assert!(pool.connection().await.unwrap_err().is_pool_unavailable());
+    let attempts = mock.shared.connects.load(SeqCst);
+    settle_for(Duration::from_millis(3100)).await;
+    let probes = mock.shared.connects.load(SeqCst) - attempts;
+    assert!(
+        (1..=2).contains(&probes),
+        "{probes} background attempts in 3 s"
+    );
+    // The password is fixed: the next probe succeeds and checkouts work again.
+    mock.shared.set(|s| s.connect = Gate::Ok);
+    settle_for(Duration::from_secs(5)).await;
+    let c = pool
+        .connection_timeout(Duration::from_secs(1))
+        .await
+        .unwrap();
+    drop(c);
+    assert_eq!(pool.stats().requests_errors, 2);
+}
+
+/// `fail_fast_after(n)`: after n connect failures in a row, a checkout that finds nothing idle
+/// fails at once with the last connect error; before that, it waits as usual.
+#[tokio::test(start_paused = true)]
+async fn fail_fast_after_n_failures_sheds_load_until_a_connect_succeeds() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.connect = Gate::Err);
+    let pool = builder(&mock)
+        .min_size(0)
+        .max_size(2)
+        .fail_fast_after(2)
+        .timeout(Duration::from_millis(500))
+        .open()
+        .await
+        .unwrap();
+    // One failure: the checkout still waits its whole timeout.
+    let e = pool.connection().await.unwrap_err();
+    assert!(e.is_pool_timeout(), "{e}");
+    assert_eq!(mock.shared.connects.load(SeqCst), 1);
+    // The backoff's next attempt (1 s) is the second failure in a row: now it fails fast.
+    settle_for(Duration::from_millis(1200)).await;
+    assert_eq!(mock.shared.connects.load(SeqCst), 2);
+    let start = tokio::time::Instant::now();
+    let e = pool.connection().await.unwrap_err();
+    assert!(e.is_pool_unavailable(), "{e}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(
+        e.to_string().contains("2 failed attempt(s) in a row"),
+        "{e}"
+    );
+    // An idle connection is still handed out while connects fail: fail-fast is for an empty pool.
+    mock.shared.set(|s| s.connect = Gate::Ok);
+    settle_for(Duration::from_secs(5)).await;
+    let c = pool.connection().await.unwrap();
+    mock.shared.set(|s| s.connect = Gate::Err);
+    drop(c);
+    let c = pool.connection().await.unwrap();
+    drop(c);
+}

@@ -128,6 +128,7 @@ async fn take_connection<'a, M: Manage>(
             Landing::Woken => {}
             Landing::TimedOut => return Err(core.timeout_error(start)),
             Landing::Closed => return Err(Error::pool_closed()),
+            Landing::Down(e) => return Err(e),
         }
     }
 }

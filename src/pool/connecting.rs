@@ -73,7 +73,7 @@ async fn connect_task<M: Manage>(mut reservation: Reservation<M>) {
         match result {
             Ok(conn) => {
                 tracing::debug!(pool = %core.name(), "new connection");
-                core.set_last_connect_error(None);
+                core.connect_succeeded();
                 core.backoff().reset();
                 // Drop the reservation (connecting - 1) only after the push, so `wants_growth`
                 // never sees the connection as neither coming nor idle.
@@ -85,10 +85,9 @@ async fn connect_task<M: Manage>(mut reservation: Reservation<M>) {
             }
             Err(e) => {
                 bump(&core.counters().here().connections_errors);
-                tracing::warn!(pool = %core.name(), error = %e, "connection attempt failed");
-                core.set_last_connect_error(Some(e));
+                tracing::warn!(pool = %core.name(), error = %e.report(), "connection attempt failed");
                 let wait = core.backoff().failed(core.jitter());
-                core.events().notify_waiters();
+                core.connect_failed(e);
                 if !core.still_wanted() {
                     return;
                 }

@@ -43,6 +43,9 @@ pub(crate) struct Settings<C> {
     pub(crate) reconnect_timeout: Duration,
     pub(crate) reconnect_failed: Option<ReconnectFailed>,
     pub(crate) max_connecting: usize,
+    /// Fail checkouts at once after this many connect failures in a row (0: only after an
+    /// error retrying cannot fix).
+    pub(crate) fail_fast_after: u32,
     pub(crate) connect_timeout: Duration,
     pub(crate) return_timeout: Duration,
     pub(crate) configure: Option<ConnHook<C>>,
@@ -71,6 +74,7 @@ impl<C> Default for Settings<C> {
             reconnect_timeout: Duration::from_secs(300),
             reconnect_failed: None,
             max_connecting: 2,
+            fail_fast_after: 0,
             connect_timeout: Duration::from_secs(30),
             return_timeout: Duration::from_secs(5),
             configure: None,

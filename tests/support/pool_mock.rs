@@ -21,6 +21,8 @@ pub enum Gate {
     Never,
     /// Panics (a bug in user code the pool must contain).
     Panic,
+    /// Fails with an error retrying cannot fix ([`refused_error`]).
+    Refuse,
 }
 
 #[derive(Debug)]
@@ -93,6 +95,14 @@ pub fn mock_error() -> wirepool::Error {
     wirepool::Error::other("scripted failure")
 }
 
+/// An error retrying cannot fix (`is_permanent_connect_error`), as a wrong password is: here a
+/// settings error, the one such error the public API can make.
+pub fn refused_error() -> wirepool::Error {
+    let e = "no_such_option=1".parse::<wirepool::Config>().unwrap_err();
+    assert!(e.is_permanent_connect_error());
+    e
+}
+
 #[derive(Debug)]
 pub struct MockConn {
     pub id: usize,
@@ -125,6 +135,7 @@ async fn pass(gate: Gate, yields: usize) -> wirepool::Result<()> {
     match gate {
         Gate::Ok => Ok(()),
         Gate::Err => Err(mock_error()),
+        Gate::Refuse => Err(refused_error()),
         Gate::Never => std::future::pending().await,
         Gate::Panic => panic!("scripted panic"),
     }

@@ -45,7 +45,7 @@
 //! connection, which the connect task (`connecting.rs`) opens. The core does not call it: it
 //! signals `growth`, and the grower task that `open` starts reserves and connects.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -103,6 +103,8 @@ pub(crate) enum Landing<C> {
     TimedOut,
     /// The pool closed.
     Closed,
+    /// Connecting is known to fail (`Core::connect_failed`): this error says why.
+    Down(Error),
 }
 
 /// The shared state behind every `Pool` handle, guard and background task.
@@ -141,6 +143,11 @@ pub(crate) struct Core<M: Manage> {
     growth: Notify,
     counters: Counters,
     last_connect_error: Mutex<Option<Arc<Error>>>,
+    /// Connect attempts that failed in a row (reset by a success).
+    connect_failures: AtomicU32,
+    /// Connecting is known to fail: checkouts that find nothing idle fail at once
+    /// ([`Landing::Down`]) and a probe connects in the background even with nobody waiting.
+    down: AtomicBool,
     backoff: Backoff,
     jitter: Jitter,
     /// Slot times, and the cached reading the fast path uses (`clock.rs`).
@@ -171,6 +178,8 @@ impl<M: Manage> Core<M> {
             growth: Notify::new(),
             counters: Counters::default(),
             last_connect_error: Mutex::new(None),
+            connect_failures: AtomicU32::new(0),
+            down: AtomicBool::new(false),
             backoff: Backoff::default(),
             jitter: Jitter::new(settings.seed),
             clock,
@@ -434,6 +443,9 @@ impl<M: Manage> Core<M> {
             return Landing::Closed;
         }
         self.request_growth();
+        if self.down.load(SeqCst) {
+            return Landing::Down(self.unavailable_error());
+        }
         match tokio::time::timeout_at(deadline, notified).await {
             Ok(()) => Landing::Woken,
             Err(_) => Landing::TimedOut,
@@ -525,13 +537,17 @@ impl<M: Manage> Core<M> {
 
     // ----- Growth ------------------------------------------------------------------------
 
-    /// Whether someone needs another connection: `min_size` not reached, or permit holders
-    /// are starving beyond what is idle or already on its way.
+    /// Whether someone needs another connection: `min_size` not reached, permit holders
+    /// starving beyond what is idle or already on its way, or — while connecting is known to
+    /// fail — no probe in flight.
     pub(crate) fn wants_growth(&self) -> bool {
         let size = self.size.load(SeqCst);
         let starving = self.starving.load(SeqCst);
-        let coming = self.connecting.load(SeqCst) + self.idle_count();
-        size < self.min_size.load(Relaxed) || starving > coming
+        let connecting = self.connecting.load(SeqCst);
+        let coming = connecting + self.idle_count();
+        size < self.min_size.load(Relaxed)
+            || starving > coming
+            || (self.down.load(SeqCst) && connecting == 0)
     }
 
     /// Wakes the grower if growth may be wanted. Cheap when it is not.
@@ -546,7 +562,8 @@ impl<M: Manage> Core<M> {
     pub(crate) fn still_wanted(&self) -> bool {
         !self.is_closed()
             && (self.starving.load(SeqCst) > 0
-                || self.size.load(SeqCst) <= self.min_size.load(Relaxed))
+                || self.size.load(SeqCst) <= self.min_size.load(Relaxed)
+                || self.down.load(SeqCst))
     }
 
     /// Reserves a slot for a new connection if growth is wanted, within `max_size` and
@@ -571,10 +588,43 @@ impl<M: Manage> Core<M> {
         Some(Reservation::new(Arc::clone(self)))
     }
 
-    /// Remembers why connecting failed, for `PoolTimeout` errors.
-    pub(crate) fn set_last_connect_error(&self, e: Option<Error>) {
+    /// A connect attempt failed: remembers why (for `PoolTimeout` errors), and marks the pool
+    /// down if retrying cannot fix the error or `fail_fast_after` failures came in a row; then
+    /// starving waiters are woken to fail at once.
+    pub(crate) fn connect_failed(&self, e: Error) {
+        let failures = self.connect_failures.fetch_add(1, SeqCst).saturating_add(1);
+        let limit = self.settings.fail_fast_after;
+        let down = e.is_permanent_connect_error() || (limit > 0 && failures >= limit);
         if let Ok(mut last) = self.last_connect_error.lock() {
-            *last = e.map(Arc::new);
+            *last = Some(Arc::new(e));
+        }
+        if down && !self.down.swap(true, SeqCst) {
+            tracing::warn!(pool = %self.name(), failures, "connecting keeps failing; checkouts fail at once until an attempt succeeds");
+            self.landed.notify_waiters();
+        }
+        self.events.notify_waiters();
+    }
+
+    /// A connect attempt succeeded: the pool is up again.
+    pub(crate) fn connect_succeeded(&self) {
+        self.connect_failures.store(0, SeqCst);
+        if let Ok(mut last) = self.last_connect_error.lock() {
+            *last = None;
+        }
+        if self.down.swap(false, SeqCst) {
+            tracing::info!(pool = %self.name(), "connecting works again");
+        }
+    }
+
+    /// The error a checkout fails with while the pool is down.
+    fn unavailable_error(&self) -> Error {
+        let kind = Kind::Unavailable {
+            pool: self.name().to_owned(),
+            failures: self.connect_failures.load(SeqCst),
+        };
+        match self.last_connect_error() {
+            Some(last) => Error::with_source(kind, last),
+            None => Error::new(kind),
         }
     }
 
