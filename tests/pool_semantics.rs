@@ -11,7 +11,7 @@ use support::pool_mock::{
     builder, mock_error, open_ready, settle, settle_for, Gate, Mock, MockConn,
 };
 use tokio::time::Instant;
-use wirepool::pool::{ConnHook, ConnState};
+use wirepool::pool::{ConnHook, ConnState, Eviction};
 
 #[tokio::test(start_paused = true)]
 async fn checkout_and_return_keep_counts() {
@@ -844,4 +844,59 @@ async fn dirty_sessions_are_kept_when_resetting_is_off() {
     let c = pool.connection().await.unwrap();
     assert_eq!((c.id, c.state), (id, ConnState::Dirty));
     assert_eq!(mock.shared.resets.load(SeqCst), 0);
+}
+
+/// A connection that still works but must not be reused (a 25006 in a read-write pool, a role
+/// change, a server shutting down) is discarded on return and at checkout, and counted as lost
+/// and by cause; the next checkout gets a new one.
+#[tokio::test(start_paused = true)]
+async fn evicted_connections_are_discarded_and_counted_by_cause() {
+    let mock = Mock::new();
+    let pool = open_ready(builder(&mock).min_size(2).max_size(2)).await;
+    let mut c = pool.connection().await.unwrap();
+    let first = c.id;
+    c.evict = Some(Eviction::ReadOnly);
+    drop(c);
+    settle_for(Duration::from_millis(100)).await;
+    let s = pool.stats();
+    assert_eq!((s.connections_lost, s.evicted_read_only), (1, 1), "{s:?}");
+    // Both idle connections learn of a role change: each is skipped at checkout.
+    mock.shared.flip_all(Eviction::RoleChanged);
+    let c = pool
+        .connection_timeout(Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        c.id > first + 1,
+        "a connection opened after both were evicted: {}",
+        c.id
+    );
+    let s = pool.stats();
+    assert_eq!(s.evicted_role_changed, 2, "{s:?}");
+    assert_eq!(s.connections_lost, 3);
+}
+
+/// `drain()` replaces every connection: idle ones at once, a checked-out one when it returns.
+#[tokio::test(start_paused = true)]
+async fn drain_replaces_idle_connections_now_and_busy_ones_on_return() {
+    let mock = Mock::new();
+    let pool = open_ready(builder(&mock).min_size(2).max_size(2)).await;
+    let held = pool.connection().await.unwrap();
+    pool.drain();
+    settle_for(Duration::from_millis(100)).await;
+    assert_eq!(pool.stats().connections_drained, 1, "the idle one");
+    let fresh = pool.connection().await.unwrap();
+    assert!(fresh.id >= 2, "opened after the drain");
+    let old = held.id;
+    drop(held);
+    drop(fresh);
+    settle_for(Duration::from_millis(100)).await;
+    let s = pool.stats();
+    assert_eq!((s.connections_drained, s.pool_size), (2, 2), "{s:?}");
+    let a = pool.connection().await.unwrap();
+    let b = pool.connection().await.unwrap();
+    assert!(
+        a.id != old && b.id != old,
+        "the connection from before is gone"
+    );
 }

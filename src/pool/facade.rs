@@ -271,6 +271,42 @@ impl<M: Manage> Pool<M> {
         maintenance::check(&self.core).await
     }
 
+    /// Replaces every connection (psycopg_pool 3.3's `drain`, HikariCP's
+    /// `softEvictConnections`): idle ones are closed now and new ones opened in the background
+    /// (up to `min_size`, and as checkouts need them); checked-out ones are closed when they
+    /// come back. Use it after a failover or a credentials rotation, so no connection from
+    /// before stays in use. Nothing waits: the pool keeps serving meanwhile.
+    ///
+    /// ```
+    /// # use wirepool::pool::{ConnState, Manage};
+    /// # struct Counter(std::sync::atomic::AtomicU32);
+    /// # impl Manage for Counter {
+    /// #     type Connection = u32;
+    /// #     async fn connect(&self) -> wirepool::Result<u32> {
+    /// #         Ok(self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    /// #     }
+    /// #     fn state(&self, _: &u32) -> ConnState { ConnState::Idle }
+    /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
+    /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// #         async {}
+    /// #     }
+    /// #     async fn close(&self, _: u32) {}
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = wirepool::Pool::builder_for(Counter(0.into())).max_size(1).open().await?;
+    /// let before = *pool.connection().await?;
+    /// pool.drain();
+    /// let after = *pool.connection().await?;
+    /// assert_ne!(before, after, "a new connection");
+    /// assert_eq!(pool.stats().connections_drained, 1);
+    /// # Ok::<(), wirepool::Error>(()) }).unwrap();
+    /// ```
+    pub fn drain(&self) {
+        self.core.drain();
+    }
+
     /// Changes the sizes at run time. `max_size` may go up to the builder's `max_size_limit`.
     /// Shrinking closes surplus idle connections now and surplus busy ones as they return.
     ///

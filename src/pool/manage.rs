@@ -38,6 +38,24 @@ pub enum ConnState {
     Busy,
     /// Unusable (I/O or protocol error, closed): discard.
     Broken,
+    /// Healthy, but no longer what the pool is for: discard, counted by cause.
+    Evict(Eviction),
+}
+
+/// Why a connection that still works must not be handed out again (a pool that heals itself
+/// after a failover; HikariCP#1960, gpustack#6105).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Eviction {
+    /// The server is going away or lost its state: it sent SQLSTATE class 08 (connection
+    /// exception) or 57P01/57P02/57P03 (admin shutdown, crash shutdown, cannot connect now).
+    ServerGone,
+    /// A write was refused as read-only (25006) in a pool that wants a writable server: the
+    /// server was demoted (a switchover), or is a standby.
+    ReadOnly,
+    /// The server reported a role change (`in_hot_standby`, `default_transaction_read_only`)
+    /// that contradicts what the pool wants (a standby promoted under a standby pool).
+    RoleChanged,
 }
 
 /// Creates, inspects, resets and closes the pool's connections.

@@ -42,7 +42,7 @@ mod waiting;
 pub use builder::PoolBuilder;
 pub use facade::Pool;
 pub use guard::PooledConnection;
-pub use manage::{BoxFuture, ConnHook, ConnState, Manage};
+pub use manage::{BoxFuture, ConnHook, ConnState, Eviction, Manage};
 pub use postgres::{IntoConfig, PgManager};
 pub use settings::ReconnectFailed;
 pub use stats::PoolStats;

@@ -50,6 +50,12 @@ pub(crate) fn return_slot<M: Manage>(
         core.discard(slot);
         return drop(permit);
     }
+    if core.is_drained(&slot) {
+        bump(&core.counters().here().connections_drained);
+        tracing::debug!(pool = %core.name(), "returned connection predates drain(); closing");
+        core.discard(slot);
+        return drop(permit);
+    }
     let clean =
         state == ConnState::Idle || (state == ConnState::Dirty && !core.settings().reset_dirty);
     match state {
@@ -73,6 +79,12 @@ pub(crate) fn return_slot<M: Manage>(
         ConnState::Busy => {
             tracing::warn!(pool = %core.name(), "connection returned with a query running; cancelling and closing");
             core.discard(slot); // cancels first (Busy)
+            drop(permit);
+        }
+        ConnState::Evict(cause) => {
+            core.count_eviction(cause);
+            tracing::warn!(pool = %core.name(), ?cause, "returned connection evicted; discarding");
+            core.discard(slot);
             drop(permit);
         }
         ConnState::Broken => {

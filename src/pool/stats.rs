@@ -57,8 +57,16 @@ pub struct PoolStats {
     pub connections_ms: u64,
     /// Connection attempts that failed.
     pub connections_errors: u64,
-    /// Idle connections found dead (at checkout or by `check`).
+    /// Connections found dead (at checkout or by `check`) or evicted (below).
     pub connections_lost: u64,
+    /// Evicted because the server went away or lost its state (class 08, 57P01-03).
+    pub evicted_server_gone: u64,
+    /// Evicted after a read-only refusal (25006) in a pool that wants a writable server.
+    pub evicted_read_only: u64,
+    /// Evicted after the server's role changed against the pool's target.
+    pub evicted_role_changed: u64,
+    /// Replaced by [`Pool::drain`](super::Pool::drain).
+    pub connections_drained: u64,
 }
 
 impl fmt::Display for PoolStats {
@@ -84,6 +92,10 @@ impl fmt::Display for PoolStats {
             ("connections_ms", self.connections_ms),
             ("connections_errors", self.connections_errors),
             ("connections_lost", self.connections_lost),
+            ("evicted_server_gone", self.evicted_server_gone),
+            ("evicted_read_only", self.evicted_read_only),
+            ("evicted_role_changed", self.evicted_role_changed),
+            ("connections_drained", self.connections_drained),
         ];
         for (name, value) in counters.into_iter().filter(|&(_, v)| v != 0) {
             write!(f, ", {name} {value}")?;
@@ -105,6 +117,10 @@ pub(crate) struct CounterSet {
     pub connections_us: AtomicU64,
     pub connections_errors: AtomicU64,
     pub connections_lost: AtomicU64,
+    pub evicted_server_gone: AtomicU64,
+    pub evicted_read_only: AtomicU64,
+    pub evicted_role_changed: AtomicU64,
+    pub connections_drained: AtomicU64,
     /// Requests that started / stopped waiting: `requests_waiting` is the difference, so a
     /// waiter bumps its own thread's line, never one shared with the other workers.
     pub waits_begun: AtomicU64,
@@ -174,6 +190,10 @@ impl Counters {
         s.connections_ms = self.sum(|c| &c.connections_us, reset) / 1000;
         s.connections_errors = self.sum(|c| &c.connections_errors, reset);
         s.connections_lost = self.sum(|c| &c.connections_lost, reset);
+        s.evicted_server_gone = self.sum(|c| &c.evicted_server_gone, reset);
+        s.evicted_read_only = self.sum(|c| &c.evicted_read_only, reset);
+        s.evicted_role_changed = self.sum(|c| &c.evicted_role_changed, reset);
+        s.connections_drained = self.sum(|c| &c.connections_drained, reset);
         s.requests_waiting = self.waiting();
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wirepool::pool::{ConnState, Manage};
+use wirepool::pool::{ConnState, Eviction, Manage};
 
 /// How a scripted operation behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,10 @@ pub struct Shared {
     /// `Manage::mark_clean` calls (after a connect's or a reset's `configure`).
     pub marks: AtomicUsize,
     pub pings: AtomicUsize,
+    /// Set by [`Shared::flip_all`]: connections opened before then learn at their next peek
+    /// that they must be evicted for this cause (a server's role change, reported to each
+    /// session); connections opened later are not affected.
+    flip: Mutex<Option<(Eviction, usize)>>,
     next_id: AtomicUsize,
     killers: Mutex<Vec<Arc<AtomicBool>>>,
 }
@@ -83,6 +87,12 @@ impl Shared {
         for k in self.killers.lock().unwrap().drain(..) {
             k.store(true, SeqCst);
         }
+    }
+
+    /// Every connection that exists now must be evicted for `cause` (it learns at its next
+    /// peek).
+    pub fn flip_all(&self, cause: Eviction) {
+        *self.flip.lock().unwrap() = Some((cause, self.next_id.load(SeqCst)));
     }
 
     pub fn set(&self, f: impl FnOnce(&mut Script)) {
@@ -107,6 +117,8 @@ pub fn refused_error() -> wirepool::Error {
 pub struct MockConn {
     pub id: usize,
     pub state: ConnState,
+    /// Set: the connection works but must be evicted for this cause.
+    pub evict: Option<Eviction>,
     server_closed: Arc<AtomicBool>,
     shared: Arc<Shared>,
 }
@@ -176,6 +188,7 @@ impl Manage for Mock {
             Ok(MockConn {
                 id: shared.next_id.fetch_add(1, SeqCst),
                 state: ConnState::Idle,
+                evict: None,
                 server_closed: killer,
                 shared: Arc::clone(&shared),
             })
@@ -185,13 +198,20 @@ impl Manage for Mock {
     fn state(&self, conn: &MockConn) -> ConnState {
         if conn.server_closed.load(SeqCst) {
             ConnState::Broken
+        } else if let Some(cause) = conn.evict {
+            ConnState::Evict(cause)
         } else {
             conn.state
         }
     }
 
     fn check_closed(&self, conn: &mut MockConn) -> bool {
-        conn.server_closed.load(SeqCst)
+        if let Some((cause, before)) = *self.shared.flip.lock().unwrap() {
+            if conn.id < before {
+                conn.evict = Some(cause);
+            }
+        }
+        conn.server_closed.load(SeqCst) || conn.evict.is_some()
     }
 
     fn ping(&self, conn: &mut MockConn) -> impl Future<Output = wirepool::Result<()>> + Send {

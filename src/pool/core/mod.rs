@@ -45,7 +45,7 @@
 //! connection, which the connect task (`connecting.rs`) opens. The core does not call it: it
 //! signals `growth`, and the grower task that `open` starts reserves and connects.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering::*};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ use tokio::time::Instant;
 
 use super::backoff::{Backoff, Jitter};
 use super::clock::{self, Clock, Nanos};
-use super::manage::{ConnState, Manage};
+use super::manage::{ConnState, Eviction, Manage};
 use super::permits::Permits;
 use super::settings::Settings;
 use super::stats::{bump, Counters, PoolStats};
@@ -84,6 +84,8 @@ pub(crate) struct Slot<C> {
     /// When it went idle: the real clock at a connect or reset, the cached reading at a return
     /// (never later than the real time; up to one tick earlier: `clock.rs`).
     pub(crate) idle_since: Nanos,
+    /// The pool's generation when it was opened: a `drain` since makes it stale.
+    generation: u64,
 }
 
 impl<C> Slot<C> {
@@ -145,6 +147,8 @@ pub(crate) struct Core<M: Manage> {
     last_connect_error: Mutex<Option<Arc<Error>>>,
     /// Connect attempts that failed in a row (reset by a success).
     connect_failures: AtomicU32,
+    /// Bumped by `drain`: connections opened before it are replaced.
+    generation: AtomicU64,
     /// Connecting is known to fail: checkouts that find nothing idle fail at once
     /// ([`Landing::Down`]) and a probe connects in the background even with nobody waiting.
     down: AtomicBool,
@@ -180,6 +184,7 @@ impl<M: Manage> Core<M> {
             last_connect_error: Mutex::new(None),
             connect_failures: AtomicU32::new(0),
             down: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             backoff: Backoff::default(),
             jitter: Jitter::new(settings.seed),
             clock,
@@ -327,6 +332,7 @@ impl<M: Manage> Core<M> {
             conn,
             expires,
             idle_since: self.clock.at(now),
+            generation: self.generation.load(SeqCst),
         }
     }
 
@@ -348,9 +354,20 @@ impl<M: Manage> Core<M> {
             self.note_idle_left();
             if self.clock.passed(slot.expires) {
                 tracing::debug!(pool = %self.name(), "idle connection expired; closing");
+            } else if self.is_drained(&slot) {
+                bump(&self.counters.here().connections_drained);
+                tracing::debug!(pool = %self.name(), "idle connection predates drain(); closing");
             } else if self.manager.check_closed(&mut slot.conn) {
-                bump(&self.counters.here().connections_lost);
-                tracing::debug!(pool = %self.name(), "idle connection closed by the server; discarding");
+                match self.manager.state(&slot.conn) {
+                    ConnState::Evict(cause) => {
+                        self.count_eviction(cause);
+                        tracing::warn!(pool = %self.name(), ?cause, "idle connection evicted; discarding");
+                    }
+                    _ => {
+                        bump(&self.counters.here().connections_lost);
+                        tracing::debug!(pool = %self.name(), "idle connection closed by the server; discarding");
+                    }
+                }
             } else {
                 return Some(slot);
             }
@@ -485,6 +502,39 @@ impl<M: Manage> Core<M> {
         fence(SeqCst);
         self.wake_one();
         self.events.notify_waiters();
+    }
+
+    /// Counts an eviction (`ConnState::Evict`): as lost, and by its cause.
+    pub(crate) fn count_eviction(&self, cause: Eviction) {
+        let here = self.counters.here();
+        bump(&here.connections_lost);
+        bump(match cause {
+            Eviction::ServerGone => &here.evicted_server_gone,
+            Eviction::ReadOnly => &here.evicted_read_only,
+            Eviction::RoleChanged => &here.evicted_role_changed,
+        });
+    }
+
+    /// Whether `slot` was opened before the last `drain`.
+    pub(crate) fn is_drained(&self, slot: &Slot<M::Connection>) -> bool {
+        slot.generation != self.generation.load(Relaxed)
+    }
+
+    /// Replaces every connection (psycopg_pool 3.3's `drain`, HikariCP's
+    /// `softEvictConnections`): idle ones are closed now and growth opens new ones; checked-out
+    /// ones are closed when they come back; a connect in flight lands as a new one.
+    pub(crate) fn drain(self: &Arc<Self>) {
+        self.generation.fetch_add(1, SeqCst);
+        let mut drained = 0;
+        while let Some(slot) = self.try_pop() {
+            self.discard(slot);
+            drained += 1;
+        }
+        self.counters
+            .here()
+            .connections_drained
+            .fetch_add(drained, Relaxed);
+        tracing::info!(pool = %self.name(), drained, "drain(): replacing every connection");
     }
 
     /// Takes every idle connection out and discards it.
