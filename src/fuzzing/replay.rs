@@ -1,12 +1,12 @@
-//! Replays every fuzz corpus and regression file through the same functions the libFuzzer
-//! targets call (`wirepool::fuzzing`), on the stable toolchain with no fuzzer installed: a crash
+//! Replays every fuzz seed, corpus and regression file through the same functions the libFuzzer
+//! targets call, in plain `cargo test` on the stable toolchain with no fuzzer installed: a crash
 //! the fuzzer once found stays fixed, and the recorded server transcripts stay valid inputs.
 //!
 //! Layout (see docs/fuzzing.md), per target:
 //! - `fuzz/seeds/<target>/`: named seeds, recorded from a real server or written from the
-//!   reference (never minimized away);
+//!   protocol documentation and RFCs (never minimized away);
 //! - `fuzz/corpus/<target>/`: the minimized corpus of past runs (libFuzzer's hash names);
-//! - `fuzz/regressions/<target>/`: each input that once crashed, named after the finding.
+//! - `fuzz/regressions/<target>/`: each input that once crashed a target, named after what it shows.
 //!
 //! A target with no seeds fails the test: an empty directory replays nothing.
 
@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 type Target = fn(&[u8]);
 
 const TARGETS: &[(&str, Target)] = &[
-    ("conninfo", wirepool::fuzzing::conninfo),
-    ("decode_backend", wirepool::fuzzing::decode_backend),
-    ("error_fields", wirepool::fuzzing::error_fields),
-    ("frontend_roundtrip", wirepool::fuzzing::frontend_roundtrip),
-    ("handshake", wirepool::fuzzing::handshake),
-    ("scram", wirepool::fuzzing::scram),
-    ("simple_query", wirepool::fuzzing::simple_query),
+    ("conninfo", super::conninfo),
+    ("decode_backend", super::decode_backend),
+    ("error_fields", super::error_fields),
+    ("frontend_roundtrip", super::frontend_roundtrip),
+    ("handshake", super::handshake),
+    ("scram", super::scram),
+    ("simple_query", super::simple_query),
 ];
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
