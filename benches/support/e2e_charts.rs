@@ -1,15 +1,18 @@
-//! `end_to_end.svg`: the select1 table as a picture, client CPU per query and queries/s for
-//! every shape, wirepool beside its peers, the bare raw-wire client (the floor) and pgbench.
+//! `end_to_end.svg`: the select1 table as a picture. Client CPU per query and queries/s for
+//! every shape, as the table's ratios to deadpool-postgres (the median over rounds of each
+//! round's ratio, which a busy machine disturbs less than the absolute figures): wirepool beside
+//! bb8-postgres, the bare raw-wire client (the floor) and pgbench.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use crate::charts::{self, Panel};
 use crate::stats::median;
-use crate::{Rate, Settings, NAMES, SHAPES, WORKERS};
+use crate::{Rate, Settings, NAMES, REFERENCE, SHAPES, WORKERS};
 
-/// (contender index in `NAMES`, colour index); pgbench comes last, in black.
-const SHOWN: [(usize, usize); 5] = [(1, 0), (0, 1), (2, 4), (3, 5), (5, 6)];
+/// (contender index in `NAMES`, colour index); deadpool-postgres is the line at 1, pgbench comes
+/// last, in black.
+const SHOWN: [(usize, usize); 4] = [(1, 0), (2, 4), (3, 5), (5, 6)];
 const PGBENCH_COLOUR: usize = 7;
 
 pub(crate) fn select1(
@@ -40,13 +43,27 @@ pub(crate) fn select1(
                 keys.iter()
                     .map(|k| {
                         let runs = rates.get(&(k.0, k.1, i))?;
-                        let m = median(&runs.iter().map(f).collect::<Vec<_>>());
+                        let reference = rates.get(&(k.0, k.1, REFERENCE))?;
+                        let per_round: Vec<f64> = runs
+                            .iter()
+                            .zip(reference)
+                            .map(|(a, b)| f(a) / f(b))
+                            .collect();
+                        let m = median(&per_round);
                         m.is_finite().then_some(m)
                     })
                     .collect()
             })
             .collect();
-        values.push(keys.iter().map(|k| pgbench[k.1].map(|r| f(&r))).collect());
+        values.push(
+            keys.iter()
+                .map(|k| {
+                    let reference = rates.get(&(k.0, k.1, REFERENCE))?;
+                    let m = median(&reference.iter().map(f).collect::<Vec<_>>());
+                    pgbench[k.1].map(|r| f(&r) / m).filter(|x| x.is_finite())
+                })
+                .collect(),
+        );
         Panel {
             title: title.to_owned(),
             x_desc: "runtime, T tasks / pool size".to_owned(),
@@ -54,18 +71,20 @@ pub(crate) fn select1(
             groups: groups.clone(),
             series: series.clone(),
             values,
-            line: None,
+            line: Some((1.0, NAMES[REFERENCE].to_owned())),
         }
     };
     let panels = [
         panel(
             "client CPU per query (lower is better)",
-            "CPU µs per query",
-            &|r| r.cpu_per_op.as_secs_f64() * 1e6,
+            "÷ deadpool-postgres'",
+            &|r| r.cpu_per_op.as_secs_f64(),
         ),
-        panel("queries per second (higher is better)", "queries/s", &|r| {
-            r.per_second
-        }),
+        panel(
+            "queries per second (higher is better)",
+            "÷ deadpool-postgres'",
+            &|r| r.per_second,
+        ),
     ];
     let caption = format!(
         "SELECT 1 through the pool over {transport} (median of {} interleaved rounds, {:?} \
