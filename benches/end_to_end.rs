@@ -17,12 +17,17 @@
 //! `WIREPOOL_BENCH_SQL` (select1 runs this query instead of `SELECT 1`, e.g. a wider row),
 //! `WIREPOOL_BENCH_TRANSPORT=unix` (select1 and its pgbench over the cluster's Unix socket
 //! instead of 127.0.0.1 TCP, the and the lesson's transport: supplementary, it changes
-//! every client's kernel share).
+//! every client's kernel share), `WIREPOOL_BENCH_CHARTS=docs/img` (also draw select1's
+//! `end_to_end.svg` there).
 
 #[path = "support/bare.rs"]
 mod bare;
+#[path = "support/charts.rs"]
+mod charts;
 #[path = "../tests/support/cluster.rs"]
 mod cluster;
+#[path = "support/e2e_charts.rs"]
+mod e2e_charts;
 #[path = "support/e2e_more.rs"]
 mod e2e_more;
 #[path = "support/pg_clients.rs"]
@@ -317,6 +322,9 @@ fn select1(cluster: &cluster::Cluster, s: &Settings) {
         }
     }
     print_table(&header.map(str::to_owned), &rows);
+    if let Some(dir) = charts::dir() {
+        e2e_charts::select1(&dir, s, transport, &rates, &pgbench);
+    }
 }
 
 fn main() {

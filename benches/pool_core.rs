@@ -10,10 +10,13 @@
 //! the same round, so slow drift in machine load cancels out.
 //!
 //! Knobs: `WIREPOOL_BENCH_ROUNDS` (default 5), `WIREPOOL_BENCH_MS` (timed window per run,
-//! default 80), `WIREPOOL_BENCH_QUICK=1` (one round, 20 ms: a smoke run).
+//! default 80), `WIREPOOL_BENCH_QUICK=1` (one round, 20 ms: a smoke run),
+//! `WIREPOOL_BENCH_CHARTS=docs/img` (also draw `pool_core.svg` there).
 
 #[path = "support/bare.rs"]
 mod bare;
+#[path = "support/charts.rs"]
+mod charts;
 #[path = "support/contenders.rs"]
 mod contenders;
 #[path = "support/pool_core_report.rs"]

@@ -57,7 +57,7 @@ enum Mode {
     /// No bound, but the clock read every bounded mode makes for its deadline (wirepool's
     /// slow path reads it anyway, for `start`).
     Clock,
-    /// `timeout_at(deadline, acquire())`, as `checkout.rs` does today.
+    /// `timeout_at(deadline, acquire())`: a tokio timer per waiter (deadpool's `apply_timeout`).
     TimeoutAt,
     /// The `Sleep` made only once `acquire` has returned `Pending` (saves its handle clone
     /// when the first poll succeeds; it registers lazily anyway).
@@ -75,7 +75,7 @@ enum Mode {
 const MODES: [(Mode, &str); 7] = [
     (Mode::Bare, "bare (no timeout)"),
     (Mode::Clock, "bare + deadline clock read"),
-    (Mode::TimeoutAt, "timeout_at per waiter (today)"),
+    (Mode::TimeoutAt, "timeout_at per waiter"),
     (Mode::LazySleep, "Sleep made after first Pending"),
     (Mode::RecycledSleep, "recycled Sleep per thread (reset)"),
     (Mode::LockedRegistry, "locked registry, 2 locks (floor)"),

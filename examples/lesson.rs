@@ -1,4 +1,5 @@
-//! The psycopg_pool lesson (`../shared/seed/`), ported to wirepool.
+//! A Spanish-language lesson on Python's psycopg_pool (not part of this repository; the Python
+//! side is quoted in `docs/lesson.md`), ported to wirepool.
 //!
 //! The Python lesson builds a `Conexion` class around a `ConnectionPool` of at most five
 //! connections and shows two cases:

@@ -27,12 +27,13 @@
 //! conn.close().await?;
 //! # Ok(()) }
 //! ```
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod config;
 pub mod conn;
 mod error;
+// The fuzz target bodies: built for cargo-fuzz (which sets `--cfg fuzzing`) and for this crate's
+// own unit tests (which replay the committed corpora), never for a user's build.
+#[cfg(any(fuzzing, test))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod pool;

@@ -9,7 +9,8 @@ use support::fake_server::{self as fake, FakeServer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-/// A protocol 3.0 StartupMessage, written out by hand (postgres-protocol.md §1.2).
+/// A protocol 3.0 StartupMessage, written out by hand (PostgreSQL's "Message Formats":
+/// length, version 196608, name/value pairs, a final NUL).
 fn startup_message(params: &[(&str, &str)]) -> Vec<u8> {
     let mut body = 196_608u32.to_be_bytes().to_vec();
     for (name, value) in params {

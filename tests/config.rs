@@ -1,5 +1,5 @@
-//! Connection settings: libpq's `PQconninfoParse` ground truth (one test per row of the table in
-//! reference/postgres-protocol.md §3.3), the print/parse round trip, password redaction, and
+//! Connection settings: libpq's ground truth (one test per input, each row's expected result as
+//! libpq 15's `PQconninfoParse` gives it), the print/parse round trip, password redaction, and
 //! resolution (environment, defaults, multi-host lists, `.pgpass`) through `resolve_with` with a
 //! fake environment, so no test reads or changes the process's.
 
@@ -53,7 +53,7 @@ fn resolve_err(s: &str) -> Error {
     }
 }
 
-// ---- §3.3 table: keyword/value strings ----
+// ---- PQconninfoParse ground truth: keyword/value strings ----
 
 #[test]
 fn row_plain_keywords() {
@@ -183,7 +183,7 @@ fn row_requiressl_overrides_sslmode() {
     assert_eq!(parse("requiressl=1").get_sslmode(), Some("require"));
 }
 
-// ---- §3.3 table: URIs ----
+// ---- PQconninfoParse ground truth: URIs ----
 
 #[test]
 fn row_bare_uri() {

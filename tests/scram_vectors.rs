@@ -403,7 +403,8 @@ fn random_nonce_client_first() {
 
 #[test]
 fn saslprep_table() {
-    // RFC 4013 §3 examples and the PostgreSQL probes of the reference §2.5.
+    // RFC 4013 §3 examples, and what PostgreSQL does (`fe-auth-scram.c` and the server): a
+    // password SASLprep rejects is used as its raw bytes.
     assert_eq!(&*saslprep_or_raw("\u{2168}".as_bytes()), b"IX");
     assert_eq!(&*saslprep_or_raw("I\u{AD}X".as_bytes()), b"IX");
     assert_eq!(&*saslprep_or_raw("\u{AA}".as_bytes()), b"a");

@@ -4,8 +4,8 @@
 use bytes::{BufMut, BytesMut};
 use wirepool::wire::{
     frontend, Authentication, BackendMessage, Decoder, DecoderLimits, TransactionStatus, WireError,
-    MAX_AUTH_MESSAGE_LEN, MAX_AUTH_RESPONSE_LEN, MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN,
-    MAX_STARTUP_PACKET_LEN,
+    MAX_AUTH_MESSAGE_LEN, MAX_AUTH_RESPONSE_LEN, MAX_FRONTEND_MESSAGE_LEN, MAX_SMALL_MESSAGE_LEN,
+    MAX_STARTUP_MESSAGE_LEN, MAX_STARTUP_PACKET_LEN,
 };
 
 /// A backend message: tag, Int32 length (body + 4), body.
@@ -155,6 +155,64 @@ fn auth_response_limit_exact_and_one_past() {
     let mut buf = BytesMut::new();
     frontend::sasl_response(&vec![b'a'; MAX_AUTH_RESPONSE_LEN - 4], &mut buf).unwrap();
     assert!(frontend::sasl_response(&vec![b'a'; MAX_AUTH_RESPONSE_LEN - 3], &mut buf).is_err());
+}
+
+type Encoder = fn(&str, &mut BytesMut) -> Result<(), WireError>;
+
+/// Query and CopyFail against the real `MAX_FRONTEND_MESSAGE_LEN` (1 GiB): a value longer than
+/// the limit is refused before it is copied. The value is a zeroed allocation that is only
+/// read, so the test costs no resident gigabyte. (The limit logic at exactly the limit and one
+/// past it is unit-tested at a small limit in `src/wire/frontend.rs`.)
+#[test]
+fn frontend_message_limit_refuses_a_longer_value_before_copying_it() {
+    let huge = String::from_utf8(vec![0; MAX_FRONTEND_MESSAGE_LEN + 1]).unwrap();
+    for encode in [frontend::query as Encoder, frontend::copy_fail] {
+        let mut buf = BytesMut::from(&b"keep"[..]);
+        assert_eq!(
+            encode(&huge, &mut buf),
+            Err(WireError::OutboundTooLong {
+                limit: MAX_FRONTEND_MESSAGE_LEN
+            })
+        );
+        assert_eq!(&buf[..], b"keep");
+    }
+}
+
+/// Query and CopyFail at exactly `MAX_FRONTEND_MESSAGE_LEN` and one past it, full size. Needs
+/// about 2 GiB of memory, so it runs only when asked:
+/// `cargo test --release --test wire_codec -- --ignored`.
+#[test]
+#[ignore = "allocates about 2 GiB; run with --ignored"]
+fn frontend_message_limit_exact_and_one_past() {
+    for (tag, encode) in [
+        (b'Q', frontend::query as Encoder),
+        (b'f', frontend::copy_fail),
+    ] {
+        // Length field = 4 + value + NUL.
+        let exact = "x".repeat(MAX_FRONTEND_MESSAGE_LEN - 5);
+        let mut buf = BytesMut::new();
+        encode(&exact, &mut buf).unwrap();
+        drop(exact);
+        assert_eq!(buf.len(), 1 + MAX_FRONTEND_MESSAGE_LEN);
+        assert_eq!(buf[0], tag);
+        assert_eq!(
+            &buf[1..5],
+            &u32::try_from(MAX_FRONTEND_MESSAGE_LEN)
+                .unwrap()
+                .to_be_bytes()
+        );
+        drop(buf);
+
+        let over = "x".repeat(MAX_FRONTEND_MESSAGE_LEN - 4);
+        let mut buf = BytesMut::new();
+        assert_eq!(
+            encode(&over, &mut buf),
+            Err(WireError::OutboundTooLong {
+                limit: MAX_FRONTEND_MESSAGE_LEN
+            })
+        );
+        assert!(buf.is_empty());
+    }
 }
 
 // ---- decoder: message types -------------------------------------------------------------------

@@ -39,7 +39,8 @@ fn trust_startup() -> Vec<u8> {
     concat(&parts)
 }
 
-/// The server side of the psql SCRAM exchange (reference §2.3), then the rest of the login.
+/// The server side of the psql SCRAM exchange (recorded in rust-postgres,
+/// `postgres-protocol/src/authentication/sasl.rs`, test `exchange`), then the rest of the login.
 fn scram_startup() -> Vec<u8> {
     let mut continue_ = vec![0, 0, 0, 11];
     continue_.extend_from_slice(

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::charts::Panel;
 use crate::stats::{fmt_ratio, median, print_table};
 use crate::{Cell, Settings, BARE, LAT_MAX, LAT_TASKS, MAIN, NAMES, REFERENCE, WIREPOOL};
 
@@ -137,6 +138,60 @@ pub(crate) fn report(
         "- FIFO fairness (p99 ≤ 1.5 × p50 at T=64, max 4): {}",
         verdict(&unfair)
     );
+    if let Some(dir) = crate::charts::dir() {
+        chart(&dir, s, cells, rates);
+    }
+}
+
+/// `pool_core.svg`: every cell's cycles/s relative to the bare primitives, one panel per variant.
+fn chart(
+    dir: &std::path::Path,
+    s: &Settings,
+    cells: &[Cell],
+    rates: &HashMap<(usize, usize), Vec<f64>>,
+) {
+    let shown: Vec<usize> = (0..MAIN).filter(|&i| i != BARE).collect();
+    let panels: Vec<Panel> = [false, true]
+        .into_iter()
+        .map(|hold| {
+            let cells: Vec<(usize, &Cell)> = cells
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.hold_across_yield == hold)
+                .collect();
+            Panel {
+                title: if hold {
+                    "get + yield + drop"
+                } else {
+                    "get + drop"
+                }
+                .to_owned(),
+                x_desc: "T tasks / max_size".to_owned(),
+                y_desc: "cycles/s ÷ bare primitives'".to_owned(),
+                groups: cells
+                    .iter()
+                    .map(|(_, c)| format!("{}/{}", c.tasks, c.max))
+                    .collect(),
+                series: shown.iter().map(|&i| (NAMES[i].to_owned(), i)).collect(),
+                values: shown
+                    .iter()
+                    .map(|&i| {
+                        let v = cells.iter().map(|(ci, _)| ratio(rates, *ci, i, BARE));
+                        v.map(|r| r.is_finite().then_some(r)).collect()
+                    })
+                    .collect(),
+                line: Some((1.0, "bare primitives (the limit)".to_owned())),
+            }
+        })
+        .collect();
+    let caption = format!(
+        "pool_core: checkout + return, no I/O (median of {} interleaved rounds, {:?} windows, \
+         2 tokio workers; 1-min load {} at the end)",
+        s.rounds,
+        s.window,
+        crate::charts::load()
+    );
+    crate::charts::write(dir, "pool_core", &caption, (2, 1), (1150, 330), &panels);
 }
 
 /// What a full pool adds to the primitives, priced one piece at a time: ratios to the bare

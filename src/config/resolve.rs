@@ -83,8 +83,6 @@ pub struct ConnectParams {
 
 impl Config {
     /// Resolves against the process environment and `$HOME/.pgpass`.
-    // The connection layer's stub does not call it yet; remove once `Connection::connect` does.
-    #[allow(dead_code)]
     pub(crate) fn resolve(&self) -> Result<ConnectParams, Error> {
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())

@@ -1,5 +1,6 @@
 //! CancelRequest: a new connection to the *same* address the session uses, 16 bytes, then wait
-//! for the server to close the socket (it never replies; reference §6.1).
+//! for the server to close the socket (it never replies: PostgreSQL's protocol documentation,
+//! "Canceling Requests in Progress").
 //!
 //! Waiting for EOF matters: it is the only sign the server has processed the request, and a
 //! pool must not reuse the connection before then (a late cancel would hit the next query,

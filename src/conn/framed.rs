@@ -26,8 +26,9 @@ use crate::error::{Error, Result};
 use crate::wire::{BackendMessage, Decoder};
 
 /// The first and smallest read size. A whole handshake (~600 bytes on PostgreSQL 15) and a
-/// small query's response fit, and an idle connection holds only this much: with 8 KiB, the
-/// read buffer was most of the 10.9 KiB RSS each idle pooled connection cost.
+/// small query's response fit, and an idle connection holds only this much: the read buffer is
+/// most of what an idle pooled connection costs in memory (mini-redis starts at 4 KiB and says
+/// real applications should tune it; a pool holds many idle connections).
 const MIN_READ_CHUNK: usize = 1024;
 /// The largest read size: each read that fills the buffer doubles the next one up to this, so
 /// a big result costs few syscalls. Buffers grown past it are given back when idle.

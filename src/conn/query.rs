@@ -99,7 +99,8 @@ impl Connection {
             Outcome::Copy(what) => Err(Error::unsupported(format!("{what} is not supported"))),
             // The framing is intact, but text that is not UTF-8 means the session's encoding
             // is not what we asked for (e.g. `SET client_encoding = 'LATIN1'`): every later
-            // query would fail the same way, so a pool must not keep it (fuzz finding F2).
+            // query would fail the same way, so a pool must not keep it (the `simple_query`
+            // fuzz target's regression `non_utf8_value_marks_the_connection_broken`).
             Outcome::BadText => {
                 self.mark_broken();
                 Err(Error::protocol(WireError::InvalidUtf8 { tag: b'D' }))

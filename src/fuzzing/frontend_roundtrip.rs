@@ -94,7 +94,8 @@ pub fn frontend_roundtrip(data: &[u8]) {
         check(
             d,
             |buf| encode(&a_text, buf),
-            // MAX_FRONTEND_MESSAGE_LEN (1 GiB) is out of a fuzzer's reach; the unit tests cover it.
+            // MAX_FRONTEND_MESSAGE_LEN (1 GiB) is out of a fuzzer's reach: `frontend.rs`'s unit
+            // tests check the limit logic at a small limit, `tests/wire_codec.rs` the constant.
             expected(0, nul(a_text.as_bytes()), 0, usize::MAX),
             |msg| {
                 let mut body = tagged(msg, tag);

@@ -1,15 +1,17 @@
 //! The bodies of the fuzz targets: one `pub fn <target>(data: &[u8])` per target, each feeding
 //! arbitrary bytes into the crate and checking the invariants the target names.
 //!
-//! Why here and not in `fuzz/`: the libFuzzer targets (`fuzz/fuzz_targets/*.rs`, nightly,
-//! sanitizers) and the stable replay test (`tests/fuzz_replay.rs`, run in CI) call the same
-//! functions, so every corpus and regression file is checked by `cargo test` with no fuzzer
-//! installed. The module is always compiled (nothing here is behind a feature a user could forget)
-//! and `#[doc(hidden)]`: it is not part of the API and may change with any release.
+//! Why here and not in `fuzz/`: the libFuzzer targets (`fuzz/fuzz_targets/*.rs`) and the replay
+//! test (`replay.rs`, run by `cargo test`) call the same functions, so every seed, corpus and
+//! regression file is checked on stable with no fuzzer installed. The module exists only under
+//! `cfg(fuzzing)`, which cargo-fuzz sets (quinn-proto gates its `fuzzing` module on it too), and
+//! `cfg(test)`: a user's build does not contain it. It is not part of the API.
 //!
 //! Contract of every function: it returns normally for any input, and panics only when the crate
-//! broke an invariant (that panic is the finding). It never panics on the input being malformed,
-//! and does no I/O. How to run the targets and what each asserts: `docs/fuzzing.md`.
+//! broke an invariant (that panic is the finding). It never panics on the input being malformed.
+//! All targets but one are pure (bytes in, values out); `simple_query` drives a real
+//! [`Connection`](crate::Connection) against a scripted server on a loopback socket, on a
+//! per-thread tokio runtime. How to run the targets and what each asserts: `docs/fuzzing.md`.
 //!
 //! Input layouts are chosen so that recorded seeds stay readable: a leading option byte, then
 //! messages separated by `\n` where the messages are text (see each function's doc).
@@ -21,6 +23,9 @@ mod frontend_roundtrip;
 mod handshake;
 mod scram;
 mod simple_query;
+
+#[cfg(test)]
+mod replay;
 
 pub use self::conninfo::conninfo;
 pub use self::decode_backend::decode_backend;

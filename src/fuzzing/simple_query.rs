@@ -285,12 +285,13 @@ mod tests {
         assert_eq!(run(&script[..script.len() - 6]), End::Broken);
     }
 
-    /// Finding F2's regression test: fails until `src/conn/query.rs` marks the connection broken
-    /// on a non-UTF-8 value (or stops calling that a protocol error, and the docs say so).
+    /// A DataRow value that is not UTF-8 is a protocol error and leaves the connection broken:
+    /// the session's encoding is not the UTF8 the client asked for, so every later query would
+    /// fail the same way and a pool must not reuse it (`src/conn/query.rs`, `Outcome::BadText`).
     #[test]
-    fn f2_protocol_error_marks_the_connection_broken() {
+    fn a_non_utf8_value_marks_the_connection_broken() {
         let input = std::fs::read(format!(
-            "{}/fuzz/regressions/simple_query/f2_non_utf8_value_protocol_error_connection_usable",
+            "{}/fuzz/regressions/simple_query/non_utf8_value_marks_the_connection_broken",
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap();

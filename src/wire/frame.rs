@@ -139,7 +139,7 @@ impl Body {
         let tag = self.tag;
         let s = self.cstr()?;
         // ASCII first: nearly every name and tag the server sends is ASCII, and on strings this
-        // short `is_ascii` costs a fraction of `str::from_utf8` (callgrind).
+        // short `is_ascii` costs a fraction of `str::from_utf8`.
         if s.is_ascii() || std::str::from_utf8(s).is_ok() {
             Ok(s)
         } else {

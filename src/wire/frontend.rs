@@ -196,3 +196,65 @@ pub fn terminate(buf: &mut BytesMut) {
     buf.put_u8(b'X');
     buf.put_i32(4);
 }
+
+#[cfg(test)]
+mod tests {
+    //! The limit logic every encoder shares, at a small limit: the real ones are too large to
+    //! reach cheaply (`tests/wire_codec.rs` checks each encoder against its own constant).
+
+    use super::*;
+
+    const LIMIT: usize = 16;
+
+    /// Appends a tagged message whose length field (itself included) is `len`, under [`LIMIT`].
+    fn tagged(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
+        write_message(buf, Some(b'Q'), LIMIT, |buf| {
+            buf.put_bytes(b'x', len - 4);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn a_message_at_exactly_the_limit_is_written_with_its_length() {
+        let mut buf = BytesMut::from(&b"before"[..]);
+        tagged(&mut buf, LIMIT).unwrap();
+        assert_eq!(&buf[..7], b"beforeQ");
+        assert_eq!(&buf[7..11], &16i32.to_be_bytes());
+        assert_eq!(buf.len(), 6 + 1 + LIMIT);
+    }
+
+    #[test]
+    fn one_past_the_limit_is_refused_and_the_buffer_restored() {
+        let mut buf = BytesMut::from(&b"before"[..]);
+        assert_eq!(
+            tagged(&mut buf, LIMIT + 1),
+            Err(WireError::OutboundTooLong { limit: LIMIT })
+        );
+        assert_eq!(&buf[..], b"before");
+    }
+
+    #[test]
+    fn an_untagged_packet_counts_the_same_way() {
+        let packet = |buf: &mut BytesMut, len: usize| {
+            write_message(buf, None, LIMIT, |buf| {
+                buf.put_bytes(0, len - 4);
+                Ok(())
+            })
+        };
+        let mut buf = BytesMut::new();
+        packet(&mut buf, LIMIT).unwrap();
+        assert_eq!(&buf[..4], &16i32.to_be_bytes());
+        assert_eq!(buf.len(), LIMIT);
+        assert!(packet(&mut buf, LIMIT + 1).is_err());
+        assert_eq!(buf.len(), LIMIT);
+    }
+
+    #[test]
+    fn the_precheck_refuses_only_what_cannot_fit() {
+        assert_eq!(precheck(LIMIT, LIMIT), Ok(()));
+        assert_eq!(
+            precheck(LIMIT + 1, LIMIT),
+            Err(WireError::OutboundTooLong { limit: LIMIT })
+        );
+    }
+}

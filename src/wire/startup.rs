@@ -9,7 +9,7 @@
 //!                                   S, K, N ──► Authenticated ──Z──► Done(Session)
 //! ```
 //!
-//! Security rules (reference §2.3 step 7, §2.6; libpq `fe-auth.c`):
+//! Security rules (libpq `fe-auth.c`: `check_expected_areq`, `pg_SASL_continue`; RFC 5802 §9):
 //! - `require_auth` is checked on every request *before* any reply, and a password is never
 //!   sent unless the server asked for that method and the user allowed it;
 //! - a missing password fails with "no password supplied" before anything is sent;

@@ -67,7 +67,7 @@ host  all all           127.0.0.1/32 trust
 ";
 
 /// `password_encryption` must be switched *before* `md5_user` is created: PG14+ defaults to SCRAM
-/// and would silently store a SCRAM verifier (postgres-protocol.md §4.4).
+/// and would silently store a SCRAM verifier (npgsql/npgsql#3780 hit the same).
 const SETUP_SQL: &str = "\
 CREATE ROLE pass_user LOGIN PASSWORD 'password';
 SET password_encryption = 'md5';
