@@ -233,56 +233,51 @@ async fn prefer_standby_falls_back_and_a_promotion_is_seen() {
     conn.close().await.unwrap();
 }
 
+/// The servers that connections with seeds `seeds` land on, each closed after.
+async fn landings(config: &Config, seeds: std::ops::Range<u64>) -> Vec<u16> {
+    let mut landed = Vec::new();
+    for seed in seeds {
+        let mut conn = Connection::connect_with_seed(config, seed).await.unwrap();
+        landed.push(landed_on(&mut conn).await);
+        conn.close().await.unwrap();
+    }
+    landed
+}
+
 /// `load_balance_hosts=random` spreads connections over both servers; the order is fixed by the
 /// seed, and `disable` always starts with the first host.
 #[tokio::test]
 async fn load_balance_hosts_random_spreads_connections() {
     let pair = Pair::shared();
     let (p, s) = (pair.primary.port(), pair.standby.port());
-    let base = format!(
-        "host=127.0.0.1,127.0.0.1 port={p},{s} user=postgres dbname=postgres connect_timeout=10"
-    );
-    let random: Config = format!("{base} load_balance_hosts=random").parse().unwrap();
-    let mut landed = Vec::new();
-    for seed in 0..16 {
-        let mut conn = Connection::connect_with_seed(&random, seed).await.unwrap();
-        landed.push(landed_on(&mut conn).await);
-        conn.close().await.unwrap();
-    }
+    let with = |extra: &str| -> Config {
+        format!(
+            "host=127.0.0.1,127.0.0.1 port={p},{s} user=postgres dbname=postgres \
+             connect_timeout=10 {extra}"
+        )
+        .parse()
+        .unwrap()
+    };
+    let random = with("load_balance_hosts=random");
+    let landed = landings(&random, 0..16).await;
     let on_primary = landed.iter().filter(|&&port| port == p).count();
     assert!(
         on_primary > 0 && on_primary < landed.len(),
         "{on_primary} of {} on the primary: {landed:?}",
         landed.len()
     );
-    for (seed, &port) in landed.iter().enumerate().take(4) {
-        let mut again = Connection::connect_with_seed(&random, seed as u64)
-            .await
-            .unwrap();
-        assert_eq!(landed_on(&mut again).await, port, "seed {seed} again");
-        again.close().await.unwrap();
-    }
-    let in_order: Config = format!("{base} load_balance_hosts=disable")
-        .parse()
-        .unwrap();
-    for seed in 0..4 {
-        let mut conn = Connection::connect_with_seed(&in_order, seed)
-            .await
-            .unwrap();
-        assert_eq!(landed_on(&mut conn).await, p);
-        conn.close().await.unwrap();
-    }
+    assert_eq!(
+        landings(&random, 0..4).await,
+        landed[..4],
+        "the same seeds again"
+    );
+    assert_eq!(
+        landings(&with("load_balance_hosts=disable"), 0..4).await,
+        [p; 4]
+    );
     // With a target, the random order still ends on a matching server.
-    let standbys: Config = format!("{base} load_balance_hosts=random target_session_attrs=standby")
-        .parse()
-        .unwrap();
-    for seed in 0..4 {
-        let mut conn = Connection::connect_with_seed(&standbys, seed)
-            .await
-            .unwrap();
-        assert_eq!(landed_on(&mut conn).await, s);
-        conn.close().await.unwrap();
-    }
+    let standbys = with("load_balance_hosts=random target_session_attrs=standby");
+    assert_eq!(landings(&standbys, 0..4).await, [s; 4]);
 }
 
 /// Errors from connecting to a real server keep their kind under the added context.
