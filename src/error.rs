@@ -412,9 +412,13 @@ impl Error {
     /// A connect error that retrying cannot fix without a change elsewhere: a wrong password or
     /// a missing pg_hba entry (SQLSTATE class 28), a database that does not exist (3D000) or
     /// may not be connected to (42501), the client refusing to authenticate (`require_auth`),
-    /// an invalid setting, or a server that asks for something not built in. A pool hands such
-    /// an error to waiting checkouts at once, and keeps retrying in the background (passwords
-    /// rotate).
+    /// an invalid setting, a server that asks for something not built in, or a peer that is not
+    /// PostgreSQL at all (an HTTP server on the port). A pool hands such an error to waiting
+    /// checkouts at once, and keeps retrying in the background (passwords rotate).
+    ///
+    /// Refused connections, timeouts, `57P03` (starting up), `53300` (too many connections) and
+    /// [`is_target_mismatch`](Error::is_target_mismatch) (no primary for the moment of a
+    /// failover) pass: not included.
     ///
     /// ```
     /// let typo = "hots=db.example.com".parse::<wirepool::Config>().unwrap_err();
@@ -427,6 +431,7 @@ impl Error {
             Kind::Db => self
                 .code()
                 .is_some_and(|c| c.starts_with("28") || c == "3D000" || c == "42501"),
+            Kind::Protocol => matches!(self.as_wire_error(), Some(WireError::NotPostgres { .. })),
             _ => false,
         }
     }
@@ -474,33 +479,6 @@ impl Error {
     /// protocol size limit. Nothing was sent; the connection is still usable.
     pub fn is_invalid_input(&self) -> bool {
         matches!(self.kind(), Kind::InvalidInput)
-    }
-
-    /// A connect error that trying again cannot fix until someone changes the configuration or
-    /// the server (JDBC's `SQLNonTransientConnectionException`): an invalid or unsupported
-    /// setting, a client-side authentication refusal, a peer that does not speak PostgreSQL, or
-    /// the server's SQLSTATE class 28 (wrong password `28P01`, no pg_hba.conf entry `28000`),
-    /// `3D000` (no such database) or `42501` (no CONNECT privilege). A pool can hand such an
-    /// error to waiting checkouts at once instead of letting them wait out their timeout, while
-    /// it keeps retrying in the background (passwords rotate).
-    ///
-    /// Refused connections, timeouts, `57P03` (starting up), `53300` (too many connections) and
-    /// [`is_target_mismatch`](Error::is_target_mismatch) are transient: not included.
-    ///
-    /// ```
-    /// let e = "port=notaport".parse::<wirepool::Config>()?.validate().unwrap_err();
-    /// assert!(e.is_non_transient());
-    /// # Ok::<(), wirepool::Error>(())
-    /// ```
-    pub fn is_non_transient(&self) -> bool {
-        match self.kind() {
-            Kind::Config(_) | Kind::Unsupported(_) | Kind::Auth(_) => true,
-            Kind::Db => self
-                .code()
-                .is_some_and(|c| c.starts_with("28") || c == "3D000" || c == "42501"),
-            Kind::Protocol => matches!(self.as_wire_error(), Some(WireError::NotPostgres { .. })),
-            _ => false,
-        }
     }
 
     /// `putconn` was given a connection from another pool.

@@ -1203,18 +1203,24 @@ fn bad_settings_are_found_without_connecting() {
         ("require_auth=kerberos", "kerberos"),
     ] {
         let e = parse(s).validate().unwrap_err();
-        assert!(e.is_config() && e.is_non_transient(), "{s}: {e:?}");
+        assert!(
+            e.is_config() && e.is_permanent_connect_error(),
+            "{s}: {e:?}"
+        );
         assert!(e.to_string().contains(says), "{s}: {e}");
     }
     let e = parse("sslmode=verify-full").validate().unwrap_err();
-    assert!(e.is_unsupported() && e.is_non_transient(), "{e}");
+    assert!(e.is_unsupported() && e.is_permanent_connect_error(), "{e}");
     for s in [
         "service=prod",
         "gssencmode=require",
         "postgresql://h?replication=1",
     ] {
         let e = s.parse::<Config>().unwrap_err();
-        assert!(e.is_unsupported() && e.is_non_transient(), "{s}: {e}");
+        assert!(
+            e.is_unsupported() && e.is_permanent_connect_error(),
+            "{s}: {e}"
+        );
     }
     parse("host=db1,db2 port=5432,5433 target_session_attrs=read-write tcp_user_timeout=9000")
         .validate()

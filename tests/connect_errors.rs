@@ -71,7 +71,7 @@ async fn with_three_hosts_each_failure_is_named_with_its_place() {
     // The error itself is the last attempt's: the server's 3D000.
     assert_eq!(e.code(), Some("3D000"));
     assert!(
-        e.is_non_transient(),
+        e.is_permanent_connect_error(),
         "no such database: retrying cannot help"
     );
     http.join().await;
@@ -97,7 +97,10 @@ async fn a_missing_unix_socket_is_named_by_its_path() {
             .contains(&format!("\"/nonexistent/dir/.s.PGSQL.{port}\" failed: ")),
         "{e}"
     );
-    assert!(!e.is_non_transient(), "a server may yet start there");
+    assert!(
+        !e.is_permanent_connect_error(),
+        "a server may yet start there"
+    );
 }
 
 #[tokio::test]
@@ -116,7 +119,7 @@ async fn an_http_server_is_not_postgresql() {
         "{text}"
     );
     assert!(!text.contains("unexpected message"), "{text}");
-    assert!(e.is_non_transient());
+    assert!(e.is_permanent_connect_error());
     http.join().await;
 }
 

@@ -92,7 +92,10 @@ async fn every_target_over_every_host_order() {
                         e.to_string().contains(&format!("{at} failed: {why}")),
                         "{case}: {e}"
                     );
-                    assert!(!e.is_non_transient(), "{case}: a failover can fix it");
+                    assert!(
+                        !e.is_permanent_connect_error(),
+                        "{case}: a failover can fix it"
+                    );
                 }
                 (Ok(mut conn), None) => {
                     panic!(
@@ -290,7 +293,7 @@ async fn predicates_survive_the_place_in_the_message() {
             .parse()
             .unwrap();
     let e: Error = Connection::connect(&wrong).await.unwrap_err();
-    assert!(e.is_auth() && e.is_non_transient(), "{e}");
+    assert!(e.is_auth() && e.is_permanent_connect_error(), "{e}");
     assert_eq!(e.code(), Some("28P01"));
     assert!(
         e.to_string()
