@@ -18,6 +18,10 @@
 //! [`Error::as_db_error`], [`Error::code`] and [`Error::as_wire_error`] find the server's or the
 //! codec's error wherever it sits in that chain.
 //!
+//! A connect error also says where it happened: the server, port and address of the attempt that
+//! failed, after the failures of every earlier attempt (libpq lists them all the same way), so
+//! with three hosts each one's reason is visible, not just the last "connection refused".
+//!
 //! Invariant: no constructor here ever receives a password or a SCRAM key, so neither `Debug` nor
 //! `Display` can leak one.
 
@@ -48,6 +52,17 @@ pub struct Error {
 struct Inner {
     kind: Kind,
     source: Option<Box<dyn StdError + Send + Sync>>,
+    /// For an error from connecting: where, and what failed before.
+    attempts: Option<Box<Attempts>>,
+}
+
+/// Where a connect error happened, and the failures of the attempts before it.
+#[derive(Debug)]
+struct Attempts {
+    /// `connection to server at "db1" (10.0.0.7), port 5432`, or `... on socket "/tmp/..."`.
+    place: String,
+    /// Each earlier attempt's whole message, in the order they were made.
+    earlier: Vec<String>,
 }
 
 /// What went wrong. Private so variants can be added freely.
@@ -70,6 +85,11 @@ pub(crate) enum Kind {
     Protocol,
     /// A feature the server asked for is not built in (TLS, COPY, ...).
     Unsupported(String),
+    /// The server does not match `target_session_attrs`: libpq's reason, and the target.
+    TargetMismatch(String),
+    /// A value the caller passed cannot be sent (a NUL byte, over a protocol size limit); the
+    /// source is the [`WireError`].
+    InvalidInput,
     /// The pool could not hand out a connection before its deadline.
     PoolTimeout(Box<PoolTimeoutInfo>),
     /// The pool is closed.
@@ -104,7 +124,10 @@ impl Kind {
     /// Whether the source is this error's whole content (shown in `Display`, skipped by
     /// `source()`), rather than a cause it wraps.
     fn is_leaf(&self) -> bool {
-        matches!(self, Kind::Io | Kind::Db | Kind::Protocol | Kind::Other)
+        matches!(
+            self,
+            Kind::Io | Kind::Db | Kind::Protocol | Kind::InvalidInput | Kind::Other
+        )
     }
 }
 
@@ -129,7 +152,11 @@ pub struct PoolTimeoutInfo {
 impl Error {
     pub(crate) fn new(kind: Kind) -> Error {
         Error {
-            inner: Box::new(Inner { kind, source: None }),
+            inner: Box::new(Inner {
+                kind,
+                source: None,
+                attempts: None,
+            }),
         }
     }
 
@@ -141,6 +168,7 @@ impl Error {
             inner: Box::new(Inner {
                 kind,
                 source: Some(source.into()),
+                attempts: None,
             }),
         }
     }
@@ -187,6 +215,46 @@ impl Error {
 
     pub(crate) fn unsupported(msg: impl Into<String>) -> Error {
         Error::new(Kind::Unsupported(msg.into()))
+    }
+
+    pub(crate) fn target_mismatch(msg: impl Into<String>) -> Error {
+        Error::new(Kind::TargetMismatch(msg.into()))
+    }
+
+    /// An outbound encoding error: the caller's value, not the server, is at fault.
+    pub(crate) fn invalid_input(e: WireError) -> Error {
+        Error::with_source(Kind::InvalidInput, e)
+    }
+
+    /// Marks this error as the failure of a connect attempt at `place`.
+    pub(crate) fn at(mut self, place: String) -> Error {
+        match &mut self.inner.attempts {
+            Some(a) => a.place = place,
+            None => {
+                self.inner.attempts = Some(Box::new(Attempts {
+                    place,
+                    earlier: Vec::new(),
+                }))
+            }
+        }
+        self
+    }
+
+    /// Records the messages of the attempts that failed before this one.
+    pub(crate) fn after(mut self, earlier: Vec<String>) -> Error {
+        if earlier.is_empty() {
+            return self;
+        }
+        match &mut self.inner.attempts {
+            Some(a) => a.earlier = earlier,
+            None => {
+                self.inner.attempts = Some(Box::new(Attempts {
+                    place: "connecting".to_owned(),
+                    earlier,
+                }))
+            }
+        }
+        self
     }
 
     pub(crate) fn pool_closed() -> Error {
@@ -344,9 +412,13 @@ impl Error {
     /// A connect error that retrying cannot fix without a change elsewhere: a wrong password or
     /// a missing pg_hba entry (SQLSTATE class 28), a database that does not exist (3D000) or
     /// may not be connected to (42501), the client refusing to authenticate (`require_auth`),
-    /// an invalid setting, or a server that asks for something not built in. A pool hands such
-    /// an error to waiting checkouts at once, and keeps retrying in the background (passwords
-    /// rotate).
+    /// an invalid setting, a server that asks for something not built in, or a peer that is not
+    /// PostgreSQL at all (an HTTP server on the port). A pool hands such an error to waiting
+    /// checkouts at once, and keeps retrying in the background (passwords rotate).
+    ///
+    /// Refused connections, timeouts, `57P03` (starting up), `53300` (too many connections) and
+    /// [`is_target_mismatch`](Error::is_target_mismatch) (no primary for the moment of a
+    /// failover) pass: not included.
     ///
     /// ```
     /// let typo = "hots=db.example.com".parse::<wirepool::Config>().unwrap_err();
@@ -359,6 +431,7 @@ impl Error {
             Kind::Db => self
                 .code()
                 .is_some_and(|c| c.starts_with("28") || c == "3D000" || c == "42501"),
+            Kind::Protocol => matches!(self.as_wire_error(), Some(WireError::NotPostgres { .. })),
             _ => false,
         }
     }
@@ -395,6 +468,19 @@ impl Error {
         matches!(self.kind(), Kind::Unsupported(_))
     }
 
+    /// No server matched `target_session_attrs`: the last one tried was, say, a standby where
+    /// `read-write` was asked for. Usually passing: during a failover no server is primary for
+    /// a moment. The message lists every host tried and why each was passed over.
+    pub fn is_target_mismatch(&self) -> bool {
+        matches!(self.kind(), Kind::TargetMismatch(_))
+    }
+
+    /// A value passed by the caller cannot be sent as it is: it contains a NUL byte, or exceeds a
+    /// protocol size limit. Nothing was sent; the connection is still usable.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self.kind(), Kind::InvalidInput)
+    }
+
     /// `putconn` was given a connection from another pool.
     pub fn is_foreign_connection(&self) -> bool {
         matches!(self.kind(), Kind::ForeignConnection)
@@ -403,6 +489,12 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(a) = &self.inner.attempts {
+            for earlier in &a.earlier {
+                write!(f, "{earlier}; ")?;
+            }
+            write!(f, "{} failed: ", a.place)?;
+        }
         match self.kind() {
             Kind::Io => f.write_str("I/O error")?,
             Kind::Closed => f.write_str("connection closed")?,
@@ -412,6 +504,8 @@ impl fmt::Display for Error {
             Kind::Db => f.write_str("server error")?,
             Kind::Protocol => f.write_str("protocol error")?,
             Kind::Unsupported(msg) => write!(f, "unsupported: {msg}")?,
+            Kind::TargetMismatch(msg) => f.write_str(msg)?,
+            Kind::InvalidInput => f.write_str("invalid input")?,
             Kind::PoolTimeout(i) => write!(
                 f,
                 "pool '{}': couldn't get a connection after {:.3} s (size {}, idle {}, waiting {})",
@@ -454,6 +548,9 @@ impl fmt::Debug for Error {
         d.field("kind", &self.inner.kind);
         if let Some(src) = &self.inner.source {
             d.field("source", src);
+        }
+        if let Some(attempts) = &self.inner.attempts {
+            d.field("attempts", attempts);
         }
         d.finish()
     }

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wirepool::config::{ConnectParams, Host, Password, SslMode};
+use wirepool::config::{
+    ConnectParams, Host, LoadBalanceHosts, Password, SslMode, TargetSessionAttrs,
+};
 use wirepool::{Config, Error};
 
 fn parse(s: &str) -> Config {
@@ -129,6 +131,32 @@ fn row_no_sql_quote_doubling() {
 #[test]
 fn row_unknown_keyword() {
     assert!(err("foo=bar").contains(r#"invalid connection option "foo""#));
+}
+
+/// A keyword right after the password is named like any other (with a hint, since a badly
+/// quoted password could look the same); the password itself never shows.
+#[test]
+fn an_unknown_keyword_after_the_password_is_named() {
+    for s in [
+        "password=s3cret foo=bar",
+        "password='s3cret' foo=bar",
+        "user=u password=s3cret pool_max_conns=10",
+    ] {
+        let e = err(s);
+        let name = if s.contains("foo") {
+            "foo"
+        } else {
+            "pool_max_conns"
+        };
+        assert!(
+            e.contains(&format!("invalid connection option \"{name}\"")),
+            "{s}: {e}"
+        );
+        assert!(!e.contains("s3cret"), "{s}: {e}");
+    }
+    // Not shaped like a keyword: withheld, as it may be the rest of the password.
+    let e = err("password=s3cret rest:of/it=x");
+    assert!(!e.contains("rest") && !e.contains("s3cret"), "{e}");
 }
 
 #[test]
@@ -455,7 +483,7 @@ fn libpq_features_we_lack_are_refused_by_name() {
     for s in [
         "service=prod",
         "gssencmode=require",
-        "postgresql://h?load_balance_hosts=random",
+        "postgresql://h?requirepeer=postgres",
     ] {
         let e = s.parse::<Config>().unwrap_err();
         assert!(e.is_unsupported(), "{s}: {e}");
@@ -490,6 +518,8 @@ fn every_supported_keyword_parses_and_reads_back() {
         "require_auth",
         "channel_binding",
         "target_session_attrs",
+        "tcp_user_timeout",
+        "load_balance_hosts",
     ];
     for name in names {
         let c = parse(&format!("{name}='v {name}'"));
@@ -515,6 +545,7 @@ const TRICKY: &[&str] = &[
     "postgresql://h/db/#x?options=%3D%3D",
     "sslmode=require requiressl=1 client_encoding=UTF8 require_auth=!md5",
     "application_name='=' fallback_application_name=\\= target_session_attrs=any channel_binding=prefer",
+    "target_session_attrs=prefer-standby load_balance_hosts=random tcp_user_timeout=10000",
 ];
 
 fn assert_round_trip(s: &str) {
@@ -624,7 +655,7 @@ fn debug_and_display_hide_the_password() {
 fn errors_do_not_echo_the_password() {
     for s in [
         "password=hunter2 secret",
-        "password=hunter2 secret=1",
+        "password=hunter2 sec/ret=1",
         "postgres://u:hunter2%zz@h/db",
         "postgres://u:hunter2%00@h/db",
         "postgres://u:hunter2secret@[::1/db",
@@ -1025,16 +1056,175 @@ fn channel_binding_values() {
 
 #[test]
 fn target_session_attrs_values() {
-    resolve("target_session_attrs=any");
-    let e = resolve_err("target_session_attrs=read-write");
+    let t = |s: &str| resolve(s).target_session_attrs;
+    assert_eq!(t(""), TargetSessionAttrs::Any);
+    assert_eq!(t("target_session_attrs=any"), TargetSessionAttrs::Any);
+    assert_eq!(
+        t("target_session_attrs=read-write"),
+        TargetSessionAttrs::ReadWrite
+    );
+    assert_eq!(
+        t("target_session_attrs=read-only"),
+        TargetSessionAttrs::ReadOnly
+    );
+    assert_eq!(
+        t("target_session_attrs=primary"),
+        TargetSessionAttrs::Primary
+    );
+    assert_eq!(
+        t("target_session_attrs=standby"),
+        TargetSessionAttrs::Standby
+    );
+    assert_eq!(
+        t("postgresql://h?target_session_attrs=prefer-standby"),
+        TargetSessionAttrs::PreferStandby
+    );
+    let from_env = resolve_env("", &[("PGTARGETSESSIONATTRS", "standby")]).unwrap();
+    assert_eq!(from_env.target_session_attrs, TargetSessionAttrs::Standby);
+    let given_wins = resolve_env(
+        "target_session_attrs=primary",
+        &[("PGTARGETSESSIONATTRS", "standby")],
+    );
+    assert_eq!(
+        given_wins.unwrap().target_session_attrs,
+        TargetSessionAttrs::Primary
+    );
+    // libpq's spellings only: the pre-14 `master` and a capitalised value are errors.
+    for bad in ["master", "Read-Write", ""] {
+        let e = resolve_err(&format!("target_session_attrs='{bad}'"));
+        assert!(
+            e.is_config()
+                && e.to_string()
+                    .contains(&format!("invalid target_session_attrs value: \"{bad}\"")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn load_balance_hosts_values() {
+    assert_eq!(resolve("").load_balance_hosts, LoadBalanceHosts::Disable);
+    assert_eq!(
+        resolve("load_balance_hosts=random").load_balance_hosts,
+        LoadBalanceHosts::Random
+    );
+    let from_env = resolve_env("", &[("PGLOADBALANCEHOSTS", "random")]).unwrap();
+    assert_eq!(from_env.load_balance_hosts, LoadBalanceHosts::Random);
+    let e = resolve_err("load_balance_hosts=yes");
     assert!(
-        e.is_unsupported() && e.to_string().contains("read-write"),
+        e.is_config()
+            && e.to_string()
+                .contains(r#"invalid load_balance_hosts value: "yes""#),
         "{e}"
     );
-    assert!(resolve_env("", &[("PGTARGETSESSIONATTRS", "standby")])
-        .unwrap_err()
-        .is_unsupported());
-    assert!(resolve_err("target_session_attrs=master").is_config());
+}
+
+/// libpq's `tcp_user_timeout`: milliseconds; zero or less keeps the system default.
+#[test]
+fn tcp_user_timeout_is_milliseconds() {
+    let ut = |s: &str| resolve(s).keepalives.user_timeout;
+    assert_eq!(ut(""), None);
+    assert_eq!(
+        ut("tcp_user_timeout=2500"),
+        Some(Duration::from_millis(2500))
+    );
+    assert_eq!(ut("tcp_user_timeout=0"), None);
+    assert_eq!(ut("tcp_user_timeout=-5"), None);
+    // Independent of keepalives=0, as in libpq.
+    assert_eq!(
+        ut("keepalives=0 tcp_user_timeout=10"),
+        Some(Duration::from_millis(10))
+    );
+    let e = resolve_err("tcp_user_timeout=10s");
+    assert!(
+        e.to_string()
+            .contains(r#"invalid integer value "10s" for connection option "tcp_user_timeout""#),
+        "{e}"
+    );
+    let mut c = Config::new();
+    c.tcp_user_timeout(Duration::from_micros(1500));
+    assert_eq!(
+        c.get("tcp_user_timeout"),
+        Some("2"),
+        "rounded up to whole ms"
+    );
+}
+
+#[test]
+fn one_config_gives_a_write_and_a_read_variant() {
+    let cluster = parse("host=pg1,pg2,pg3 user=app dbname=shop");
+    let writes = cluster.with_target_session_attrs(TargetSessionAttrs::ReadWrite);
+    let reads = cluster
+        .with_target_session_attrs(TargetSessionAttrs::PreferStandby)
+        .with_load_balance_hosts(LoadBalanceHosts::Random);
+    assert_eq!(
+        cluster.get_target_session_attrs(),
+        None,
+        "the original is untouched"
+    );
+    assert_eq!(writes.get_target_session_attrs(), Some("read-write"));
+    assert_eq!(reads.get_target_session_attrs(), Some("prefer-standby"));
+    assert_eq!(reads.get_load_balance_hosts(), Some("random"));
+    assert_eq!(
+        writes,
+        parse("host=pg1,pg2,pg3 user=app dbname=shop target_session_attrs=read-write")
+    );
+    let mut built = Config::new();
+    built
+        .target_session_attrs(TargetSessionAttrs::Standby)
+        .load_balance_hosts(LoadBalanceHosts::Disable);
+    assert_eq!(
+        built,
+        parse("target_session_attrs=standby load_balance_hosts=disable")
+    );
+}
+
+/// Settings that no retry can fix are found without connecting: `validate` applies every check
+/// connecting would, and unsupported options are refused by parsing already.
+#[test]
+fn bad_settings_are_found_without_connecting() {
+    for (s, says) in [
+        ("port=notaport", r#"invalid port number: "notaport""#),
+        ("port=99999", r#"invalid port number: "99999""#),
+        (
+            "host=a,b port=1,2,3",
+            "could not match 3 port numbers to 2 hosts",
+        ),
+        ("sslmode=bogus", r#"invalid sslmode value: "bogus""#),
+        ("hostaddr=db.example.com", "could not parse network address"),
+        (
+            "connect_timeout=soon",
+            r#"for connection option "connect_timeout""#,
+        ),
+        (
+            "target_session_attrs=writable",
+            "invalid target_session_attrs value",
+        ),
+        ("require_auth=kerberos", "kerberos"),
+    ] {
+        let e = parse(s).validate().unwrap_err();
+        assert!(
+            e.is_config() && e.is_permanent_connect_error(),
+            "{s}: {e:?}"
+        );
+        assert!(e.to_string().contains(says), "{s}: {e}");
+    }
+    let e = parse("sslmode=verify-full").validate().unwrap_err();
+    assert!(e.is_unsupported() && e.is_permanent_connect_error(), "{e}");
+    for s in [
+        "service=prod",
+        "gssencmode=require",
+        "postgresql://h?replication=1",
+    ] {
+        let e = s.parse::<Config>().unwrap_err();
+        assert!(
+            e.is_unsupported() && e.is_permanent_connect_error(),
+            "{s}: {e}"
+        );
+    }
+    parse("host=db1,db2 port=5432,5433 target_session_attrs=read-write tcp_user_timeout=9000")
+        .validate()
+        .unwrap();
 }
 
 #[test]

@@ -87,17 +87,24 @@ pub fn pgbench(
 }
 
 /// Connections per second, opened, authenticated and closed, for each authentication method,
-/// one and eight at a time: wirepool's client against tokio-postgres.
+/// one and eight at a time: wirepool's client against tokio-postgres. The last row adds
+/// `target_session_attrs=read-write`, which tokio-postgres checks with `SHOW
+/// transaction_read_only` on every connect and wirepool from what PostgreSQL 14+ reports at login.
 pub fn connect(cluster: &Cluster, s: &Settings) {
     let auths = [
-        ("trust", "postgres"),
-        ("md5", "md5_user"),
-        ("SCRAM-SHA-256", "scram_user"),
+        ("trust", "postgres", ""),
+        ("md5", "md5_user", ""),
+        ("SCRAM-SHA-256", "scram_user", ""),
+        (
+            "trust, read-write",
+            "postgres",
+            " target_session_attrs=read-write",
+        ),
     ];
     let rt = runtime(2);
     let mut rows = Vec::new();
-    for (auth, user) in auths {
-        let conninfo = cluster.conninfo(user, Some("password"));
+    for (auth, user, extra) in auths {
+        let conninfo = cluster.conninfo(user, Some("password")) + extra;
         let Ok(wp) = conninfo.parse::<wirepool::Config>().map(Arc::new) else {
             eprintln!("wirepool cannot parse {conninfo}");
             continue;

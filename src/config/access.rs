@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::keyword::Keyword;
-use super::{Config, Password, SslMode};
+use super::{Config, LoadBalanceHosts, Password, SslMode, TargetSessionAttrs};
 
 impl Config {
     /// Sets `host`: a host name, an IP address, or a Unix socket directory (a path starting with
@@ -143,6 +143,85 @@ impl Config {
         self
     }
 
+    /// Sets `target_session_attrs`: the kind of server to settle on among the hosts.
+    ///
+    /// ```
+    /// use wirepool::config::TargetSessionAttrs;
+    /// let mut config = wirepool::Config::new();
+    /// config.host("pg1,pg2").target_session_attrs(TargetSessionAttrs::Primary);
+    /// assert_eq!(config.get_target_session_attrs(), Some("primary"));
+    /// ```
+    pub fn target_session_attrs(&mut self, target: TargetSessionAttrs) -> &mut Config {
+        self.put(Keyword::TargetSessionAttrs, target.as_str().to_owned());
+        self
+    }
+
+    /// A copy with `target_session_attrs` set: one conninfo for a cluster, a write pool and a
+    /// read pool from it (see [`Config`]'s "One cluster" example).
+    ///
+    /// ```
+    /// use wirepool::config::TargetSessionAttrs;
+    /// let cluster: wirepool::Config = "host=pg1,pg2".parse()?;
+    /// let writes = cluster.with_target_session_attrs(TargetSessionAttrs::ReadWrite);
+    /// assert_eq!(writes.to_string(), "host=pg1,pg2 target_session_attrs=read-write");
+    /// assert_eq!(cluster.get_target_session_attrs(), None);
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_target_session_attrs(&self, target: TargetSessionAttrs) -> Config {
+        let mut config = self.clone();
+        config.target_session_attrs(target);
+        config
+    }
+
+    /// Sets `load_balance_hosts`: whether hosts are tried in a random order.
+    ///
+    /// ```
+    /// use wirepool::config::LoadBalanceHosts;
+    /// let mut config = wirepool::Config::new();
+    /// config.load_balance_hosts(LoadBalanceHosts::Random);
+    /// assert_eq!(config.get_load_balance_hosts(), Some("random"));
+    /// ```
+    pub fn load_balance_hosts(&mut self, order: LoadBalanceHosts) -> &mut Config {
+        self.put(Keyword::LoadBalanceHosts, order.as_str().to_owned());
+        self
+    }
+
+    /// A copy with `load_balance_hosts` set.
+    ///
+    /// ```
+    /// use wirepool::config::LoadBalanceHosts;
+    /// let config = wirepool::Config::new().with_load_balance_hosts(LoadBalanceHosts::Random);
+    /// assert_eq!(config.to_string(), "load_balance_hosts=random");
+    /// ```
+    #[must_use]
+    pub fn with_load_balance_hosts(&self, order: LoadBalanceHosts) -> Config {
+        let mut config = self.clone();
+        config.load_balance_hosts(order);
+        config
+    }
+
+    /// Sets `tcp_user_timeout`: how long sent data may go unacknowledged before the kernel drops
+    /// the connection (`TCP_USER_TIMEOUT`, Linux; ignored elsewhere, as in libpq). With
+    /// keepalives it bounds how long a connection to a server that vanished without a word
+    /// (a silent failover) looks alive. Kept in milliseconds, rounded up; zero means the
+    /// system default.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut config = wirepool::Config::new();
+    /// config.tcp_user_timeout(Duration::from_secs(10));
+    /// assert_eq!(config.get("tcp_user_timeout"), Some("10000"));
+    /// ```
+    pub fn tcp_user_timeout(&mut self, timeout: Duration) -> &mut Config {
+        let ms = timeout
+            .as_millis()
+            .saturating_add(u128::from(timeout.subsec_nanos() % 1_000_000 > 0))
+            .min(i32::MAX as u128);
+        self.put(Keyword::TcpUserTimeout, ms.to_string());
+        self
+    }
+
     /// `host` as given (a comma list for several servers).
     ///
     /// ```
@@ -251,6 +330,29 @@ impl Config {
     /// ```
     pub fn get_require_auth(&self) -> Option<&str> {
         self.raw(Keyword::RequireAuth)
+    }
+
+    /// `target_session_attrs` as given (text: checked by [`Config::validate`] and when
+    /// connecting).
+    ///
+    /// ```
+    /// let config: wirepool::Config = "postgres://pg1,pg2/shop?target_session_attrs=standby".parse()?;
+    /// assert_eq!(config.get_target_session_attrs(), Some("standby"));
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    pub fn get_target_session_attrs(&self) -> Option<&str> {
+        self.raw(Keyword::TargetSessionAttrs)
+    }
+
+    /// `load_balance_hosts` as given.
+    ///
+    /// ```
+    /// let config: wirepool::Config = "load_balance_hosts=random".parse()?;
+    /// assert_eq!(config.get_load_balance_hosts(), Some("random"));
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    pub fn get_load_balance_hosts(&self) -> Option<&str> {
+        self.raw(Keyword::LoadBalanceHosts)
     }
 
     /// `sslmode` as given (text: a bad value is reported when connecting, as in libpq).

@@ -4,8 +4,10 @@
 //! Invariant: for every `Config` the parser returns, `write` prints a string the parser turns back
 //! into an equal `Config` (the fuzz target asserts it).
 //!
-//! Error messages quote the offending token as libpq does, except right after a `password` value:
-//! there the token is most likely the rest of a badly quoted password, so it is not echoed.
+//! Error messages quote the offending token as libpq does, with one exception right after a
+//! `password` value, where a token may be the rest of a badly quoted password: it is echoed only
+//! as an unknown keyword shaped like one (letters, digits, `_`: `pool_max_conns=10` copied from
+//! another driver's string), with a hint to quote the password; otherwise it is withheld.
 
 use std::fmt::{self, Write};
 
@@ -71,7 +73,10 @@ pub(crate) fn parse(s: &str) -> Result<Config, Error> {
             }
         }
         config.store(&name, value, |_| {
-            Error::config(format!("invalid connection option {shown}"))
+            Error::config(format!(
+                "invalid connection option {}",
+                unknown_keyword(&name, after_password)
+            ))
         })?;
         after_password = name == "password";
     }
@@ -83,6 +88,22 @@ fn shown_token(name: &str, after_password: bool) -> String {
         "the token following the password (is the password quoted?)".to_owned()
     } else {
         format!("\"{name}\"")
+    }
+}
+
+/// How the unknown-keyword error names `name`. After a password, a keyword-shaped token followed
+/// by `=` is far likelier a keyword than the tail of a password holding both a blank and a `=`;
+/// the hint covers the other case.
+fn unknown_keyword(name: &str, after_password: bool) -> String {
+    let keyword_shaped = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    match (after_password, keyword_shaped) {
+        (false, _) => format!("\"{name}\""),
+        (true, true) => format!(
+            "\"{name}\" (if it is part of the password, quote the password: password='...')"
+        ),
+        (true, false) => shown_token(name, true),
     }
 }
 

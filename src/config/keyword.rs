@@ -27,14 +27,16 @@ pub(crate) enum Keyword {
     KeepalivesIdle,
     KeepalivesInterval,
     KeepalivesCount,
+    TcpUserTimeout,
     Sslmode,
     RequireAuth,
     ChannelBinding,
     TargetSessionAttrs,
+    LoadBalanceHosts,
 }
 
 /// The number of [`Keyword`]s; the size of [`Config`]'s value table.
-pub(crate) const COUNT: usize = 20;
+pub(crate) const COUNT: usize = 22;
 
 impl Keyword {
     pub(crate) const ALL: [Keyword; COUNT] = [
@@ -54,10 +56,12 @@ impl Keyword {
         Keyword::KeepalivesIdle,
         Keyword::KeepalivesInterval,
         Keyword::KeepalivesCount,
+        Keyword::TcpUserTimeout,
         Keyword::Sslmode,
         Keyword::RequireAuth,
         Keyword::ChannelBinding,
         Keyword::TargetSessionAttrs,
+        Keyword::LoadBalanceHosts,
     ];
 
     /// libpq's spelling of the keyword.
@@ -79,10 +83,12 @@ impl Keyword {
             Keyword::KeepalivesIdle => "keepalives_idle",
             Keyword::KeepalivesInterval => "keepalives_interval",
             Keyword::KeepalivesCount => "keepalives_count",
+            Keyword::TcpUserTimeout => "tcp_user_timeout",
             Keyword::Sslmode => "sslmode",
             Keyword::RequireAuth => "require_auth",
             Keyword::ChannelBinding => "channel_binding",
             Keyword::TargetSessionAttrs => "target_session_attrs",
+            Keyword::LoadBalanceHosts => "load_balance_hosts",
         }
     }
 
@@ -104,11 +110,13 @@ impl Keyword {
             Keyword::RequireAuth => "PGREQUIREAUTH",
             Keyword::ChannelBinding => "PGCHANNELBINDING",
             Keyword::TargetSessionAttrs => "PGTARGETSESSIONATTRS",
+            Keyword::LoadBalanceHosts => "PGLOADBALANCEHOSTS",
             Keyword::FallbackApplicationName
             | Keyword::Keepalives
             | Keyword::KeepalivesIdle
             | Keyword::KeepalivesInterval
-            | Keyword::KeepalivesCount => return None,
+            | Keyword::KeepalivesCount
+            | Keyword::TcpUserTimeout => return None,
         })
     }
 
@@ -134,8 +142,8 @@ const IGNORED: &[&str] = &[
 ];
 
 /// libpq keywords for features wirepool lacks. Refused by name rather than ignored: silently
-/// ignoring `service`, `gssencmode=require` or `load_balance_hosts` would connect somewhere else,
-/// or less securely, than the string asks.
+/// ignoring `service` or `gssencmode=require` would connect somewhere else, or less securely, than
+/// the string asks.
 const UNSUPPORTED: &[&str] = &[
     "service",
     "gssencmode",
@@ -144,8 +152,6 @@ const UNSUPPORTED: &[&str] = &[
     "krbsrvname",
     "requirepeer",
     "replication",
-    "tcp_user_timeout",
-    "load_balance_hosts",
     "sslcertmode",
     "sslnegotiation",
     "sslkeylogfile",

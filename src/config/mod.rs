@@ -16,6 +16,7 @@ mod conninfo;
 mod keyword;
 mod pgpass;
 mod resolve;
+mod target;
 mod uri;
 
 use std::fmt;
@@ -27,6 +28,8 @@ use keyword::Keyword;
 
 #[doc(hidden)]
 pub use resolve::{ConnectParams, Keepalives, Target};
+pub use target::{LoadBalanceHosts, TargetSessionAttrs};
+pub(crate) use target::{SessionState, Verdict};
 
 /// A password, kept out of `Debug` and `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -161,16 +164,35 @@ pub enum Host {
 /// | `options` | `PGOPTIONS` | — |
 /// | `application_name` | `PGAPPNAME` | `fallback_application_name` |
 /// | `keepalives`, `keepalives_idle`, `_interval`, `_count` | — | on, system defaults |
+/// | `tcp_user_timeout` | — | system default (milliseconds; Linux, ignored elsewhere) |
 /// | `sslmode` | `PGSSLMODE` | `prefer` (`require` and stricter: TLS is not built in yet) |
 /// | `require_auth` | `PGREQUIREAUTH` | any method |
 /// | `channel_binding` | `PGCHANNELBINDING` | `prefer` (`require` needs TLS) |
-/// | `target_session_attrs` | `PGTARGETSESSIONATTRS` | `any` (the only one supported) |
+/// | `target_session_attrs` | `PGTARGETSESSIONATTRS` | `any` (see [`TargetSessionAttrs`]) |
+/// | `load_balance_hosts` | `PGLOADBALANCEHOSTS` | `disable` (see [`LoadBalanceHosts`]) |
 ///
 /// The deprecated `requiressl` is read as libpq reads it (`1` → `sslmode=require`). The TLS file
 /// and TLS-only keywords (`sslcert`, `sslkey`, `sslrootcert`, `sslcrl`, `sslcrldir`,
 /// `sslpassword`, `sslsni`, `sslcompression`, `ssl_min_protocol_version`,
 /// `ssl_max_protocol_version`) are accepted and dropped: they mean nothing without TLS. Other
-/// libpq keywords (`service`, `gssencmode`, `load_balance_hosts`, ...) are refused by name.
+/// libpq keywords (`service`, `gssencmode`, `replication`, ...) are refused by name.
+///
+/// # One cluster, a write pool and a read pool
+///
+/// A conninfo listing every server of an HA cluster serves both kinds of pool; only the target
+/// differs ([`Config::with_target_session_attrs`]):
+///
+/// ```
+/// use wirepool::config::TargetSessionAttrs;
+/// let cluster: wirepool::Config = "host=pg1,pg2,pg3 dbname=shop user=app connect_timeout=5".parse()?;
+/// let writes = cluster.with_target_session_attrs(TargetSessionAttrs::ReadWrite);
+/// let reads = cluster
+///     .with_target_session_attrs(TargetSessionAttrs::PreferStandby)
+///     .with_load_balance_hosts(wirepool::config::LoadBalanceHosts::Random);
+/// assert_eq!(writes.get_target_session_attrs(), Some("read-write"));
+/// assert_eq!(reads.get("load_balance_hosts"), Some("random"));
+/// # Ok::<(), wirepool::Error>(())
+/// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Config {
     /// Every keyword but `password`, indexed by `Keyword as usize`; `None` = not given.

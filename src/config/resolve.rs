@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::conninfo::is_space;
 use super::keyword::{Keyword, COUNT};
 use super::pgpass::PassFile;
+use super::target::{LoadBalanceHosts, TargetSessionAttrs};
 use super::{Config, Host, Password, SslMode};
 use crate::error::Error;
 use crate::wire::RequireAuth;
@@ -27,7 +28,8 @@ const DEFAULT_PORT: u16 = 5432;
 #[cfg(unix)]
 const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 
-/// TCP keepalive settings (libpq's `keepalives*`); ignored for Unix sockets.
+/// How a TCP socket notices a peer that vanished without a FIN or RST (a silent failover):
+/// libpq's `keepalives*` and `tcp_user_timeout`. Ignored for Unix sockets.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keepalives {
@@ -39,6 +41,10 @@ pub struct Keepalives {
     pub interval: Option<Duration>,
     /// `keepalives_count`; `None` (also for ≤ 0) keeps the system default.
     pub count: Option<u32>,
+    /// `tcp_user_timeout` (`TCP_USER_TIMEOUT`: how long sent data may stay unacknowledged before
+    /// the kernel drops the connection); `None` (also for ≤ 0) keeps the system default. Set
+    /// whether or not keepalives are on; a no-op where the platform lacks the option (libpq).
+    pub user_timeout: Option<Duration>,
 }
 
 /// One host to try, in order, with everything resolved (the password may come from `.pgpass`).
@@ -75,8 +81,12 @@ pub struct ConnectParams {
     pub connect_timeout: Option<Duration>,
     /// The authentication methods the server may use.
     pub require_auth: RequireAuth,
-    /// TCP keepalive settings.
+    /// TCP keepalive settings and `tcp_user_timeout`.
     pub keepalives: Keepalives,
+    /// The kind of server to settle on.
+    pub target_session_attrs: TargetSessionAttrs,
+    /// Whether to try the hosts (and each host's addresses) in a random order.
+    pub load_balance_hosts: LoadBalanceHosts,
     /// `disable`, `allow` or `prefer` (the others fail to resolve).
     pub sslmode: SslMode,
 }
@@ -90,6 +100,29 @@ impl Config {
         self.resolve_with(&|name| std::env::var(name).ok(), home.as_deref())
     }
 
+    /// Checks every setting as connecting would, with the PG* environment applied, without
+    /// connecting or reading `.pgpass`: a bad port, mode, integer or address, a host list that
+    /// does not match its ports, or a value that needs a feature wirepool lacks. A pool can call
+    /// it when it is built, so such a mistake fails at once instead of at the first checkout's
+    /// timeout. (Unknown and unsupported keywords are already refused by parsing.)
+    ///
+    /// ```
+    /// let ok: wirepool::Config = "host=db1,db2 port=5432 target_session_attrs=read-write".parse()?;
+    /// assert!(ok.validate().is_ok());
+    /// for bad in ["port=notaport", "port=99999", "sslmode=bogus", "load_balance_hosts=yes"] {
+    ///     let config: wirepool::Config = bad.parse()?;
+    ///     assert!(config.validate().unwrap_err().is_config(), "{bad}");
+    /// }
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The first invalid or unsupported value, naming its keyword, as connecting would report it.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.resolve_in(&|name| std::env::var(name).ok(), None, false)
+            .map(drop)
+    }
+
     /// [`resolve`](Config::resolve) with the environment and home directory passed in, so tests
     /// need not touch the process's. Not a public API.
     ///
@@ -100,6 +133,15 @@ impl Config {
         &self,
         env: &dyn Fn(&str) -> Option<String>,
         home: Option<&Path>,
+    ) -> Result<ConnectParams, Error> {
+        self.resolve_in(env, home, true)
+    }
+
+    fn resolve_in(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+        home: Option<&Path>,
+        read_passfile: bool,
     ) -> Result<ConnectParams, Error> {
         let s = Settings::new(self, env)?;
         let user = match s.non_empty(Keyword::User) {
@@ -134,13 +176,25 @@ impl Config {
                 .int(Keyword::KeepalivesCount)?
                 .filter(|&v| v > 0)
                 .map(i32::unsigned_abs),
+            user_timeout: s
+                .int(Keyword::TcpUserTimeout)?
+                .filter(|&v| v > 0)
+                .map(|ms| Duration::from_millis(u64::from(ms.unsigned_abs()))),
+        };
+        let target_session_attrs = match s.get(Keyword::TargetSessionAttrs) {
+            Some(v) => v.parse()?,
+            None => TargetSessionAttrs::Any,
+        };
+        let load_balance_hosts = match s.get(Keyword::LoadBalanceHosts) {
+            Some(v) => v.parse()?,
+            None => LoadBalanceHosts::Disable,
         };
         let application_name = s
             .non_empty(Keyword::ApplicationName)
             .or_else(|| s.non_empty(Keyword::FallbackApplicationName))
             .map(str::to_owned);
         Ok(ConnectParams {
-            targets: targets(&s, &user, &dbname, home)?,
+            targets: targets(&s, &user, &dbname, home, read_passfile)?,
             application_name,
             options: s.non_empty(Keyword::Options).map(str::to_owned),
             user,
@@ -148,6 +202,8 @@ impl Config {
             connect_timeout,
             require_auth,
             keepalives,
+            target_session_attrs,
+            load_balance_hosts,
             sslmode,
         })
     }
@@ -232,8 +288,8 @@ fn sslmode(s: &Settings) -> Result<SslMode, Error> {
     }
 }
 
-/// `channel_binding` and `target_session_attrs`: libpq's values are all recognised, and the
-/// ones wirepool cannot honour fail loudly instead of being ignored.
+/// `channel_binding`: libpq's values are all recognised, and the ones wirepool cannot honour fail
+/// loudly instead of being ignored.
 fn check_unsupported_modes(s: &Settings) -> Result<(), Error> {
     match s.get(Keyword::ChannelBinding) {
         None | Some("disable" | "prefer") => {}
@@ -244,15 +300,7 @@ fn check_unsupported_modes(s: &Settings) -> Result<(), Error> {
         }
         Some(v) => return Err(invalid_value(Keyword::ChannelBinding, v)),
     }
-    match s.get(Keyword::TargetSessionAttrs) {
-        None | Some("any") => Ok(()),
-        Some(v @ ("read-write" | "read-only" | "primary" | "standby" | "prefer-standby")) => {
-            Err(Error::unsupported(format!(
-                "target_session_attrs={v} is not supported yet; only \"any\" is"
-            )))
-        }
-        Some(v) => Err(invalid_value(Keyword::TargetSessionAttrs, v)),
-    }
+    Ok(())
 }
 
 /// wirepool hands text to the caller as Rust strings, so the session must speak UTF-8. libpq's
@@ -287,6 +335,7 @@ fn targets(
     user: &str,
     dbname: &str,
     home: Option<&Path>,
+    read_passfile: bool,
 ) -> Result<Vec<Target>, Error> {
     let list = |k| s.non_empty(k).map(|v| v.split(',').collect::<Vec<_>>());
     let (hostaddrs, hosts) = (list(Keyword::Hostaddr), list(Keyword::Host));
@@ -318,6 +367,7 @@ fn targets(
     let password = s.non_empty(Keyword::Password).map(Password::new);
     let passfile = match password {
         Some(_) => None,
+        None if !read_passfile => None,
         None => s
             .non_empty(Keyword::Passfile)
             .map(PathBuf::from)

@@ -74,6 +74,7 @@ async fn send_cancel(addr: &PeerAddr, key: BackendKey) -> Result<()> {
         idle: None,
         interval: None,
         count: None,
+        user_timeout: None,
     };
     let mut stream: Stream = socket::connect(addr, &no_keepalive).await?;
     let mut buf = BytesMut::new();

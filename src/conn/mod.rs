@@ -2,8 +2,9 @@
 //! handshake and simple-query loops that drive the sans-IO [`crate::wire`] codec.
 //!
 //! Files: `socket` (TCP/Unix, keepalive, address resolution), `framed` (buffers + decoder),
-//! `startup` (multi-host connect, handshake driver), `scram_cache` (PBKDF2 off the executor,
-//! cached), `query` (simple query), `cancel` (CancelRequest).
+//! `select` (which host and address, `target_session_attrs`, `load_balance_hosts`), `startup`
+//! (one attempt: socket + handshake driver), `scram_cache` (PBKDF2 off the executor, cached),
+//! `query` (simple query), `cancel` (CancelRequest).
 //!
 //! State invariants: `busy` is set when a Query is written and cleared only by its
 //! ReadyForQuery; `broken` is set by any I/O or protocol error (or by `check_closed` seeing
@@ -18,6 +19,7 @@ mod cancel;
 mod framed;
 mod query;
 mod scram_cache;
+mod select;
 mod socket;
 mod startup;
 
@@ -31,7 +33,7 @@ use tokio::time::Instant;
 
 pub use cancel::CancelToken;
 
-use crate::config::Config;
+use crate::config::{Config, SessionState, TargetSessionAttrs};
 use crate::error::{Error, Result};
 use crate::wire::{frontend, BackendKey, BackendMessage, DbError, Session, TransactionStatus};
 use framed::Framed;
@@ -115,6 +117,11 @@ struct Inner {
     /// When the last query's ReadyForQuery was read: the proof of life `check_closed` trusts
     /// for [`ALIVE_BYPASS`].
     ready_at: Option<Instant>,
+    /// The `target_session_attrs` the connection was opened for.
+    target: TargetSessionAttrs,
+    /// The answers of the target check's queries, for a server that reports neither
+    /// `in_hot_standby` nor `default_transaction_read_only` (before PostgreSQL 14).
+    probed: SessionState,
 }
 
 /// How long a completed round trip vouches for the connection: within it, `check_closed`
@@ -138,23 +145,88 @@ impl Connection {
             cancel_sent: Arc::new(AtomicBool::new(false)),
             notifications: VecDeque::new(),
             ready_at: None,
+            target: TargetSessionAttrs::Any,
+            probed: SessionState::default(),
         };
         Connection {
             inner: Box::new(inner),
         }
     }
 
-    /// Connects and authenticates, trying each host in order (see the `Config` docs).
+    /// Connects and authenticates, trying each host in order (or in a random order with
+    /// `load_balance_hosts=random`) until one accepts us and matches `target_session_attrs`
+    /// (see the [`Config`] docs).
     ///
     /// # Cancel safety
     /// Cancel-safe: dropping the future drops the half-open socket.
     ///
     /// # Errors
-    /// Connection, authentication or configuration failures; the last host's error if none
-    /// accepted us.
+    /// Connection, authentication or configuration failures. If no host accepted us, the last
+    /// failure, whose message lists every attempt (`connection to server at "db1"
+    /// (10.0.0.7), port 5432 failed: ...`) and why each failed or was passed over.
     pub async fn connect(config: &Config) -> Result<Connection> {
         let params = config.resolve()?;
-        startup::connect(&params).await
+        select::connect(&params, select::os_seed()).await
+    }
+
+    /// [`connect`](Connection::connect) with `load_balance_hosts=random`'s choices drawn from
+    /// `seed`: the same seed gives the same order of hosts and addresses. Reproducible tests, or
+    /// a client pinned to one server of a list (a seed per client).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), wirepool::Error> {
+    /// let config: wirepool::Config = "host=replica1,replica2 load_balance_hosts=random".parse()?;
+    /// let conn = wirepool::Connection::connect_with_seed(&config, 42).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Cancel safety
+    /// As [`connect`](Connection::connect).
+    ///
+    /// # Errors
+    /// As [`connect`](Connection::connect).
+    pub async fn connect_with_seed(config: &Config, seed: u64) -> Result<Connection> {
+        let params = config.resolve()?;
+        select::connect(&params, seed).await
+    }
+
+    /// The `target_session_attrs` this connection was opened for.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), wirepool::Error> {
+    /// use wirepool::config::TargetSessionAttrs;
+    /// let config: wirepool::Config = "host=pg1,pg2 target_session_attrs=read-write".parse()?;
+    /// let conn = wirepool::Connection::connect(&config).await?;
+    /// assert_eq!(conn.target_session_attrs(), TargetSessionAttrs::ReadWrite);
+    /// # Ok(()) }
+    /// ```
+    pub fn target_session_attrs(&self) -> TargetSessionAttrs {
+        self.inner.target
+    }
+
+    /// Whether the server, as the session last reported it, still fits `target`: `false` once a
+    /// ParameterStatus contradicts it (`in_hot_standby` turning `on` on a demoted primary, or
+    /// `off` on a promoted standby; `default_transaction_read_only` changing). No round trip:
+    /// PostgreSQL 14+ reports both values at startup and on every change. A server that
+    /// reports neither is judged by the answers of the checks made when it connected.
+    /// `Any` and `PreferStandby` are satisfied by any server.
+    ///
+    /// A pool can ask `conn.satisfies(conn.target_session_attrs())` when a connection comes
+    /// back, and discard it if the server's role flipped under it.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), wirepool::Error> {
+    /// use wirepool::config::TargetSessionAttrs;
+    /// let config: wirepool::Config = "host=pg1,pg2 target_session_attrs=primary".parse()?;
+    /// let mut conn = wirepool::Connection::connect(&config).await?;
+    /// conn.simple_query("SELECT 1").await?;
+    /// if !conn.satisfies(TargetSessionAttrs::Primary) {
+    ///     conn.close().await?; // demoted since: reconnect to find the new primary
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn satisfies(&self, target: TargetSessionAttrs) -> bool {
+        target.admits(&self.session_state())
     }
 
     /// Runs a simple query; returns every data row of every statement, in order.

@@ -38,7 +38,9 @@ impl Connection {
     }
 
     pub(super) async fn run_simple_query(&mut self, sql: &str) -> Result<Vec<Row>> {
-        frontend::query(sql, &mut self.inner.io.wbuf).map_err(Error::protocol)?;
+        // A NUL in the text, or a query over the protocol's size limit: the caller's mistake,
+        // and nothing was written, so the connection stays usable.
+        frontend::query(sql, &mut self.inner.io.wbuf).map_err(Error::invalid_input)?;
         self.inner.busy = true;
         self.inner.io.flush().await?;
         let mut rows = Vec::new();

@@ -1,5 +1,5 @@
-//! Sockets: resolving a [`Target`] to addresses, opening TCP (with `TCP_NODELAY` and keepalive)
-//! or Unix-domain streams, and one `Stream` type that reads and writes either.
+//! Sockets: resolving a [`Target`] to addresses, opening TCP (with `TCP_NODELAY`, keepalive and
+//! `TCP_USER_TIMEOUT`) or Unix-domain streams, and one `Stream` type that reads and writes either.
 //!
 //! The address a connection actually used is kept ([`PeerAddr`]) so a CancelRequest goes to the
 //! same server, not to whatever a multi-host list or DNS would pick next (libpq-cancel).
@@ -61,23 +61,7 @@ pub(crate) async fn connect(addr: &PeerAddr, keepalives: &Keepalives) -> Result<
         PeerAddr::Tcp(sa) => {
             let s = TcpStream::connect(sa).await.map_err(Error::io)?;
             s.set_nodelay(true).map_err(Error::io)?;
-            if keepalives.enabled {
-                let mut ka = TcpKeepalive::new();
-                if let Some(idle) = keepalives.idle {
-                    ka = ka.with_time(idle);
-                }
-                #[cfg(not(any(target_os = "openbsd", target_os = "haiku")))]
-                if let Some(interval) = keepalives.interval {
-                    ka = ka.with_interval(interval);
-                }
-                #[cfg(not(any(target_os = "openbsd", target_os = "haiku", windows)))]
-                if let Some(count) = keepalives.count {
-                    ka = ka.with_retries(count);
-                }
-                SockRef::from(&s)
-                    .set_tcp_keepalive(&ka)
-                    .map_err(Error::io)?;
-            }
+            set_dead_peer_detection(SockRef::from(&s), keepalives).map_err(Error::io)?;
             Ok(Stream::Tcp(s))
         }
         #[cfg(unix)]
@@ -87,6 +71,33 @@ pub(crate) async fn connect(addr: &PeerAddr, keepalives: &Keepalives) -> Result<
         #[cfg(not(unix))]
         PeerAddr::Unix(_) => Err(Error::unsupported("Unix-domain sockets on this platform")),
     }
+}
+
+/// libpq's `keepalives*` and `tcp_user_timeout` (fe-connect.c `setKeepalivesIdle`, ...,
+/// `setTCPUserTimeout`): what lets a connection to a server that vanished without a FIN or RST
+/// (a silent failover) fail instead of hanging. Where the platform lacks an option, it is skipped,
+/// as libpq skips it.
+fn set_dead_peer_detection(s: SockRef<'_>, keepalives: &Keepalives) -> std::io::Result<()> {
+    if keepalives.enabled {
+        let mut ka = TcpKeepalive::new();
+        if let Some(idle) = keepalives.idle {
+            ka = ka.with_time(idle);
+        }
+        #[cfg(not(any(target_os = "openbsd", target_os = "haiku")))]
+        if let Some(interval) = keepalives.interval {
+            ka = ka.with_interval(interval);
+        }
+        #[cfg(not(any(target_os = "openbsd", target_os = "haiku", windows)))]
+        if let Some(count) = keepalives.count {
+            ka = ka.with_retries(count);
+        }
+        s.set_tcp_keepalive(&ka)?;
+    }
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    if let Some(timeout) = keepalives.user_timeout {
+        s.set_tcp_user_timeout(Some(timeout))?;
+    }
+    Ok(())
 }
 
 impl Stream {

@@ -6,8 +6,16 @@ mod cluster;
 
 use std::time::Duration;
 
-use super::startup::connect;
-use crate::config::{ConnectParams, Host, Keepalives, Password, SslMode, Target};
+use socket2::SockRef;
+
+use super::select;
+use super::socket::Stream;
+use super::Connection;
+use crate::config::{
+    ConnectParams, Host, Keepalives, LoadBalanceHosts, Password, SslMode, Target,
+    TargetSessionAttrs,
+};
+use crate::error::Result;
 use crate::wire::RequireAuth;
 
 fn params(user: &str, password: Option<&str>, ports: &[u16]) -> ConnectParams {
@@ -32,9 +40,16 @@ fn params(user: &str, password: Option<&str>, ports: &[u16]) -> ConnectParams {
             idle: Some(Duration::from_secs(60)),
             interval: Some(Duration::from_secs(10)),
             count: Some(3),
+            user_timeout: None,
         },
+        target_session_attrs: TargetSessionAttrs::Any,
+        load_balance_hosts: LoadBalanceHosts::Disable,
         sslmode: SslMode::Prefer,
     }
+}
+
+async fn connect(p: &ConnectParams) -> Result<Connection> {
+    select::connect(p, 0).await
 }
 
 #[tokio::test]
@@ -102,5 +117,68 @@ async fn buffers_grow_for_a_large_result_and_shrink_when_idle() {
     assert!(rows.iter().all(|r| r.get(0).map(str::len) == Some(100)));
     let rows = conn.simple_query("select 1").await.unwrap();
     assert_eq!(rows[0].get(0), Some("1"));
+    conn.close().await.unwrap();
+}
+
+/// The socket options behind `keepalives*` and `tcp_user_timeout`, read back from the socket of a
+/// connection opened from a conninfo string.
+fn socket_options(conn: &Connection) -> (bool, Duration, Duration, u32, Option<Duration>) {
+    let Stream::Tcp(tcp) = &conn.inner.io.stream else {
+        panic!("expected a TCP connection");
+    };
+    let s = SockRef::from(tcp);
+    let user_timeout = if cfg!(target_os = "linux") {
+        s.tcp_user_timeout().unwrap()
+    } else {
+        None
+    };
+    (
+        s.keepalive().unwrap(),
+        s.keepalive_time().unwrap(),
+        s.keepalive_interval().unwrap(),
+        s.keepalive_retries().unwrap(),
+        user_timeout,
+    )
+}
+
+#[tokio::test]
+async fn keepalive_and_tcp_user_timeout_settings_reach_the_socket() {
+    let c = cluster::Cluster::shared();
+    let base = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        c.port()
+    );
+    let config: crate::Config = format!(
+        "{base} keepalives_idle=61 keepalives_interval=7 keepalives_count=4 tcp_user_timeout=9500"
+    )
+    .parse()
+    .unwrap();
+    let conn = Connection::connect(&config).await.unwrap();
+    let (on, idle, interval, count, user_timeout) = socket_options(&conn);
+    assert!(on);
+    assert_eq!(
+        (idle, interval, count),
+        (Duration::from_secs(61), Duration::from_secs(7), 4)
+    );
+    if cfg!(target_os = "linux") {
+        assert_eq!(user_timeout, Some(Duration::from_millis(9500)));
+    }
+    conn.close().await.unwrap();
+
+    // keepalives=0 turns keepalives off, not the user timeout; tcp_user_timeout=0 is the system
+    // default (none set).
+    let config: crate::Config = format!("{base} keepalives=0 tcp_user_timeout=250")
+        .parse()
+        .unwrap();
+    let conn = Connection::connect(&config).await.unwrap();
+    let (on, .., user_timeout) = socket_options(&conn);
+    assert!(!on);
+    if cfg!(target_os = "linux") {
+        assert_eq!(user_timeout, Some(Duration::from_millis(250)));
+    }
+    conn.close().await.unwrap();
+    let config: crate::Config = format!("{base} tcp_user_timeout=0").parse().unwrap();
+    let conn = Connection::connect(&config).await.unwrap();
+    assert_eq!(socket_options(&conn).4, None);
     conn.close().await.unwrap();
 }

@@ -152,6 +152,13 @@ pub enum WireError {
     UnsupportedProtocolVersion(i32),
     /// NegotiateProtocolVersion listed an option we never sent (we send none).
     UnrequestedProtocolOption,
+    /// The server's first reply does not begin as PostgreSQL's does (an authentication request,
+    /// an ErrorResponse or NegotiateProtocolVersion): the peer speaks another protocol, such as
+    /// HTTP, whose replies begin with `H`.
+    NotPostgres {
+        /// The reply's first byte.
+        first_byte: u8,
+    },
     /// An outbound message would exceed its limit (it is refused, never truncated).
     OutboundTooLong {
         /// The limit that applied (a length-field value).
@@ -220,6 +227,18 @@ impl std::fmt::Display for WireError {
             ),
             WireError::UnrequestedProtocolOption => {
                 f.write_str("server rejected a protocol option the client never sent")
+            }
+            WireError::NotPostgres { first_byte } => {
+                write!(
+                    f,
+                    "the server is not PostgreSQL: its reply begins with '{}' where an \
+                     authentication request was expected",
+                    t(first_byte)
+                )?;
+                if *first_byte == b'H' {
+                    f.write_str(" (an HTTP server answers like this)")?;
+                }
+                Ok(())
             }
             WireError::OutboundTooLong { limit } => {
                 write!(

@@ -193,6 +193,9 @@ pub struct Handshake {
     auth: AuthConfig,
     scram_nonce: Option<String>,
     negotiated: bool,
+    /// Whether any server message has been handled: before the first, bytes that do not decode
+    /// mean the peer is not PostgreSQL at all.
+    replied: bool,
     parameters: HashMap<String, String>,
     backend_key: Option<BackendKey>,
 }
@@ -235,6 +238,7 @@ impl Handshake {
             auth,
             scram_nonce: None,
             negotiated: false,
+            replied: false,
             parameters: HashMap::new(),
             backend_key: None,
         })
@@ -259,10 +263,37 @@ impl Handshake {
     /// # Errors
     /// A [`HandshakeError`]; the handshake is then over and the connection must be closed.
     pub fn handle(&mut self, msg: BackendMessage) -> Result<Step, HandshakeError> {
+        self.replied = true;
         let state = std::mem::replace(&mut self.state, State::Failed);
         let (next, step) = self.step(state, msg)?;
         self.state = next;
         Ok(step)
+    }
+
+    /// Explains an error from decoding the server's reply. Before the first message, a type byte
+    /// PostgreSQL never opens with (an HTTP server's `H`, say) means the peer speaks another
+    /// protocol, which [`WireError::NotPostgres`] says; libpq's "expected authentication
+    /// request from server". Any other error is returned as it is.
+    ///
+    /// ```
+    /// use wirepool::wire::{AuthConfig, Handshake, StartupParams, WireError};
+    /// let hs = Handshake::new(&StartupParams::default(), AuthConfig::default()).unwrap();
+    /// let http = WireError::UnexpectedMessage { tag: b'H' };
+    /// assert_eq!(hs.explain_decode_error(http), WireError::NotPostgres { first_byte: b'H' });
+    /// ```
+    pub fn explain_decode_error(&self, e: WireError) -> WireError {
+        let first_byte = match e {
+            WireError::UnexpectedMessage { tag }
+            | WireError::UnknownMessage { tag }
+            | WireError::MessageTooLong { tag, .. } => tag,
+            _ => return e,
+        };
+        // The three messages a PostgreSQL server may open with (fe-connect.c,
+        // CONNECTION_AWAITING_RESPONSE).
+        if self.replied || matches!(first_byte, b'R' | b'E' | b'v') {
+            return e;
+        }
+        WireError::NotPostgres { first_byte }
     }
 
     /// Supplies the keys asked for by [`Step::NeedScramKeys`]; queues client-final-message.

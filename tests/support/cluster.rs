@@ -33,6 +33,7 @@
 //! A private cluster ([`Cluster::start_with`]) takes [`Options`]: extra settings, pg_hba rows ahead
 //! of the table above, files the server reads (certificates), and setup SQL; its server can be
 //! stopped and started again on the same port ([`Cluster::stop_server`], [`Cluster::start_again`]).
+//! [`Cluster::standby_of`] starts a streaming standby of a running cluster.
 //!
 //! Databases: `postgres` and `test_db`. `WIREPOOL_TEST_KEEP=1` keeps the directory after stopping;
 //! `WIREPOOL_PG_BIN=/path/to/bin` picks the server binaries.
@@ -144,6 +145,72 @@ impl Cluster {
             .filter(|p| p.is_file())
             .or_else(|| find_program("psql"))
             .ok_or_else(|| format!("psql not found in {} nor on PATH", bin.display()))?;
+        let mut cluster = Cluster::prepare(bin, psql_bin, options)?;
+        cluster.initdb()?;
+        cluster.start_server()?;
+        cluster
+            .psql(SETUP_SQL)
+            .map_err(|e| format!("creating the test roles failed: {e}"))?;
+        for sql in &cluster.options.setup_sql {
+            cluster
+                .psql(sql)
+                .map_err(|e| format!("the cluster's setup SQL failed: {e}"))?;
+        }
+        cluster.startup = begun.elapsed();
+        Ok(cluster)
+    }
+
+    /// Starts a streaming standby of `primary` on its own port: `pg_basebackup -R -X stream` from
+    /// the primary into a directory of its own, then `pg_ctl start`. The primary's pg_hba.conf
+    /// must let the superuser in for replication from 127.0.0.1 (an [`Options::hba`] row
+    /// `host replication postgres 127.0.0.1/32 trust`). Promote it with
+    /// `pg_ctl_run(&["promote", "-w"])`.
+    ///
+    /// # Errors
+    /// A message naming the failing step, as [`Cluster::start`].
+    pub fn standby_of(primary: &Cluster) -> Result<Cluster, String> {
+        let begun = Instant::now();
+        let mut cluster = Cluster::prepare(
+            primary.bin.clone(),
+            primary.psql_bin.clone(),
+            primary.options.clone(),
+        )?;
+        let backup = [
+            cluster.bin.join("pg_basebackup").display().to_string(),
+            "-h".to_owned(),
+            primary.host().to_owned(),
+            "-p".to_owned(),
+            primary.port.to_string(),
+            "-U".to_owned(),
+            SUPERUSER.to_owned(),
+            "-D".to_owned(),
+            cluster.data.display().to_string(),
+            "-R".to_owned(),
+            "-X".to_owned(),
+            "stream".to_owned(),
+            // The default, a spread checkpoint, waits up to checkpoint_completion_target ×
+            // checkpoint_timeout (minutes) before the copy starts.
+            "-c".to_owned(),
+            "fast".to_owned(),
+        ];
+        cluster
+            .run_server_side(&backup)
+            .map_err(|e| format!("pg_basebackup failed: {e}"))?;
+        // The copied postgresql.conf names the primary's socket directory; the last line wins.
+        let socket_dir = cluster.base.display().to_string().replace('\'', "''");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(cluster.data.join("postgresql.conf"))
+            .and_then(|mut f| writeln!(f, "unix_socket_directories = '{socket_dir}'"))
+            .map_err(|e| format!("writing the standby's postgresql.conf: {e}"))?;
+        cluster.start_server()?;
+        cluster.startup = begun.elapsed();
+        Ok(cluster)
+    }
+
+    /// A cluster value owning a fresh base directory (owned by the server's OS user when we are
+    /// root) and its watchdog, with no data directory yet.
+    fn prepare(bin: PathBuf, psql_bin: PathBuf, options: Options) -> Result<Cluster, String> {
         let base = make_base_dir()?;
         let is_root = std::fs::metadata(&base).map_err(|e| e.to_string())?.uid() == 0;
         let mut cluster = Cluster {
@@ -165,17 +232,6 @@ impl Cluster {
             chown_to_postgres(&cluster.base)?;
         }
         cluster.spawn_watchdog()?;
-        cluster.initdb()?;
-        cluster.start_server()?;
-        cluster
-            .psql(SETUP_SQL)
-            .map_err(|e| format!("creating the test roles failed: {e}"))?;
-        for sql in &cluster.options.setup_sql {
-            cluster
-                .psql(sql)
-                .map_err(|e| format!("the cluster's setup SQL failed: {e}"))?;
-        }
-        cluster.startup = begun.elapsed();
         Ok(cluster)
     }
 

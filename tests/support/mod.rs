@@ -1,6 +1,7 @@
-//! Shared support for integration tests: a throwaway PostgreSQL cluster ([`cluster`]), a
-//! scripted fake server for fault tests ([`fake_server`]), and an in-memory `Manage` for the
-//! pool's semantics under paused time ([`pool_mock`]).
+//! Shared support for integration tests: a throwaway PostgreSQL cluster ([`cluster`]), a primary
+//! with a streaming standby ([`standby`]), a scripted fake server for fault tests
+//! ([`fake_server`]), and an in-memory `Manage` for the pool's semantics under paused time
+//! ([`pool_mock`]).
 //!
 //! Each test binary compiles this module separately and uses only part of it, hence
 //! `allow(dead_code)`. `cluster.rs` stays std-only because examples and benches include it by path.
@@ -9,3 +10,4 @@
 pub mod cluster;
 pub mod fake_server;
 pub mod pool_mock;
+pub mod standby;
