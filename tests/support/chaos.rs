@@ -1,0 +1,656 @@
+//! The chaos harness: a private cluster behind a [`Proxy`] ([`Rig`]), a load of tasks driving
+//! a pool through the [`Contender`] trait ([`Load`]), a sampler of the server's backends for the
+//! pool ([`Sampler`]), a probe of when the server accepts sessions again ([`until_accepting`]),
+//! and the [`Report`] each scenario prints and its tests assert on.
+//!
+//! Invariants:
+//! - Every wait is bounded: a checkout by the pool's timeout plus [`SLACK`] (past that it is a
+//!   *hang*, recorded, and the task moves on), a query by its own abandon time or the scenario.
+//! - Figures come from outside the pool where they can: backends from `pg_stat_activity` (psql
+//!   over the Unix socket, so neither the pool nor the proxy is in the way), connection attempts
+//!   from the proxy's accept log, "the server accepts" from a direct probe.
+//! - Chaos tests in one binary run one at a time ([`serial`]): the figures of one scenario must
+//!   not include another's restarts.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::cluster::{Cluster, Options};
+use super::proxy::Proxy;
+
+/// How far past the pool's timeout a checkout may take before it counts as a hang: timers,
+/// scheduling and a loaded 2-core machine, not a second timeout.
+pub const SLACK: Duration = Duration::from_millis(1000);
+
+/// The pool's sizes and timeout for a scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOpts {
+    pub min_size: usize,
+    pub max_size: usize,
+    pub timeout: Duration,
+}
+
+/// Why a request failed, as a short label ("pool timeout, no cause", "server 57P01", ...).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub label: String,
+    /// The pool gave up waiting (not a server or connection error).
+    pub pool_timeout: bool,
+    /// For a pool timeout: whether the error names a cause (a connect error, ...).
+    pub has_cause: bool,
+}
+
+impl Failure {
+    /// Any failure but a pool timeout.
+    pub fn other(label: impl Into<String>) -> Failure {
+        Failure {
+            label: label.into(),
+            pool_timeout: false,
+            has_cause: false,
+        }
+    }
+
+    /// A pool timeout, with the cause it names, if any.
+    pub fn timeout(cause: Option<&str>) -> Failure {
+        Failure {
+            label: match cause {
+                Some(c) => format!("pool timeout, cause: {}", short(c)),
+                None => "pool timeout, no cause".to_owned(),
+            },
+            pool_timeout: true,
+            has_cause: cause.is_some(),
+        }
+    }
+}
+
+/// The first line of an error's text, at most 70 characters: a label to count by.
+pub fn short(text: &str) -> String {
+    text.lines().next().unwrap_or("").chars().take(70).collect()
+}
+
+/// A pool under test. `Conn` returns itself to the pool when dropped.
+pub trait Contender: Send + Sync + Sized + 'static {
+    /// The name printed in the figures.
+    const NAME: &'static str;
+    /// A checked-out connection.
+    type Conn: Send + 'static;
+    /// Opens a pool of `opts` for `conninfo`, and waits (10 s at most) for `min_size`.
+    fn open(conninfo: &str, opts: PoolOpts) -> impl Future<Output = Result<Self, String>> + Send;
+    /// Checks a connection out, waiting at most the pool's timeout.
+    fn checkout(&self) -> impl Future<Output = Result<Self::Conn, Failure>> + Send;
+    /// Runs `sql` on `conn`; gives it up (as a request timeout does) after `abandon_after`.
+    fn query(
+        conn: &mut Self::Conn,
+        sql: &str,
+        abandon_after: Option<Duration>,
+    ) -> impl Future<Output = Result<(), Failure>> + Send;
+    /// Closes the pool.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+    /// Live connections as the pool counts them, if it says.
+    fn size(&self) -> Option<usize>;
+    /// The pool's own account of itself (its stats), for a failure message.
+    fn describe(&self) -> String;
+}
+
+/// Chaos tests of one binary run one at a time; hold the guard for the whole test.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    install_panic_counter();
+    LOCK.lock().await
+}
+
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts every panic on a tokio runtime thread (the pools' background tasks and the load run
+/// there; a test's own assertions run on its test thread and are not counted), then reports
+/// it as usual.
+fn install_panic_counter() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let thread = std::thread::current();
+            if thread.name().is_some_and(|n| n.starts_with("tokio-")) {
+                PANICS.fetch_add(1, SeqCst);
+            }
+            default(info);
+        }));
+    });
+}
+
+/// Panics seen on runtime threads so far.
+pub fn panics() -> usize {
+    PANICS.load(SeqCst)
+}
+
+/// A private cluster, a proxy in front of it, and the application_name that tags the pool's
+/// backends.
+pub struct Rig {
+    pub cluster: Arc<Cluster>,
+    pub proxy: Proxy,
+    pub app: String,
+}
+
+impl Rig {
+    /// Starts a private cluster with `options` and a proxy to it.
+    ///
+    /// # Panics
+    /// If the cluster or the proxy cannot start (the test fails with the reason).
+    pub async fn start(app: &str, options: Options) -> Rig {
+        let cluster = tokio::task::spawn_blocking(move || Cluster::start_with(options))
+            .await
+            .expect("cluster start task")
+            .unwrap_or_else(|e| panic!("the chaos cluster could not start: {e}"));
+        let upstream = format!("{}:{}", cluster.host(), cluster.port());
+        let proxy = Proxy::start(upstream.parse().expect("address"))
+            .await
+            .expect("proxy");
+        Rig {
+            cluster: Arc::new(cluster),
+            proxy,
+            app: app.to_owned(),
+        }
+    }
+
+    /// The pool's conninfo: through the proxy, tagged with the rig's application_name.
+    pub fn conninfo(&self, user: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname=postgres user={user} application_name={}",
+            self.proxy.port(),
+            self.app
+        )
+    }
+
+    /// Straight to the server, for the probe.
+    pub fn direct_conninfo(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname=postgres user=postgres application_name=chaos_probe connect_timeout=2",
+            self.cluster.port()
+        )
+    }
+
+    /// Runs `sql` through psql in a blocking task.
+    pub async fn psql(&self, sql: &str) -> Result<String, String> {
+        let cluster = Arc::clone(&self.cluster);
+        let sql = sql.to_owned();
+        tokio::task::spawn_blocking(move || cluster.psql(&sql))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// Runs `f` on the cluster in a blocking task (stop, start, ...).
+    pub async fn with_cluster<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Cluster) -> T + Send + 'static,
+    ) -> T {
+        let cluster = Arc::clone(&self.cluster);
+        tokio::task::spawn_blocking(move || f(&cluster))
+            .await
+            .expect("cluster task")
+    }
+
+    /// PIDs of the pool's backends, as the server lists them.
+    pub async fn backend_pids(&self) -> Vec<i32> {
+        let sql = format!(
+            "select pid from pg_stat_activity where application_name = '{}'",
+            self.app
+        );
+        let out = self.psql(&sql).await.unwrap_or_default();
+        out.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    }
+
+    /// Starts sampling the pool's backends every 100 ms.
+    pub fn sampler(&self) -> Sampler {
+        Sampler::start(Arc::clone(&self.cluster), self.app.clone())
+    }
+}
+
+/// Counts the pool's backends in `pg_stat_activity` every 100 ms from a thread of its own,
+/// through psql (a fault that stops the server makes samples fail; those are skipped).
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<(Instant, usize)>>>,
+}
+
+impl Sampler {
+    fn start(cluster: Arc<Cluster>, app: String) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let sql = format!("select count(*) from pg_stat_activity where application_name = '{app}'");
+        let thread = std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !flag.load(SeqCst) {
+                if let Ok(n) = cluster.psql(&sql).map(|s| s.parse::<usize>()) {
+                    samples.extend(n.ok().map(|n| (Instant::now(), n)));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            samples
+        });
+        Sampler {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling; the samples taken.
+    pub fn finish(mut self) -> Vec<(Instant, usize)> {
+        self.stop.store(true, SeqCst);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, SeqCst);
+    }
+}
+
+/// Connects straight to the server every 10 ms until a session starts (startup completes),
+/// counting only a success after at least one refusal if `after_refusal` (so a probe started
+/// just before a crash does not take the server's last moment up for its return). Returns when
+/// it did, and the errors seen on the way by label (57P03 while recovering, refusals while
+/// down); `None` if not within `limit`.
+pub async fn until_accepting(
+    conninfo: &str,
+    limit: Duration,
+    after_refusal: bool,
+) -> (Option<Instant>, BTreeMap<String, usize>) {
+    let config: wirepool::Config = conninfo.parse().expect("probe conninfo");
+    let mut seen = BTreeMap::new();
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        match wirepool::Connection::connect(&config).await {
+            Ok(conn) => {
+                let at = Instant::now();
+                let _ = conn.close().await;
+                if !after_refusal || !seen.is_empty() {
+                    return (Some(at), seen);
+                }
+            }
+            Err(e) => {
+                let label = match e.code() {
+                    Some(code) => format!("server {code}"),
+                    None => short(&e.to_string()),
+                };
+                *seen.entry(label).or_insert(0) += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (None, seen)
+}
+
+/// What one request did.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// When the request started.
+    pub started: Instant,
+    /// When the request ended.
+    pub at: Instant,
+    /// How long the checkout took (until the connection or the error).
+    pub wait: Duration,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Ok,
+    /// The checkout failed.
+    CheckoutError(Failure),
+    /// The checkout did not return within the pool's timeout + [`SLACK`].
+    Hang,
+    /// Checked out, then the query failed (or was abandoned).
+    QueryError(Failure),
+}
+
+/// `tasks` tasks, each looping checkout → `sql` → return until stopped; a failed request
+/// waits 10 ms before the next, as a client's retry would.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+/// What the load's tasks run.
+#[derive(Debug, Clone)]
+pub struct Work {
+    pub sql: String,
+    pub abandon_after: Option<Duration>,
+}
+
+impl Load {
+    pub fn start<C: Contender>(pool: &Arc<C>, tasks: usize, work: Work, timeout: Duration) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let tasks = (0..tasks)
+            .map(|_| {
+                let (pool, stop, events) = (Arc::clone(pool), Arc::clone(&stop), Arc::clone(&events));
+                let work = work.clone();
+                tokio::spawn(async move {
+                    while !stop.load(SeqCst) {
+                        let event = request(&*pool, &work, timeout).await;
+                        let failed = !matches!(event.outcome, Outcome::Ok);
+                        let closed = matches!(&event.outcome, Outcome::CheckoutError(f) if f.label == "pool closed");
+                        events.lock().expect("events").push(event);
+                        if closed {
+                            return;
+                        }
+                        if failed {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            tasks,
+            events,
+        }
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().expect("events").clone()
+    }
+
+    /// Stops the tasks and waits for them (each ends its request first); the events and how
+    /// many tasks panicked.
+    pub async fn finish(self) -> (Vec<Event>, usize) {
+        self.stop.store(true, SeqCst);
+        let mut panicked = 0;
+        for t in self.tasks {
+            if t.await.is_err() {
+                panicked += 1;
+            }
+        }
+        let events = self.events.lock().expect("events").clone();
+        (events, panicked)
+    }
+}
+
+async fn request<C: Contender>(pool: &C, work: &Work, timeout: Duration) -> Event {
+    let started = Instant::now();
+    let checkout = tokio::time::timeout(timeout + SLACK, pool.checkout()).await;
+    let wait = started.elapsed();
+    let outcome = match checkout {
+        Err(_) => Outcome::Hang,
+        Ok(Err(f)) => Outcome::CheckoutError(f),
+        Ok(Ok(mut conn)) => match C::query(&mut conn, &work.sql, work.abandon_after).await {
+            Ok(()) => Outcome::Ok,
+            Err(f) => Outcome::QueryError(f),
+        },
+    };
+    Event {
+        started,
+        at: Instant::now(),
+        wait,
+        outcome,
+    }
+}
+
+/// The leak check: `max_size` checkouts held at once all succeed and run a query, and one more
+/// then times out.
+pub async fn leak_check<C: Contender>(pool: &C, max_size: usize) -> Result<(), String> {
+    let mut held = Vec::new();
+    for i in 0..max_size {
+        let conn = pool
+            .checkout()
+            .await
+            .map_err(|f| format!("checkout {} of {max_size} failed: {}", i + 1, f.label))?;
+        held.push(conn);
+    }
+    for conn in &mut held {
+        C::query(conn, "select 1", None)
+            .await
+            .map_err(|f| format!("a held connection failed select 1: {}", f.label))?;
+    }
+    match pool.checkout().await {
+        Ok(_) => Err(format!("checkout {} of {max_size} succeeded", max_size + 1)),
+        Err(f) if f.pool_timeout => Ok(()),
+        Err(f) => Err(format!(
+            "checkout {} failed with {}, not a timeout",
+            max_size + 1,
+            f.label
+        )),
+    }
+}
+
+/// Milliseconds with one decimal.
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// `p50 / p99 / max` of `waits`, or "none".
+pub fn spread(mut waits: Vec<Duration>) -> String {
+    if waits.is_empty() {
+        return "none".to_owned();
+    }
+    waits.sort();
+    let at = |q: f64| waits[((waits.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "p50 {} / p99 {} / max {} (n={})",
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(at(1.0)),
+        waits.len()
+    )
+}
+
+/// A scenario's figures (printed as they are added, one line each) and the invariant checks
+/// its tests assert.
+pub struct Report {
+    pub pool: &'static str,
+    pub scenario: &'static str,
+    pub figures: Vec<(String, String)>,
+    /// Invariants broken, one line each.
+    pub violations: Vec<String>,
+    /// Figures kept as numbers for the tests that bound them (milliseconds, counts, rates).
+    pub numbers: BTreeMap<&'static str, f64>,
+}
+
+impl Report {
+    pub fn new(pool: &'static str, scenario: &'static str) -> Report {
+        Report {
+            pool,
+            scenario,
+            figures: Vec::new(),
+            violations: Vec::new(),
+            numbers: BTreeMap::new(),
+        }
+    }
+
+    /// Records and prints one figure.
+    pub fn fig(&mut self, name: &str, value: impl std::fmt::Display) {
+        let value = value.to_string();
+        eprintln!("chaos {}/{}: {name}: {value}", self.pool, self.scenario);
+        self.figures.push((name.to_owned(), value));
+    }
+
+    /// Records a broken invariant (also printed).
+    pub fn violation(&mut self, what: String) {
+        eprintln!("chaos {}/{}: VIOLATION: {what}", self.pool, self.scenario);
+        self.violations.push(what);
+    }
+
+    /// Keeps a figure as a number for a test to bound.
+    pub fn num(&mut self, key: &'static str, value: f64) {
+        self.numbers.insert(key, value);
+    }
+
+    /// A number kept with [`Report::num`].
+    ///
+    /// # Panics
+    /// If the scenario did not record it.
+    pub fn number(&self, key: &str) -> f64 {
+        *self
+            .numbers
+            .get(key)
+            .unwrap_or_else(|| panic!("{}/{} recorded no {key}", self.pool, self.scenario))
+    }
+
+    /// The request figures over `events` (errors by kind, waits), and the hang and panic
+    /// checks.
+    pub fn requests(&mut self, events: &[Event], timeout: Duration, task_panics: usize) {
+        let ok = events
+            .iter()
+            .filter(|e| matches!(e.outcome, Outcome::Ok))
+            .count();
+        self.fig("requests ok", ok);
+        self.fig("errors by kind", errors_by_kind(events.iter()));
+        let waits = |f: fn(&Outcome) -> bool| -> Vec<Duration> {
+            events
+                .iter()
+                .filter(|e| f(&e.outcome))
+                .map(|e| e.wait)
+                .collect()
+        };
+        self.fig(
+            "checkout wait, served",
+            spread(waits(|o| matches!(o, Outcome::Ok | Outcome::QueryError(_)))),
+        );
+        self.fig(
+            "checkout wait, failed",
+            spread(waits(|o| {
+                matches!(o, Outcome::CheckoutError(_) | Outcome::Hang)
+            })),
+        );
+        let hangs = events
+            .iter()
+            .filter(|e| matches!(e.outcome, Outcome::Hang))
+            .count();
+        if hangs > 0 {
+            self.violation(format!(
+                "{hangs} checkouts waited past the pool timeout ({}) + {}",
+                ms(timeout),
+                ms(SLACK)
+            ));
+        }
+        if task_panics > 0 {
+            self.violation(format!("{task_panics} load tasks panicked"));
+        }
+    }
+
+    /// The backend-count figure and check: never more than `max` for the pool.
+    pub fn backends(&mut self, samples: &[(Instant, usize)], max: usize) {
+        let most = samples.iter().map(|s| s.1).max().unwrap_or(0);
+        self.fig(
+            "most backends seen",
+            format!("{most} (max_size {max}, {} samples)", samples.len()),
+        );
+        if most > max {
+            self.violation(format!("{most} backends for the pool, max_size {max}"));
+        }
+    }
+
+    /// The panic check over a whole scenario (`before`: [`panics`] at its start).
+    pub fn no_panic_since(&mut self, before: usize) {
+        let n = panics() - before;
+        if n > 0 {
+            self.violation(format!("{n} panics during the scenario"));
+        }
+    }
+
+    /// Runs [`leak_check`] and records its result.
+    pub async fn leaks<C: Contender>(&mut self, pool: &C, max_size: usize) {
+        let started = Instant::now();
+        let Err(e) = leak_check(pool, max_size).await else {
+            return self.fig(
+                "leak check",
+                format!("{max_size} held at once, one more timed out"),
+            );
+        };
+        self.violation(format!("leak check: {e}; pool: {}", pool.describe()));
+        // How long the slot stayed lost, if it comes back: a figure for the report.
+        for _ in 0..5 {
+            if leak_check(pool, max_size).await.is_ok() {
+                let t = ms(started.elapsed());
+                return self.fig("leak check passed on a retry after", t);
+            }
+        }
+        self.fig("leak check still failing after", ms(started.elapsed()));
+    }
+
+    /// Panics with every violation, for the pool whose invariants these are.
+    pub fn assert_clean(&self) {
+        assert!(
+            self.violations.is_empty(),
+            "{}/{}: {}",
+            self.pool,
+            self.scenario,
+            self.violations.join("; ")
+        );
+    }
+}
+
+/// "3 × checkout: pool timeout, no cause; 1 × query: server 57P01", or "none".
+pub fn errors_by_kind<'a>(events: impl Iterator<Item = &'a Event>) -> String {
+    let mut kinds = BTreeMap::new();
+    for e in events {
+        let label = match &e.outcome {
+            Outcome::Ok => continue,
+            Outcome::CheckoutError(f) => format!("checkout: {}", f.label),
+            Outcome::Hang => "checkout: HANG".to_owned(),
+            Outcome::QueryError(f) => format!("query: {}", f.label),
+        };
+        *kinds.entry(label).or_insert(0usize) += 1;
+    }
+    let parts: Vec<String> = kinds
+        .iter()
+        .map(|(label, n)| format!("{n} × {label}"))
+        .collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The events that ended in `[from, to)`.
+pub fn between(events: &[Event], from: Instant, to: Instant) -> Vec<Event> {
+    events
+        .iter()
+        .filter(|e| e.at >= from && e.at < to)
+        .cloned()
+        .collect()
+}
+
+/// The first successful request that ended at or after `t`.
+pub fn first_ok_after(events: &[Event], t: Instant) -> Option<Instant> {
+    events
+        .iter()
+        .filter(|e| matches!(e.outcome, Outcome::Ok) && e.at >= t)
+        .map(|e| e.at)
+        .min()
+}
+
+/// `b - a` in milliseconds, signed.
+pub fn signed_ms(a: Instant, b: Instant) -> String {
+    if b >= a {
+        ms(b - a)
+    } else {
+        format!("-{}", ms(a - b))
+    }
+}
+
+/// Polls `cond` every 10 ms for at most `limit`; whether it held.
+pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,494 @@
+//! The chaos scenarios, generic over the pool under test ([`Contender`]): each starts a private
+//! cluster behind a proxy, puts a pool under load, injects one fault, and returns a [`Report`]
+//! of figures and broken invariants (no checkout past the timeout + slack, no panic, no slot
+//! leaked afterwards, never more backends than `max_size`). Every phase is bounded in time.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::chaos::*;
+use super::cluster::Options;
+use super::proxy::Kill;
+
+/// The pool's timeout in every scenario: short, so a stuck checkout shows in seconds.
+pub const TIMEOUT: Duration = Duration::from_secs(2);
+/// A pool of 5 under 16 tasks (the end-to-end benchmark's first shape).
+pub const POOL: PoolOpts = PoolOpts {
+    min_size: 5,
+    max_size: 5,
+    timeout: TIMEOUT,
+};
+pub const TASKS: usize = 16;
+
+/// Each request holds its connection ~10 ms: enough for 16 tasks to queue on 5 connections,
+/// little enough CPU for a shared 2-core machine.
+fn hold() -> Work {
+    Work {
+        sql: "select pg_sleep(0.01)".to_owned(),
+        abandon_after: None,
+    }
+}
+
+async fn sleep(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
+/// A rig and an open pool for it.
+async fn setup<C: Contender>(
+    app: &str,
+    options: Options,
+    user: &str,
+    opts: PoolOpts,
+) -> (Rig, Arc<C>) {
+    let rig = Rig::start(app, options).await;
+    let pool = C::open(&rig.conninfo(user), opts)
+        .await
+        .unwrap_or_else(|e| panic!("{}: open: {e}", C::NAME));
+    (rig, Arc::new(pool))
+}
+
+/// Figures for the time to the first success after `t`: `key` in ms.
+fn recovery(r: &mut Report, events: &[Event], from: Instant, label: &str, key: &'static str) {
+    match first_ok_after(events, from) {
+        Some(t) => {
+            r.fig(label, signed_ms(from, t));
+            r.num(
+                key,
+                t.saturating_duration_since(from).as_secs_f64() * 1000.0,
+            );
+        }
+        None => r.violation(format!("{label}: no successful request")),
+    }
+}
+
+/// The server is stopped (`pg_ctl stop -m fast`: sessions end with 57P01) under load, stays
+/// down for `outage`, and starts again. Figures: connection attempts per second while down
+/// (the proxy's accept log), and recovery, from the server accepting sessions again (a
+/// direct probe every 10 ms) to the first successful request.
+pub async fn restart_under_load<C: Contender>(outage: Duration) -> Report {
+    let _serial = serial().await;
+    let panics_before = panics();
+    let mut r = Report::new(C::NAME, "restart under load");
+    let (rig, pool) = setup::<C>("chaos_restart", Options::default(), "postgres", POOL).await;
+    let sampler = rig.sampler();
+    let load = Load::start(&pool, TASKS, hold(), TIMEOUT);
+    sleep(Duration::from_secs(1)).await;
+
+    let stop = Instant::now();
+    rig.with_cluster(|c| c.stop_server("fast"))
+        .await
+        .expect("pg_ctl stop");
+    let down = Instant::now();
+    r.fig("pg_ctl stop -m fast took", ms(down - stop));
+    sleep(outage).await;
+    let restart = Instant::now();
+    let attempts = rig.proxy.accepted_between(down, restart);
+    let rate = attempts as f64 / (restart - down).as_secs_f64();
+    r.fig(
+        "connection attempts while down",
+        format!("{attempts} in {} ({rate:.2}/s)", ms(restart - down)),
+    );
+    r.num("outage attempts per s", rate);
+
+    let probe = tokio::spawn({
+        let conninfo = rig.direct_conninfo();
+        async move { until_accepting(&conninfo, Duration::from_secs(30), true).await }
+    });
+    rig.with_cluster(|c| c.start_again())
+        .await
+        .expect("pg_ctl start");
+    let (ready, _) = probe.await.expect("probe");
+    let ready = ready.expect("the server accepts sessions again");
+    r.fig(
+        "pg_ctl start returned after the probe's first session",
+        signed_ms(ready, Instant::now()),
+    );
+    eventually(Duration::from_secs(10), || {
+        first_ok_after(&load.events(), ready).is_some()
+    })
+    .await;
+    sleep(Duration::from_secs(1)).await;
+    let (events, task_panics) = load.finish().await;
+    let samples = sampler.finish();
+
+    recovery(
+        &mut r,
+        &events,
+        ready,
+        "recovery: server accepting -> first successful request",
+        "recovery ms",
+    );
+    r.fig(
+        "errors while down",
+        errors_by_kind(between(&events, down, ready).iter()),
+    );
+    r.requests(&events, TIMEOUT, task_panics);
+    r.backends(&samples, POOL.max_size);
+    r.leaks(&*pool, POOL.max_size).await;
+    pool.close().await;
+    r.no_panic_since(panics_before);
+    r
+}
+
+/// One pool backend is killed with SIGKILL: the postmaster ends every backend and restarts
+/// them after crash recovery, refusing sessions with 57P03 meanwhile. Figures: how long the
+/// server refused sessions, what the probe and the pool saw, recovery.
+pub async fn crash_recovery<C: Contender>() -> Report {
+    let _serial = serial().await;
+    let panics_before = panics();
+    let mut r = Report::new(C::NAME, "crash recovery (kill -9 a backend)");
+    let (rig, pool) = setup::<C>("chaos_crash", Options::default(), "postgres", POOL).await;
+    let sampler = rig.sampler();
+    let load = Load::start(&pool, TASKS, hold(), TIMEOUT);
+    sleep(Duration::from_secs(1)).await;
+
+    let pid = *rig.backend_pids().await.first().expect("a pool backend");
+    let probe = tokio::spawn({
+        let conninfo = rig.direct_conninfo();
+        async move { until_accepting(&conninfo, Duration::from_secs(30), true).await }
+    });
+    let killed = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -9 {pid}: {status}");
+    let (ready, probe_saw) = probe.await.expect("probe");
+    let ready = ready.expect("the server accepts sessions again");
+    r.fig("server refused sessions for", ms(ready - killed));
+    r.fig("the probe saw", format!("{probe_saw:?}"));
+    eventually(Duration::from_secs(10), || {
+        first_ok_after(&load.events(), ready).is_some()
+    })
+    .await;
+    sleep(Duration::from_secs(1)).await;
+    let (events, task_panics) = load.finish().await;
+    let samples = sampler.finish();
+
+    recovery(
+        &mut r,
+        &events,
+        ready,
+        "recovery: server accepting -> first successful request",
+        "recovery ms",
+    );
+    r.fig(
+        "errors while recovering",
+        errors_by_kind(between(&events, killed, ready).iter()),
+    );
+    r.requests(&events, TIMEOUT, task_panics);
+    r.backends(&samples, POOL.max_size);
+    r.leaks(&*pool, POOL.max_size).await;
+    pool.close().await;
+    r.no_panic_since(panics_before);
+    r
+}
+
+/// Every pool backend is terminated (`pg_terminate_backend`), 10 times, 200 ms apart, under
+/// load. Figures: backends terminated, requests that failed, sessions opened again, recovery
+/// after the last round.
+pub async fn terminate_storm<C: Contender>() -> Report {
+    let _serial = serial().await;
+    let panics_before = panics();
+    let mut r = Report::new(C::NAME, "terminate storm");
+    let (rig, pool) = setup::<C>("chaos_terminate", Options::default(), "postgres", POOL).await;
+    let sampler = rig.sampler();
+    let load = Load::start(&pool, TASKS, hold(), TIMEOUT);
+    sleep(Duration::from_secs(1)).await;
+
+    let accepted_before = rig.proxy.accepted();
+    let sql = format!(
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = '{}'",
+        rig.app
+    );
+    let (mut terminated, rounds) = (0usize, 10);
+    let storm = Instant::now();
+    for _ in 0..rounds {
+        let n = rig.psql(&sql).await.expect("pg_terminate_backend");
+        terminated += n.parse::<usize>().unwrap_or(0);
+        sleep(Duration::from_millis(200)).await;
+    }
+    let last = Instant::now();
+    r.fig(
+        "terminated",
+        format!(
+            "{terminated} backends in {rounds} rounds over {}",
+            ms(last - storm)
+        ),
+    );
+    sleep(Duration::from_secs(1)).await;
+    let (events, task_panics) = load.finish().await;
+    let samples = sampler.finish();
+
+    r.fig(
+        "sessions opened during and after the storm",
+        rig.proxy.accepted() - accepted_before,
+    );
+    r.fig(
+        "errors during the storm",
+        errors_by_kind(between(&events, storm, last).iter()),
+    );
+    recovery(
+        &mut r,
+        &events,
+        last,
+        "last round -> first successful request",
+        "recovery ms",
+    );
+    r.requests(&events, TIMEOUT, task_panics);
+    r.backends(&samples, POOL.max_size);
+    r.leaks(&*pool, POOL.max_size).await;
+    pool.close().await;
+    r.no_panic_since(panics_before);
+    r
+}
+
+/// The network stalls (the proxy pauses both directions without closing anything) for
+/// `stall`, heals, and then every connection is reset. Requests give up their query after
+/// 1 s (an application's request timeout). Figures: what checkouts got during the stall
+/// (timeouts with and without a cause), recovery after the heal and after the resets.
+pub async fn stalled_network<C: Contender>(stall: Duration) -> Report {
+    let _serial = serial().await;
+    let panics_before = panics();
+    let mut r = Report::new(C::NAME, "stalled network");
+    let (rig, pool) = setup::<C>("chaos_stall", Options::default(), "postgres", POOL).await;
+    let sampler = rig.sampler();
+    let work = Work {
+        abandon_after: Some(Duration::from_secs(1)),
+        ..hold()
+    };
+    let load = Load::start(&pool, TASKS, work, TIMEOUT);
+    sleep(Duration::from_secs(1)).await;
+
+    let paused = Instant::now();
+    rig.proxy.pause();
+    sleep(stall).await;
+    rig.proxy.resume();
+    let resumed = Instant::now();
+    eventually(Duration::from_secs(10), || {
+        first_ok_after(&load.events(), resumed).is_some()
+    })
+    .await;
+    sleep(Duration::from_secs(1)).await;
+    rig.proxy.kill_all(Kill::Reset);
+    let reset = Instant::now();
+    eventually(Duration::from_secs(10), || {
+        first_ok_after(&load.events(), reset).is_some()
+    })
+    .await;
+    sleep(Duration::from_secs(1)).await;
+    let (events, task_panics) = load.finish().await;
+    let samples = sampler.finish();
+
+    let stalled = between(&events, paused, resumed);
+    r.fig("errors during the stall", errors_by_kind(stalled.iter()));
+    let timeouts: Vec<&Failure> = stalled
+        .iter()
+        .filter_map(|e| match &e.outcome {
+            Outcome::CheckoutError(f) if f.pool_timeout => Some(f),
+            _ => None,
+        })
+        .collect();
+    let without_cause = timeouts.iter().filter(|f| !f.has_cause).count();
+    r.fig(
+        "checkout timeouts during the stall",
+        format!("{} ({without_cause} naming no cause)", timeouts.len()),
+    );
+    r.num("stall timeouts", timeouts.len() as f64);
+    r.num("stall timeouts without a cause", without_cause as f64);
+    recovery(
+        &mut r,
+        &events,
+        resumed,
+        "heal -> first successful request",
+        "heal recovery ms",
+    );
+    r.fig(
+        "errors after the heal",
+        errors_by_kind(between(&events, resumed, reset).iter()),
+    );
+    recovery(
+        &mut r,
+        &events,
+        reset,
+        "reset -> first successful request",
+        "reset recovery ms",
+    );
+    r.fig(
+        "errors after the reset",
+        errors_by_kind(between(&events, reset, Instant::now()).iter()),
+    );
+    r.requests(&events, TIMEOUT, task_panics);
+    r.backends(&samples, POOL.max_size);
+    r.leaks(&*pool, POOL.max_size).await;
+    pool.close().await;
+    r.no_panic_since(panics_before);
+    r
+}
+
+/// The role the pool logs in as has `CONNECTION LIMIT 2`, the pool `max_size` 4: the third
+/// session is refused with 53300. Figures: connection attempts per second, errors, waits.
+/// The leak check holds the 2 connections the server allows.
+pub async fn role_at_connection_limit<C: Contender>() -> Report {
+    let _serial = serial().await;
+    let panics_before = panics();
+    let mut r = Report::new(C::NAME, "role at its connection limit");
+    let options = Options {
+        setup_sql: vec!["CREATE ROLE limited LOGIN CONNECTION LIMIT 2".to_owned()],
+        ..Options::default()
+    };
+    let opts = PoolOpts {
+        min_size: 1,
+        max_size: 4,
+        timeout: TIMEOUT,
+    };
+    let (rig, pool) = setup::<C>("chaos_limit", options, "limited", opts).await;
+    let sampler = rig.sampler();
+    let start = Instant::now();
+    let accepted_before = rig.proxy.accepted();
+    let load = Load::start(&pool, TASKS, hold(), TIMEOUT);
+    sleep(Duration::from_secs(4)).await;
+    let (events, task_panics) = load.finish().await;
+    let elapsed = start.elapsed();
+    let samples = sampler.finish();
+
+    let attempts = rig.proxy.accepted() - accepted_before;
+    let rate = attempts as f64 / elapsed.as_secs_f64();
+    r.fig(
+        "connection attempts under load",
+        format!("{attempts} in {} ({rate:.2}/s)", ms(elapsed)),
+    );
+    r.num("attempts per s", rate);
+    r.requests(&events, TIMEOUT, task_panics);
+    r.backends(&samples, opts.max_size);
+    r.leaks(&*pool, 2).await;
+    pool.close().await;
+    r.no_panic_since(panics_before);
+    r
+}
+
+/// `close()` while 16 tasks use the pool. Figures: how long `close()` took, how fast every
+/// task was told, how long until the server had no backend for the pool. No checkout that
+/// starts after `close()` returned may succeed, and the backends must be gone within the
+/// timeout + slack (the leak check does not apply to a closed pool).
+pub async fn close_under_load<C: Contender>() -> Report {
+    let _serial = serial().await;
+    let panics_before = panics();
+    let mut r = Report::new(C::NAME, "close under load");
+    let (rig, pool) = setup::<C>("chaos_close", Options::default(), "postgres", POOL).await;
+    let load = Load::start(&pool, TASKS, hold(), TIMEOUT);
+    sleep(Duration::from_secs(1)).await;
+
+    let closing = Instant::now();
+    pool.close().await;
+    let closed = Instant::now();
+    r.fig("close() took", ms(closed - closing));
+    let (events, task_panics) = load.finish().await;
+    r.fig("every task stopped after", ms(closing.elapsed()));
+    let app = rig.app.clone();
+    let gone = {
+        let sql = format!("select count(*) from pg_stat_activity where application_name = '{app}'");
+        let deadline = closing + TIMEOUT + SLACK;
+        let mut at = None;
+        while Instant::now() < deadline {
+            if rig.psql(&sql).await.ok().as_deref() == Some("0") {
+                at = Some(Instant::now());
+                break;
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+        at
+    };
+    match gone {
+        Some(t) => r.fig("close() -> no backend left", ms(t - closing)),
+        None => r.violation(format!(
+            "backends left {} after close()",
+            ms(TIMEOUT + SLACK)
+        )),
+    }
+    let after: Vec<Event> = events
+        .iter()
+        .filter(|e| e.started >= closed)
+        .cloned()
+        .collect();
+    r.fig(
+        "requests started after close()",
+        errors_by_kind(after.iter()),
+    );
+    let served = after
+        .iter()
+        .filter(|e| matches!(e.outcome, Outcome::Ok))
+        .count();
+    if served > 0 {
+        r.violation(format!(
+            "{served} checkouts started after close() succeeded"
+        ));
+    }
+    if let Some(size) = pool.size() {
+        r.fig("pool size after close()", size);
+    }
+    r.requests(&events, TIMEOUT, task_panics);
+    r.no_panic_since(panics_before);
+    r
+}
+
+/// 16 tasks run `pg_sleep(5)` and give each query up after 150 ms (a request timeout), for
+/// 4 s. Figures: queries abandoned, connections the proxy saw (sessions and CancelRequests),
+/// whether abandoned queries still run on the server afterwards.
+pub async fn cancel_storm<C: Contender>() -> Report {
+    let _serial = serial().await;
+    let panics_before = panics();
+    let mut r = Report::new(C::NAME, "cancel storm");
+    let (rig, pool) = setup::<C>("chaos_cancel", Options::default(), "postgres", POOL).await;
+    let sampler = rig.sampler();
+    let accepted_before = rig.proxy.accepted();
+    let work = Work {
+        sql: "select pg_sleep(5)".to_owned(),
+        abandon_after: Some(Duration::from_millis(150)),
+    };
+    let load = Load::start(&pool, TASKS, work, TIMEOUT);
+    sleep(Duration::from_secs(4)).await;
+    let (events, task_panics) = load.finish().await;
+    let stopped = Instant::now();
+    r.fig(
+        "connections through the proxy (sessions + CancelRequests)",
+        rig.proxy.accepted() - accepted_before,
+    );
+    let sql = format!(
+        "select count(*) from pg_stat_activity where application_name = '{}' \
+         and state = 'active' and query like '%pg_sleep(5)%'",
+        rig.app
+    );
+    let mut still = usize::MAX;
+    while stopped.elapsed() < TIMEOUT {
+        still = rig
+            .psql(&sql)
+            .await
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(usize::MAX);
+        if still == 0 {
+            break;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+    let samples = sampler.finish();
+    if still == 0 {
+        r.fig(
+            "abandoned queries still running on the server",
+            format!("none after {}", ms(stopped.elapsed())),
+        );
+    } else {
+        r.violation(format!(
+            "{still} abandoned pg_sleep(5) still running {} after the load stopped",
+            ms(TIMEOUT)
+        ));
+    }
+    r.requests(&events, TIMEOUT, task_panics);
+    r.backends(&samples, POOL.max_size);
+    r.leaks(&*pool, POOL.max_size).await;
+    pool.close().await;
+    r.no_panic_since(panics_before);
+    r
+}
