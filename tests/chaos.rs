@@ -94,6 +94,9 @@ impl Contender for Wirepool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reason: after recovery a connect task still sleeping out its pre-outage backoff keeps \
+            a slot reserved (pool_size 5, idle 4, connecting 1): the leak check's 5th of 5 \
+            checkouts times out, and passes only 5-6 s later"]
 async fn restart_under_load() {
     scenarios::restart_under_load::<Wirepool>(Duration::from_secs(3))
         .await
@@ -142,7 +145,10 @@ async fn cancel_storm() {
 /// request at most 250 ms after the server accepts sessions again, and at most 2 connection
 /// attempts per second while it is down (no storm).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "slow (10 s outage); run by hand"]
+#[ignore = "reason: slow (10 s outage), and fails: 0.40 attempts/s while down meets the 2/s \
+            bound, but the first success comes 9.1 s after the server accepts (the backoff \
+            doubled on each of 6 failed attempts), and a sleeping connect keeps a slot \
+            reserved for 12 s+ after"]
 async fn restart_after_10s_outage_recovers_fast_without_a_storm() {
     let r = scenarios::restart_under_load::<Wirepool>(Duration::from_secs(10)).await;
     r.assert_clean();
@@ -159,7 +165,9 @@ async fn restart_after_10s_outage_recovers_fast_without_a_storm() {
 
 /// The first successful request comes at most 250 ms after the server accepts sessions again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: RECOVERY_FIGURE"]
+#[ignore = "reason: first success 1.1-1.9 s after the server accepts, after a 3 s outage (the \
+            reconnect backoff, 1 s doubling per failed attempt, decides it), and the leak check \
+            of restart_under_load fails"]
 async fn restart_recovers_within_250ms_of_the_server_accepting() {
     let r = scenarios::restart_under_load::<Wirepool>(Duration::from_secs(3)).await;
     r.assert_clean();
@@ -174,7 +182,9 @@ async fn restart_recovers_within_250ms_of_the_server_accepting() {
 /// cancellation on an unresponsive server, connects timing out (its `source()` or
 /// `last_connect_error` names a cause).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: STALL_FIGURE"]
+#[ignore = "reason: 11 of 11 checkout timeouts during a 3 s stall name no cause (no \
+            last_connect_error, no source()): the slots are held by abandoned connections whose \
+            CancelRequests wait up to 5 s on the stalled network"]
 async fn checkout_timeouts_during_a_stall_name_their_cause() {
     let r = scenarios::stalled_network::<Wirepool>(Duration::from_secs(3)).await;
     r.assert_clean();
@@ -190,7 +200,8 @@ async fn checkout_timeouts_during_a_stall_name_their_cause() {
 /// connection: once the demand is gone, no further attempt (here it would be refused with
 /// 53300 again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: DEMAND_FIGURE"]
+#[ignore = "reason: 1 connect attempt (refused again with 53300) ~1 s after the demand \
+            ended: the retry after the backoff sleep does not re-check demand"]
 async fn a_connect_retry_after_its_backoff_rechecks_demand() {
     let _serial = serial().await;
     let options = Options {
