@@ -21,7 +21,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
-use support::chaos::{short, Contender, Failure, PoolOpts, Report};
+use support::chaos::{short, Contender, Failure, PoolOpts};
+use support::report::Report;
 use support::scenarios;
 
 /// deadpool-postgres 0.14 over tokio-postgres.

@@ -1,7 +1,8 @@
 //! Shared support for integration tests: a throwaway PostgreSQL cluster ([`cluster`]), a
 //! scripted fake server for fault tests ([`fake_server`]), an in-memory `Manage` for the
 //! pool's semantics under paused time ([`pool_mock`]), a TCP proxy that stalls and kills
-//! connections ([`proxy`]), and the chaos harness and scenarios ([`chaos`], [`scenarios`]).
+//! connections ([`proxy`]), and the chaos harness, reports and scenarios ([`chaos`],
+//! [`report`], [`scenarios`]).
 //!
 //! Each test binary compiles this module separately and uses only part of it, hence
 //! `allow(dead_code)`. `cluster.rs` stays std-only because examples and benches include it by path.
@@ -12,4 +13,5 @@ pub mod cluster;
 pub mod fake_server;
 pub mod pool_mock;
 pub mod proxy;
+pub mod report;
 pub mod scenarios;

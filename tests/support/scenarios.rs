@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::chaos::*;
 use super::cluster::Options;
 use super::proxy::Kill;
+use super::report::*;
 
 /// The pool's timeout in every scenario: short, so a stuck checkout shows in seconds.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,18 +38,60 @@ async fn sleep(d: Duration) {
     tokio::time::sleep(d).await;
 }
 
-/// A rig and an open pool for it.
-async fn setup<C: Contender>(
-    app: &str,
-    options: Options,
-    user: &str,
+/// One scenario's run: the serial guard, a rig, the pool, the backend sampler and the report.
+/// [`Run::start`] and [`Run::end`] are the parts every scenario shares.
+struct Run<C: Contender> {
+    rig: Rig,
+    pool: Arc<C>,
     opts: PoolOpts,
-) -> (Rig, Arc<C>) {
-    let rig = Rig::start(app, options).await;
-    let pool = C::open(&rig.conninfo(user), opts)
-        .await
-        .unwrap_or_else(|e| panic!("{}: open: {e}", C::NAME));
-    (rig, Arc::new(pool))
+    sampler: Option<Sampler>,
+    r: Report,
+    panics_before: usize,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl<C: Contender> Run<C> {
+    /// Starts a rig for `scenario` and opens the pool, logging in as `user`.
+    async fn start(scenario: &'static str, options: Options, user: &str, opts: PoolOpts) -> Self {
+        let serial = serial().await;
+        let panics_before = panics();
+        let app = format!("chaos_{}", scenario.split(' ').next().unwrap_or("run"));
+        let rig = Rig::start(&app, options).await;
+        let pool = C::open(&rig.conninfo(user), opts)
+            .await
+            .unwrap_or_else(|e| panic!("{}: open: {e}", C::NAME));
+        Run {
+            sampler: Some(rig.sampler()),
+            rig,
+            pool: Arc::new(pool),
+            opts,
+            r: Report::new(C::NAME, scenario),
+            panics_before,
+            _serial: serial,
+        }
+    }
+
+    /// Starts the scenario's load: [`TASKS`] tasks running `work`.
+    fn load(&self, work: Work) -> Load {
+        Load::start(&self.pool, TASKS, work, self.opts.timeout)
+    }
+
+    /// Stops the load and the sampler; records the request and backend figures and checks.
+    async fn stop(&mut self, load: Load) -> Vec<Event> {
+        let (events, task_panics) = load.finish().await;
+        let samples = self.sampler.take().map(Sampler::finish).unwrap_or_default();
+        self.r.requests(&events, self.opts.timeout, task_panics);
+        self.r.backends(&samples, self.opts.max_size);
+        events
+    }
+
+    /// The leak check (`held` connections at once, then one more), close, the panic check.
+    async fn end(mut self, held: usize) -> Report {
+        self.r.leaks(&*self.pool, held).await;
+        self.pool.close().await;
+        self.r.no_panic_since(self.panics_before);
+        self.r
+    }
 }
 
 /// Figures for the time to the first success after `t`: `key` in ms.
@@ -70,85 +113,82 @@ fn recovery(r: &mut Report, events: &[Event], from: Instant, label: &str, key: &
 /// (the proxy's accept log), and recovery, from the server accepting sessions again (a
 /// direct probe every 10 ms) to the first successful request.
 pub async fn restart_under_load<C: Contender>(outage: Duration) -> Report {
-    let _serial = serial().await;
-    let panics_before = panics();
-    let mut r = Report::new(C::NAME, "restart under load");
-    let (rig, pool) = setup::<C>("chaos_restart", Options::default(), "postgres", POOL).await;
-    let sampler = rig.sampler();
-    let load = Load::start(&pool, TASKS, hold(), TIMEOUT);
+    let mut run = Run::<C>::start("restart under load", Options::default(), "postgres", POOL).await;
+    let load = run.load(hold());
     sleep(Duration::from_secs(1)).await;
 
     let stop = Instant::now();
-    rig.with_cluster(|c| c.stop_server("fast"))
+    run.rig
+        .with_cluster(|c| c.stop_server("fast"))
         .await
         .expect("pg_ctl stop");
     let down = Instant::now();
-    r.fig("pg_ctl stop -m fast took", ms(down - stop));
+    run.r.fig("pg_ctl stop -m fast took", ms(down - stop));
     sleep(outage).await;
     let restart = Instant::now();
-    let attempts = rig.proxy.accepted_between(down, restart);
+    let attempts = run.rig.proxy.accepted_between(down, restart);
     let rate = attempts as f64 / (restart - down).as_secs_f64();
-    r.fig(
+    run.r.fig(
         "connection attempts while down",
         format!("{attempts} in {} ({rate:.2}/s)", ms(restart - down)),
     );
-    r.num("outage attempts per s", rate);
-
+    run.r.num("outage attempts per s", rate);
     let probe = tokio::spawn({
-        let conninfo = rig.direct_conninfo();
+        let conninfo = run.rig.direct_conninfo();
         async move { until_accepting(&conninfo, Duration::from_secs(30), true).await }
     });
-    rig.with_cluster(|c| c.start_again())
+    run.rig
+        .with_cluster(|c| c.start_again())
         .await
         .expect("pg_ctl start");
-    let (ready, _) = probe.await.expect("probe");
-    let ready = ready.expect("the server accepts sessions again");
-    r.fig(
-        "pg_ctl start returned after the probe's first session",
-        signed_ms(ready, Instant::now()),
-    );
+    let ready = probe
+        .await
+        .expect("probe")
+        .0
+        .expect("the server accepts sessions again");
     eventually(RECOVERY_LIMIT, || {
         first_ok_after(&load.events(), ready).is_some()
     })
     .await;
     sleep(Duration::from_secs(1)).await;
-    let (events, task_panics) = load.finish().await;
-    let samples = sampler.finish();
 
+    let events = run.stop(load).await;
     recovery(
-        &mut r,
+        &mut run.r,
         &events,
         ready,
         "recovery: server accepting -> first successful request",
         "recovery ms",
     );
-    r.fig(
+    run.r.fig(
         "errors while down",
         errors_by_kind(between(&events, down, ready).iter()),
     );
-    r.requests(&events, TIMEOUT, task_panics);
-    r.backends(&samples, POOL.max_size);
-    r.leaks(&*pool, POOL.max_size).await;
-    pool.close().await;
-    r.no_panic_since(panics_before);
-    r
+    run.end(POOL.max_size).await
 }
 
 /// One pool backend is killed with SIGKILL: the postmaster ends every backend and restarts
 /// them after crash recovery, refusing sessions with 57P03 meanwhile. Figures: how long the
 /// server refused sessions, what the probe and the pool saw, recovery.
 pub async fn crash_recovery<C: Contender>() -> Report {
-    let _serial = serial().await;
-    let panics_before = panics();
-    let mut r = Report::new(C::NAME, "crash recovery (kill -9 a backend)");
-    let (rig, pool) = setup::<C>("chaos_crash", Options::default(), "postgres", POOL).await;
-    let sampler = rig.sampler();
-    let load = Load::start(&pool, TASKS, hold(), TIMEOUT);
+    let mut run = Run::<C>::start(
+        "crash recovery (kill -9 a backend)",
+        Options::default(),
+        "postgres",
+        POOL,
+    )
+    .await;
+    let load = run.load(hold());
     sleep(Duration::from_secs(1)).await;
 
-    let pid = *rig.backend_pids().await.first().expect("a pool backend");
+    let pid = *run
+        .rig
+        .backend_pids()
+        .await
+        .first()
+        .expect("a pool backend");
     let probe = tokio::spawn({
-        let conninfo = rig.direct_conninfo();
+        let conninfo = run.rig.direct_conninfo();
         async move { until_accepting(&conninfo, Duration::from_secs(30), true).await }
     });
     let killed = Instant::now();
@@ -159,61 +199,51 @@ pub async fn crash_recovery<C: Contender>() -> Report {
     assert!(status.success(), "kill -9 {pid}: {status}");
     let (ready, probe_saw) = probe.await.expect("probe");
     let ready = ready.expect("the server accepts sessions again");
-    r.fig("server refused sessions for", ms(ready - killed));
-    r.fig("the probe saw", format!("{probe_saw:?}"));
+    run.r.fig("server refused sessions for", ms(ready - killed));
+    run.r.fig("the probe saw", format!("{probe_saw:?}"));
     eventually(RECOVERY_LIMIT, || {
         first_ok_after(&load.events(), ready).is_some()
     })
     .await;
     sleep(Duration::from_secs(1)).await;
-    let (events, task_panics) = load.finish().await;
-    let samples = sampler.finish();
 
+    let events = run.stop(load).await;
     recovery(
-        &mut r,
+        &mut run.r,
         &events,
         ready,
         "recovery: server accepting -> first successful request",
         "recovery ms",
     );
-    r.fig(
+    run.r.fig(
         "errors while recovering",
         errors_by_kind(between(&events, killed, ready).iter()),
     );
-    r.requests(&events, TIMEOUT, task_panics);
-    r.backends(&samples, POOL.max_size);
-    r.leaks(&*pool, POOL.max_size).await;
-    pool.close().await;
-    r.no_panic_since(panics_before);
-    r
+    run.end(POOL.max_size).await
 }
 
 /// Every pool backend is terminated (`pg_terminate_backend`), 10 times, 200 ms apart, under
 /// load. Figures: backends terminated, requests that failed, sessions opened again, recovery
 /// after the last round.
 pub async fn terminate_storm<C: Contender>() -> Report {
-    let _serial = serial().await;
-    let panics_before = panics();
-    let mut r = Report::new(C::NAME, "terminate storm");
-    let (rig, pool) = setup::<C>("chaos_terminate", Options::default(), "postgres", POOL).await;
-    let sampler = rig.sampler();
-    let load = Load::start(&pool, TASKS, hold(), TIMEOUT);
+    let mut run = Run::<C>::start("terminate storm", Options::default(), "postgres", POOL).await;
+    let load = run.load(hold());
     sleep(Duration::from_secs(1)).await;
 
-    let accepted_before = rig.proxy.accepted();
+    let accepted_before = run.rig.proxy.accepted();
     let sql = format!(
         "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = '{}'",
-        rig.app
+        run.rig.app
     );
     let (mut terminated, rounds) = (0usize, 10);
     let storm = Instant::now();
     for _ in 0..rounds {
-        let n = rig.psql(&sql).await.expect("pg_terminate_backend");
+        let n = run.rig.psql(&sql).await.expect("pg_terminate_backend");
         terminated += n.parse::<usize>().unwrap_or(0);
         sleep(Duration::from_millis(200)).await;
     }
     let last = Instant::now();
-    r.fig(
+    run.r.fig(
         "terminated",
         format!(
             "{terminated} backends in {rounds} rounds over {}",
@@ -221,30 +251,23 @@ pub async fn terminate_storm<C: Contender>() -> Report {
         ),
     );
     sleep(Duration::from_secs(1)).await;
-    let (events, task_panics) = load.finish().await;
-    let samples = sampler.finish();
 
-    r.fig(
-        "sessions opened during and after the storm",
-        rig.proxy.accepted() - accepted_before,
-    );
-    r.fig(
+    let events = run.stop(load).await;
+    let opened = run.rig.proxy.accepted() - accepted_before;
+    run.r
+        .fig("sessions opened during and after the storm", opened);
+    run.r.fig(
         "errors during the storm",
         errors_by_kind(between(&events, storm, last).iter()),
     );
     recovery(
-        &mut r,
+        &mut run.r,
         &events,
         last,
         "last round -> first successful request",
         "recovery ms",
     );
-    r.requests(&events, TIMEOUT, task_panics);
-    r.backends(&samples, POOL.max_size);
-    r.leaks(&*pool, POOL.max_size).await;
-    pool.close().await;
-    r.no_panic_since(panics_before);
-    r
+    run.end(POOL.max_size).await
 }
 
 /// The network stalls (the proxy pauses both directions without closing anything) for
@@ -252,38 +275,33 @@ pub async fn terminate_storm<C: Contender>() -> Report {
 /// 1 s (an application's request timeout). Figures: what checkouts got during the stall
 /// (timeouts with and without a cause), recovery after the heal and after the resets.
 pub async fn stalled_network<C: Contender>(stall: Duration) -> Report {
-    let _serial = serial().await;
-    let panics_before = panics();
-    let mut r = Report::new(C::NAME, "stalled network");
-    let (rig, pool) = setup::<C>("chaos_stall", Options::default(), "postgres", POOL).await;
-    let sampler = rig.sampler();
-    let work = Work {
+    let mut run = Run::<C>::start("stalled network", Options::default(), "postgres", POOL).await;
+    let load = run.load(Work {
         abandon_after: Some(Duration::from_secs(1)),
         ..hold()
-    };
-    let load = Load::start(&pool, TASKS, work, TIMEOUT);
+    });
     sleep(Duration::from_secs(1)).await;
 
     let paused = Instant::now();
-    rig.proxy.pause();
+    run.rig.proxy.pause();
     sleep(stall).await;
-    rig.proxy.resume();
+    run.rig.proxy.resume();
     let resumed = Instant::now();
     eventually(RECOVERY_LIMIT, || {
         first_ok_after(&load.events(), resumed).is_some()
     })
     .await;
     sleep(Duration::from_secs(1)).await;
-    rig.proxy.kill_all(Kill::Reset);
+    run.rig.proxy.kill_all(Kill::Reset);
     let reset = Instant::now();
     eventually(RECOVERY_LIMIT, || {
         first_ok_after(&load.events(), reset).is_some()
     })
     .await;
     sleep(Duration::from_secs(1)).await;
-    let (events, task_panics) = load.finish().await;
-    let samples = sampler.finish();
 
+    let events = run.stop(load).await;
+    let r = &mut run.r;
     let stalled = between(&events, paused, resumed);
     r.fig("errors during the stall", errors_by_kind(stalled.iter()));
     let timeouts: Vec<&Failure> = stalled
@@ -301,7 +319,7 @@ pub async fn stalled_network<C: Contender>(stall: Duration) -> Report {
     r.num("stall timeouts", timeouts.len() as f64);
     r.num("stall timeouts without a cause", without_cause as f64);
     recovery(
-        &mut r,
+        r,
         &events,
         resumed,
         "heal -> first successful request",
@@ -312,31 +330,21 @@ pub async fn stalled_network<C: Contender>(stall: Duration) -> Report {
         errors_by_kind(between(&events, resumed, reset).iter()),
     );
     recovery(
-        &mut r,
+        r,
         &events,
         reset,
         "reset -> first successful request",
         "reset recovery ms",
     );
-    r.fig(
-        "errors after the reset",
-        errors_by_kind(between(&events, reset, Instant::now()).iter()),
-    );
-    r.requests(&events, TIMEOUT, task_panics);
-    r.backends(&samples, POOL.max_size);
-    r.leaks(&*pool, POOL.max_size).await;
-    pool.close().await;
-    r.no_panic_since(panics_before);
-    r
+    let after_reset = between(&events, reset, Instant::now());
+    r.fig("errors after the reset", errors_by_kind(after_reset.iter()));
+    run.end(POOL.max_size).await
 }
 
 /// The role the pool logs in as has `CONNECTION LIMIT 2`, the pool `max_size` 4: the third
 /// session is refused with 53300. Figures: connection attempts per second, errors, waits.
 /// The leak check holds the 2 connections the server allows.
 pub async fn role_at_connection_limit<C: Contender>() -> Report {
-    let _serial = serial().await;
-    let panics_before = panics();
-    let mut r = Report::new(C::NAME, "role at its connection limit");
     let options = Options {
         setup_sql: vec!["CREATE ROLE limited LOGIN CONNECTION LIMIT 2".to_owned()],
         ..Options::default()
@@ -346,29 +354,22 @@ pub async fn role_at_connection_limit<C: Contender>() -> Report {
         max_size: 4,
         timeout: TIMEOUT,
     };
-    let (rig, pool) = setup::<C>("chaos_limit", options, "limited", opts).await;
-    let sampler = rig.sampler();
+    let mut run = Run::<C>::start("role at its connection limit", options, "limited", opts).await;
     let start = Instant::now();
-    let accepted_before = rig.proxy.accepted();
-    let load = Load::start(&pool, TASKS, hold(), TIMEOUT);
+    let accepted_before = run.rig.proxy.accepted();
+    let load = run.load(hold());
     sleep(Duration::from_secs(4)).await;
-    let (events, task_panics) = load.finish().await;
     let elapsed = start.elapsed();
-    let samples = sampler.finish();
 
-    let attempts = rig.proxy.accepted() - accepted_before;
+    run.stop(load).await;
+    let attempts = run.rig.proxy.accepted() - accepted_before;
     let rate = attempts as f64 / elapsed.as_secs_f64();
-    r.fig(
+    run.r.fig(
         "connection attempts under load",
         format!("{attempts} in {} ({rate:.2}/s)", ms(elapsed)),
     );
-    r.num("attempts per s", rate);
-    r.requests(&events, TIMEOUT, task_panics);
-    r.backends(&samples, opts.max_size);
-    r.leaks(&*pool, 2).await;
-    pool.close().await;
-    r.no_panic_since(panics_before);
-    r
+    run.r.num("attempts per s", rate);
+    run.end(2).await
 }
 
 /// `close()` while 16 tasks use the pool. Figures: how long `close()` took, how fast every
@@ -376,35 +377,30 @@ pub async fn role_at_connection_limit<C: Contender>() -> Report {
 /// starts after `close()` returned may succeed, and the backends must be gone within the
 /// timeout + slack (the leak check does not apply to a closed pool).
 pub async fn close_under_load<C: Contender>() -> Report {
-    let _serial = serial().await;
-    let panics_before = panics();
-    let mut r = Report::new(C::NAME, "close under load");
-    let (rig, pool) = setup::<C>("chaos_close", Options::default(), "postgres", POOL).await;
-    let load = Load::start(&pool, TASKS, hold(), TIMEOUT);
+    let mut run = Run::<C>::start("close under load", Options::default(), "postgres", POOL).await;
+    let load = run.load(hold());
     sleep(Duration::from_secs(1)).await;
 
     let closing = Instant::now();
-    pool.close().await;
+    run.pool.close().await;
     let closed = Instant::now();
-    r.fig("close() took", ms(closed - closing));
-    let (events, task_panics) = load.finish().await;
-    r.fig("every task stopped after", ms(closing.elapsed()));
-    let app = rig.app.clone();
-    let gone = {
-        let sql = format!("select count(*) from pg_stat_activity where application_name = '{app}'");
-        let deadline = closing + TIMEOUT + SLACK;
-        let mut at = None;
-        while Instant::now() < deadline {
-            if rig.psql(&sql).await.ok().as_deref() == Some("0") {
-                at = Some(Instant::now());
-                break;
-            }
-            sleep(Duration::from_millis(20)).await;
+    run.r.fig("close() took", ms(closed - closing));
+    let events = run.stop(load).await;
+    run.r.fig("every task stopped after", ms(closing.elapsed()));
+    let sql = format!(
+        "select count(*) from pg_stat_activity where application_name = '{}'",
+        run.rig.app
+    );
+    let mut gone = None;
+    while gone.is_none() && closing.elapsed() < TIMEOUT + SLACK {
+        if run.rig.psql(&sql).await.ok().as_deref() == Some("0") {
+            gone = Some(closing.elapsed());
         }
-        at
-    };
+        sleep(Duration::from_millis(20)).await;
+    }
+    let r = &mut run.r;
     match gone {
-        Some(t) => r.fig("close() -> no backend left", ms(t - closing)),
+        Some(t) => r.fig("close() -> no backend left", ms(t)),
         None => r.violation(format!(
             "backends left {} after close()",
             ms(TIMEOUT + SLACK)
@@ -428,70 +424,56 @@ pub async fn close_under_load<C: Contender>() -> Report {
             "{served} checkouts started after close() succeeded"
         ));
     }
-    if let Some(size) = pool.size() {
+    if let Some(size) = run.pool.size() {
         r.fig("pool size after close()", size);
     }
-    r.requests(&events, TIMEOUT, task_panics);
-    r.no_panic_since(panics_before);
-    r
+    r.no_panic_since(run.panics_before);
+    run.r
 }
 
 /// 16 tasks run `pg_sleep(5)` and give each query up after 150 ms (a request timeout), for
 /// 4 s. Figures: queries abandoned, connections the proxy saw (sessions and CancelRequests),
 /// whether abandoned queries still run on the server afterwards.
 pub async fn cancel_storm<C: Contender>() -> Report {
-    let _serial = serial().await;
-    let panics_before = panics();
-    let mut r = Report::new(C::NAME, "cancel storm");
-    let (rig, pool) = setup::<C>("chaos_cancel", Options::default(), "postgres", POOL).await;
-    let sampler = rig.sampler();
-    let accepted_before = rig.proxy.accepted();
-    let work = Work {
+    let mut run = Run::<C>::start("cancel storm", Options::default(), "postgres", POOL).await;
+    let accepted_before = run.rig.proxy.accepted();
+    let load = run.load(Work {
         sql: "select pg_sleep(5)".to_owned(),
         abandon_after: Some(Duration::from_millis(150)),
-    };
-    let load = Load::start(&pool, TASKS, work, TIMEOUT);
+    });
     sleep(Duration::from_secs(4)).await;
-    let (events, task_panics) = load.finish().await;
+
+    run.stop(load).await;
     let stopped = Instant::now();
-    r.fig(
+    run.r.fig(
         "connections through the proxy (sessions + CancelRequests)",
-        rig.proxy.accepted() - accepted_before,
+        run.rig.proxy.accepted() - accepted_before,
     );
     let sql = format!(
         "select count(*) from pg_stat_activity where application_name = '{}' \
          and state = 'active' and query like '%pg_sleep(5)%'",
-        rig.app
+        run.rig.app
     );
     let mut still = usize::MAX;
-    while stopped.elapsed() < TIMEOUT {
-        still = rig
+    while still > 0 && stopped.elapsed() < TIMEOUT {
+        still = run
+            .rig
             .psql(&sql)
             .await
             .ok()
             .and_then(|n| n.parse().ok())
             .unwrap_or(usize::MAX);
-        if still == 0 {
-            break;
-        }
         sleep(Duration::from_millis(20)).await;
     }
-    let samples = sampler.finish();
     if still == 0 {
-        r.fig(
-            "abandoned queries still running on the server",
-            format!("none after {}", ms(stopped.elapsed())),
-        );
+        let after = format!("none after {}", ms(stopped.elapsed()));
+        run.r
+            .fig("abandoned queries still running on the server", after);
     } else {
-        r.violation(format!(
+        run.r.violation(format!(
             "{still} abandoned pg_sleep(5) still running {} after the load stopped",
             ms(TIMEOUT)
         ));
     }
-    r.requests(&events, TIMEOUT, task_panics);
-    r.backends(&samples, POOL.max_size);
-    r.leaks(&*pool, POOL.max_size).await;
-    pool.close().await;
-    r.no_panic_since(panics_before);
-    r
+    run.end(POOL.max_size).await
 }
