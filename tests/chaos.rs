@@ -12,7 +12,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::chaos::{eventually, serial, short, Contender, Failure, PoolOpts, Rig};
+use support::chaos::{eventually, give_up_after, serial, short, Contender, Failure, PoolOpts, Rig};
 use support::cluster::Options;
 use support::scenarios::{self, TIMEOUT};
 use wirepool::{Pool, PooledConnection};
@@ -69,15 +69,10 @@ impl Contender for Wirepool {
         sql: &str,
         abandon_after: Option<Duration>,
     ) -> Result<(), Failure> {
-        let query = conn.simple_query(sql);
-        let result = match abandon_after {
-            Some(limit) => match tokio::time::timeout(limit, query).await {
-                Ok(r) => r,
-                Err(_) => return Err(Failure::other("abandoned (request timeout)")),
-            },
-            None => query.await,
-        };
-        result.map(drop).map_err(|e| classify(&e))
+        give_up_after(conn.simple_query(sql), abandon_after)
+            .await?
+            .map(drop)
+            .map_err(|e| classify(&e))
     }
 
     async fn close(&self) {

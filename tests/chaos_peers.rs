@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
-use support::chaos::{short, Contender, Failure, PoolOpts};
+use support::chaos::{give_up_after, short, Contender, Failure, PoolOpts};
 use support::report::Report;
 use support::scenarios;
 
@@ -80,15 +80,10 @@ impl Contender for Deadpool {
         sql: &str,
         abandon_after: Option<Duration>,
     ) -> Result<(), Failure> {
-        let query = conn.simple_query(sql);
-        let result = match abandon_after {
-            Some(limit) => match tokio::time::timeout(limit, query).await {
-                Ok(r) => r,
-                Err(_) => return Err(Failure::other("abandoned (request timeout)")),
-            },
-            None => query.await,
-        };
-        result.map(drop).map_err(|e| Failure::other(pg_label(&e)))
+        give_up_after(conn.simple_query(sql), abandon_after)
+            .await?
+            .map(drop)
+            .map_err(|e| Failure::other(pg_label(&e)))
     }
 
     async fn close(&self) {

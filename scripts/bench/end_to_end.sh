@@ -11,14 +11,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # psycopg from PyPI in a private virtualenv, so the system Python is left alone.
-venv="${WIREPOOL_BENCH_VENV:-${TMPDIR:-/tmp}/wirepool-bench-venv}"
 if [ -z "${WIREPOOL_BENCH_PYTHON:-}" ]; then
-    if { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } &&
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-            'psycopg[binary]' psycopg_pool; then
-        export WIREPOOL_BENCH_PYTHON="$venv/bin/python"
+    WIREPOOL_BENCH_PYTHON="$(scripts/psycopg_python.sh)"
+    if [ -n "$WIREPOOL_BENCH_PYTHON" ]; then
+        export WIREPOOL_BENCH_PYTHON
     else
-        echo "note: could not install psycopg; the psycopg_pool anchor will be skipped" >&2
+        echo "note: the psycopg_pool anchor will be skipped" >&2
     fi
 fi
 

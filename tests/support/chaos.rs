@@ -96,6 +96,22 @@ pub trait Contender: Send + Sync + Sized + 'static {
     fn describe(&self) -> String;
 }
 
+/// Awaits `query`, or gives it up after `limit` (drops it, as a request timeout does).
+///
+/// # Errors
+/// "abandoned (request timeout)" when it was given up.
+pub async fn give_up_after<F: Future>(
+    query: F,
+    limit: Option<Duration>,
+) -> Result<F::Output, Failure> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, query)
+            .await
+            .map_err(|_| Failure::other("abandoned (request timeout)")),
+        None => Ok(query.await),
+    }
+}
+
 /// Chaos tests of one binary run one at a time; hold the guard for the whole test.
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

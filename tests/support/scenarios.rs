@@ -85,6 +85,29 @@ impl<C: Contender> Run<C> {
         events
     }
 
+    /// The end of a scenario whose fault took the server away at `fault` until it accepted
+    /// sessions again at `ready`: waits for the first success, a second of steady load, then
+    /// records recovery and the errors seen in between (`errors_label`), and ends the run.
+    async fn until_recovered(
+        mut self,
+        load: Load,
+        fault: Instant,
+        ready: Instant,
+        errors_label: &str,
+    ) -> Report {
+        eventually(RECOVERY_LIMIT, || {
+            first_ok_after(&load.events(), ready).is_some()
+        })
+        .await;
+        sleep(Duration::from_secs(1)).await;
+        let events = self.stop(load).await;
+        let label = "recovery: server accepting -> first successful request";
+        recovery(&mut self.r, &events, ready, label, "recovery ms");
+        let between = errors_by_kind(between(&events, fault, ready).iter());
+        self.r.fig(errors_label, between);
+        self.end(POOL.max_size).await
+    }
+
     /// The leak check (`held` connections at once, then one more), close, the panic check.
     async fn end(mut self, held: usize) -> Report {
         self.r.leaks(&*self.pool, held).await;
@@ -146,25 +169,8 @@ pub async fn restart_under_load<C: Contender>(outage: Duration) -> Report {
         .expect("probe")
         .0
         .expect("the server accepts sessions again");
-    eventually(RECOVERY_LIMIT, || {
-        first_ok_after(&load.events(), ready).is_some()
-    })
-    .await;
-    sleep(Duration::from_secs(1)).await;
-
-    let events = run.stop(load).await;
-    recovery(
-        &mut run.r,
-        &events,
-        ready,
-        "recovery: server accepting -> first successful request",
-        "recovery ms",
-    );
-    run.r.fig(
-        "errors while down",
-        errors_by_kind(between(&events, down, ready).iter()),
-    );
-    run.end(POOL.max_size).await
+    run.until_recovered(load, down, ready, "errors while down")
+        .await
 }
 
 /// One pool backend is killed with SIGKILL: the postmaster ends every backend and restarts
@@ -201,25 +207,8 @@ pub async fn crash_recovery<C: Contender>() -> Report {
     let ready = ready.expect("the server accepts sessions again");
     run.r.fig("server refused sessions for", ms(ready - killed));
     run.r.fig("the probe saw", format!("{probe_saw:?}"));
-    eventually(RECOVERY_LIMIT, || {
-        first_ok_after(&load.events(), ready).is_some()
-    })
-    .await;
-    sleep(Duration::from_secs(1)).await;
-
-    let events = run.stop(load).await;
-    recovery(
-        &mut run.r,
-        &events,
-        ready,
-        "recovery: server accepting -> first successful request",
-        "recovery ms",
-    );
-    run.r.fig(
-        "errors while recovering",
-        errors_by_kind(between(&events, killed, ready).iter()),
-    );
-    run.end(POOL.max_size).await
+    run.until_recovered(load, killed, ready, "errors while recovering")
+        .await
 }
 
 /// Every pool backend is terminated (`pg_terminate_backend`), 10 times, 200 ms apart, under
