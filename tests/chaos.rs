@@ -182,13 +182,13 @@ async fn restart_recovers_within_250ms_of_the_server_accepting() {
             CancelRequests wait up to 5 s on the stalled network"]
 async fn checkout_timeouts_during_a_stall_name_their_cause() {
     let r = scenarios::stalled_network::<Wirepool>(Duration::from_secs(3)).await;
-    r.assert_clean();
     let (all, bare) = (
         r.number("stall timeouts"),
         r.number("stall timeouts without a cause"),
     );
     assert!(all > 0.0, "no checkout timed out: the stall did not bite");
     assert_eq!(bare, 0.0, "{bare} of {all} stall timeouts name no cause");
+    r.assert_clean();
 }
 
 /// A connect retried after its backoff first checks that someone still wants the
