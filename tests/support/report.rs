@@ -218,12 +218,14 @@ pub fn between(events: &[Event], from: Instant, to: Instant) -> Vec<Event> {
         .collect()
 }
 
-/// The first successful request that ended at or after `t`.
+/// When the first checkout that proved good (its query then succeeded) returned, among the
+/// requests that ended at or after `t`. It can precede `t` by a few ms: the probe that sets
+/// `t` polls every 10 ms.
 pub fn first_ok_after(events: &[Event], t: Instant) -> Option<Instant> {
     events
         .iter()
         .filter(|e| matches!(e.outcome, Outcome::Ok) && e.at >= t)
-        .map(|e| e.at)
+        .map(|e| e.started + e.wait)
         .min()
 }
 

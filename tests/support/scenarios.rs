@@ -101,7 +101,7 @@ impl<C: Contender> Run<C> {
         .await;
         sleep(Duration::from_secs(1)).await;
         let events = self.stop(load).await;
-        let label = "recovery: server accepting -> first successful request";
+        let label = "recovery: server accepting -> first good checkout";
         recovery(&mut self.r, &events, ready, label, "recovery ms");
         let between = errors_by_kind(between(&events, fault, ready).iter());
         self.r.fig(errors_label, between);
@@ -253,7 +253,7 @@ pub async fn terminate_storm<C: Contender>() -> Report {
         &mut run.r,
         &events,
         last,
-        "last round -> first successful request",
+        "last round -> first good checkout",
         "recovery ms",
     );
     run.end(POOL.max_size).await
@@ -311,7 +311,7 @@ pub async fn stalled_network<C: Contender>(stall: Duration) -> Report {
         r,
         &events,
         resumed,
-        "heal -> first successful request",
+        "heal -> first good checkout",
         "heal recovery ms",
     );
     r.fig(
@@ -322,7 +322,7 @@ pub async fn stalled_network<C: Contender>(stall: Duration) -> Report {
         r,
         &events,
         reset,
-        "reset -> first successful request",
+        "reset -> first good checkout",
         "reset recovery ms",
     );
     let after_reset = between(&events, reset, Instant::now());
