@@ -134,7 +134,7 @@ fn recovery(r: &mut Report, events: &[Event], from: Instant, label: &str, key: &
 /// The server is stopped (`pg_ctl stop -m fast`: sessions end with 57P01) under load, stays
 /// down for `outage`, and starts again. Figures: connection attempts per second while down
 /// (the proxy's accept log), and recovery, from the server accepting sessions again (a
-/// direct probe every 10 ms) to the first successful request.
+/// direct probe every 10 ms) to the first good checkout.
 pub async fn restart_under_load<C: Contender>(outage: Duration) -> Report {
     let mut run = Run::<C>::start("restart under load", Options::default(), "postgres", POOL).await;
     let load = run.load(hold());
@@ -198,11 +198,13 @@ pub async fn crash_recovery<C: Contender>() -> Report {
         async move { until_accepting(&conninfo, Duration::from_secs(30), true).await }
     });
     let killed = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill -9 {pid}: {status}");
+    // `pg_ctl kill` signals as the server's OS user, as a crash or the OOM killer would.
+    let pid = pid.to_string();
+    let cluster = std::sync::Arc::clone(&run.rig.cluster);
+    tokio::task::spawn_blocking(move || cluster.pg_ctl_run(&["kill", "KILL", &pid]))
+        .await
+        .expect("pg_ctl kill task")
+        .expect("pg_ctl kill KILL");
     let (ready, probe_saw) = probe.await.expect("probe");
     let ready = ready.expect("the server accepts sessions again");
     run.r.fig("server refused sessions for", ms(ready - killed));
