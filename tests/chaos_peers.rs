@@ -205,6 +205,10 @@ impl Contender for Psycopg {
                     let _ = tx.send(fields);
                 }
             }
+            // The worker is gone: fail whatever still waits for a reply.
+            if let Some(bridge) = weak.upgrade() {
+                bridge.pending.lock().expect("pending").clear();
+            }
         });
         let args = [
             conninfo.to_owned(),

@@ -325,6 +325,8 @@ pub enum Outcome {
     Hang,
     /// Checked out, then the query failed (or was abandoned).
     QueryError(Failure),
+    /// Still running [`STUCK_AFTER`] after the load was stopped (a query that never returns).
+    Stuck,
 }
 
 /// `tasks` tasks, each looping checkout → `sql` → return until stopped; a failed request
@@ -378,20 +380,36 @@ impl Load {
         self.events.lock().expect("events").clone()
     }
 
-    /// Stops the tasks and waits for them (each ends its request first); the events and how
-    /// many tasks panicked.
+    /// Stops the tasks and waits for them (each ends its request first, within
+    /// [`STUCK_AFTER`]; one that does not is aborted and recorded as [`Outcome::Stuck`]); the
+    /// events and how many tasks panicked.
     pub async fn finish(self) -> (Vec<Event>, usize) {
         self.stop.store(true, SeqCst);
+        let stopped = Instant::now();
+        let deadline = tokio::time::Instant::now() + STUCK_AFTER;
         let mut panicked = 0;
-        for t in self.tasks {
-            if t.await.is_err() {
-                panicked += 1;
+        for mut t in self.tasks {
+            match tokio::time::timeout_at(deadline, &mut t).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => panicked += 1,
+                Err(_) => {
+                    t.abort();
+                    self.events.lock().expect("events").push(Event {
+                        started: stopped,
+                        at: Instant::now(),
+                        wait: Duration::ZERO,
+                        outcome: Outcome::Stuck,
+                    });
+                }
             }
         }
         let events = self.events.lock().expect("events").clone();
         (events, panicked)
     }
 }
+
+/// How long a load task may take to end its request once the load is stopped.
+pub const STUCK_AFTER: Duration = Duration::from_secs(10);
 
 async fn request<C: Contender>(pool: &C, work: &Work, timeout: Duration) -> Event {
     let started = Instant::now();
@@ -414,22 +432,31 @@ async fn request<C: Contender>(pool: &C, work: &Work, timeout: Duration) -> Even
 }
 
 /// The leak check: `max_size` checkouts held at once all succeed and run a query, and one more
-/// then times out.
-pub async fn leak_check<C: Contender>(pool: &C, max_size: usize) -> Result<(), String> {
+/// then times out. Each step is bounded by the pool's timeout + [`SLACK`] (`timeout`).
+pub async fn leak_check<C: Contender>(
+    pool: &C,
+    max_size: usize,
+    timeout: Duration,
+) -> Result<(), String> {
+    let bound = timeout + SLACK;
+    let checkout = || async {
+        tokio::time::timeout(bound, pool.checkout())
+            .await
+            .unwrap_or_else(|_| Err(Failure::other(format!("HANG past {bound:?}"))))
+    };
     let mut held = Vec::new();
     for i in 0..max_size {
-        let conn = pool
-            .checkout()
+        let conn = checkout()
             .await
             .map_err(|f| format!("checkout {} of {max_size} failed: {}", i + 1, f.label))?;
         held.push(conn);
     }
     for conn in &mut held {
-        C::query(conn, "select 1", None)
+        C::query(conn, "select 1", Some(bound))
             .await
             .map_err(|f| format!("a held connection failed select 1: {}", f.label))?;
     }
-    match pool.checkout().await {
+    match checkout().await {
         Ok(_) => Err(format!("checkout {} of {max_size} succeeded", max_size + 1)),
         Err(f) if f.pool_timeout => Ok(()),
         Err(f) => Err(format!(

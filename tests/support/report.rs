@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::chaos::{leak_check, panics, Contender, Event, Outcome, SLACK};
+use super::chaos::{leak_check, panics, Contender, Event, Outcome, SLACK, STUCK_AFTER};
 
 /// Milliseconds with one decimal.
 pub fn ms(d: Duration) -> String {
@@ -129,6 +129,16 @@ impl Report {
                 ms(SLACK)
             ));
         }
+        let stuck = events
+            .iter()
+            .filter(|e| matches!(e.outcome, Outcome::Stuck))
+            .count();
+        if stuck > 0 {
+            self.violation(format!(
+                "{stuck} requests still running {} after the load stopped",
+                ms(STUCK_AFTER)
+            ));
+        }
         if task_panics > 0 {
             self.violation(format!("{task_panics} load tasks panicked"));
         }
@@ -155,9 +165,9 @@ impl Report {
     }
 
     /// Runs [`leak_check`] and records its result.
-    pub async fn leaks<C: Contender>(&mut self, pool: &C, max_size: usize) {
+    pub async fn leaks<C: Contender>(&mut self, pool: &C, max_size: usize, timeout: Duration) {
         let started = Instant::now();
-        let Err(e) = leak_check(pool, max_size).await else {
+        let Err(e) = leak_check(pool, max_size, timeout).await else {
             return self.fig(
                 "leak check",
                 format!("{max_size} held at once, one more timed out"),
@@ -166,7 +176,7 @@ impl Report {
         self.violation(format!("leak check: {e}; pool: {}", pool.describe()));
         // How long the slot stayed lost, if it comes back: a figure for the report.
         for _ in 0..5 {
-            if leak_check(pool, max_size).await.is_ok() {
+            if leak_check(pool, max_size, timeout).await.is_ok() {
                 let t = ms(started.elapsed());
                 return self.fig("leak check passed on a retry after", t);
             }
@@ -194,6 +204,7 @@ pub fn errors_by_kind<'a>(events: impl Iterator<Item = &'a Event>) -> String {
             Outcome::Ok => continue,
             Outcome::CheckoutError(f) => format!("checkout: {}", f.label),
             Outcome::Hang => "checkout: HANG".to_owned(),
+            Outcome::Stuck => "request: STUCK".to_owned(),
             Outcome::QueryError(f) => format!("query: {}", f.label),
         };
         *kinds.entry(label).or_insert(0usize) += 1;

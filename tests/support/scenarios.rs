@@ -110,7 +110,7 @@ impl<C: Contender> Run<C> {
 
     /// The leak check (`held` connections at once, then one more), close, the panic check.
     async fn end(mut self, held: usize) -> Report {
-        self.r.leaks(&*self.pool, held).await;
+        self.r.leaks(&*self.pool, held, self.opts.timeout).await;
         self.pool.close().await;
         self.r.no_panic_since(self.panics_before);
         self.r
