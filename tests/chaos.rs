@@ -160,9 +160,9 @@ async fn restart_after_10s_outage_recovers_fast_without_a_storm() {
 
 /// The first good checkout comes at most 250 ms after the server accepts sessions again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: first good checkout 1.1-1.9 s after the server accepts, after a 3 s outage (the \
-            reconnect backoff, 1 s doubling per failed attempt, decides it), and the leak check \
-            of restart_under_load fails"]
+#[ignore = "reason: first good checkout 1.1-1.9 s after the server accepts, after a 3 s \
+            outage (the reconnect backoff, 1 s doubling per failed attempt, decides it), and the \
+            leak check of restart_under_load fails"]
 async fn restart_recovers_within_250ms_of_the_server_accepting() {
     let r = scenarios::restart_under_load::<Wirepool>(Duration::from_secs(3)).await;
     r.assert_clean();
@@ -235,9 +235,10 @@ async fn a_connect_retry_after_its_backoff_rechecks_demand() {
     let attempts = pool.stats().connections_num;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let later = pool.stats().connections_num - attempts;
+    let window = ended.elapsed().as_secs_f64();
     eprintln!(
-        "chaos wirepool/demand recheck: connect attempts in the {:.1} s after the demand ended: {later}",
-        ended.elapsed().as_secs_f64()
+        "chaos wirepool/demand recheck: connect attempts in the {window:.1} s after the \
+         demand ended: {later}"
     );
     assert_eq!(later, 0, "{later} connect attempts after the demand ended");
     pool.close().await;

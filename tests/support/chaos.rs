@@ -184,7 +184,8 @@ impl Rig {
     /// Straight to the server, for the probe.
     pub fn direct_conninfo(&self) -> String {
         format!(
-            "host=127.0.0.1 port={} dbname=postgres user=postgres application_name=chaos_probe connect_timeout=2",
+            "host=127.0.0.1 port={} dbname=postgres user=postgres \
+             application_name=chaos_probe connect_timeout=2",
             self.cluster.port()
         )
     }
@@ -350,22 +351,14 @@ impl Load {
         let events = Arc::new(Mutex::new(Vec::new()));
         let tasks = (0..tasks)
             .map(|_| {
-                let (pool, stop, events) = (Arc::clone(pool), Arc::clone(&stop), Arc::clone(&events));
-                let work = work.clone();
-                tokio::spawn(async move {
-                    while !stop.load(SeqCst) {
-                        let event = request(&*pool, &work, timeout).await;
-                        let failed = !matches!(event.outcome, Outcome::Ok);
-                        let closed = matches!(&event.outcome, Outcome::CheckoutError(f) if f.label == "pool closed");
-                        events.lock().expect("events").push(event);
-                        if closed {
-                            return;
-                        }
-                        if failed {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    }
-                })
+                let task = client(
+                    Arc::clone(pool),
+                    work.clone(),
+                    timeout,
+                    Arc::clone(&stop),
+                    Arc::clone(&events),
+                );
+                tokio::spawn(task)
             })
             .collect();
         Load {
@@ -410,6 +403,29 @@ impl Load {
 
 /// How long a load task may take to end its request once the load is stopped.
 pub const STUCK_AFTER: Duration = Duration::from_secs(10);
+
+/// One load task: requests until stopped or told the pool is closed.
+async fn client<C: Contender>(
+    pool: Arc<C>,
+    work: Work,
+    timeout: Duration,
+    stop: Arc<AtomicBool>,
+    events: Arc<Mutex<Vec<Event>>>,
+) {
+    while !stop.load(SeqCst) {
+        let event = request(&*pool, &work, timeout).await;
+        let failed = !matches!(event.outcome, Outcome::Ok);
+        let closed =
+            matches!(&event.outcome, Outcome::CheckoutError(f) if f.label == "pool closed");
+        events.lock().expect("events").push(event);
+        if closed {
+            return;
+        }
+        if failed {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
 
 async fn request<C: Contender>(pool: &C, work: &Work, timeout: Duration) -> Event {
     let started = Instant::now();

@@ -10,7 +10,8 @@
 //!   proxy hangs in the startup exchange, not in `connect()`: a userspace proxy cannot drop SYNs.
 //! - Resumed, held bytes are delivered in order, as TCP retransmission would once a network heals.
 //! - A kill ends every connection the proxy holds at that instant, paused or not: `Reset` sends
-//!   an RST to both sides (`SO_LINGER` 0), `Fin` an orderly close. Later connections are unaffected.
+//!   an RST to both sides (`SO_LINGER` 0), `Fin` an orderly close. Later connections are
+//!   unaffected.
 //! - An upstream that refuses the connection (server down) is passed on as an RST to the client,
 //!   the nearest a proxy gets to the client's own ECONNREFUSED; the attempt is still counted.
 //! - Every task the proxy spawns ends when the proxy is dropped.

@@ -109,7 +109,10 @@ impl Report {
         );
         let abandoned: Vec<Duration> = events
             .iter()
-            .filter(|e| matches!(&e.outcome, Outcome::QueryError(f) if f.label.starts_with("abandoned")))
+            .filter(|e| match &e.outcome {
+                Outcome::QueryError(f) => f.label.starts_with("abandoned"),
+                _ => false,
+            })
             .map(|e| (e.at - e.started).saturating_sub(e.wait))
             .collect();
         if !abandoned.is_empty() {

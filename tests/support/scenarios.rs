@@ -223,7 +223,8 @@ pub async fn terminate_storm<C: Contender>() -> Report {
 
     let accepted_before = run.rig.proxy.accepted();
     let sql = format!(
-        "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = '{}'",
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity \
+         where application_name = '{}'",
         run.rig.app
     );
     let (mut terminated, rounds) = (0usize, 10);
