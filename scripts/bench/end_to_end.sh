@@ -11,15 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # psycopg from PyPI in a private virtualenv, so the system Python is left alone.
-venv="${WIREPOOL_BENCH_VENV:-${TMPDIR:-/tmp}/wirepool-bench-venv}"
-if [ -z "${WIREPOOL_BENCH_PYTHON:-}" ]; then
-    if { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } &&
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-            'psycopg[binary]' psycopg_pool; then
-        export WIREPOOL_BENCH_PYTHON="$venv/bin/python"
-    else
-        echo "note: could not install psycopg; the psycopg_pool anchor will be skipped" >&2
-    fi
+# Without it (the note says why), the psycopg_pool anchor is skipped.
+if [ -z "${WIREPOOL_BENCH_PYTHON:-}" ] && py="$(scripts/psycopg_python.sh)" && [ -n "$py" ]; then
+    export WIREPOOL_BENCH_PYTHON="$py"
 fi
 
 exec cargo bench --bench end_to_end

@@ -1,0 +1,245 @@
+//! The pool under real faults, each scenario against a private cluster behind an in-test proxy
+//! (`support::scenarios`): a server restart under load, crash recovery, a terminate storm, a
+//! stalled network, a role at its connection limit, `close()` under load and a cancel storm.
+//! Each asserts no checkout past the timeout + slack, no panic, no slot leaked afterwards and
+//! never more backends than `max_size`, and prints its figures (`cargo test --test chaos --
+//! --nocapture`; docs/reliability.md explains them).
+//!
+//! The ignored tests are bounds the pool does not meet yet, each with the failing figure in its
+//! reason, and the 10 s outage (slow): `cargo test --test chaos -- --ignored --nocapture`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::chaos::{eventually, give_up_after, serial, short, Contender, Failure, PoolOpts, Rig};
+use support::cluster::Options;
+use support::scenarios::{self, TIMEOUT};
+use wirepool::{Pool, PooledConnection};
+
+/// wirepool's pool, named after nothing in particular: the conninfo carries the
+/// application_name the scenarios count backends by.
+struct Wirepool(Pool);
+
+/// The label a scenario counts a wirepool error by.
+fn classify(e: &wirepool::Error) -> Failure {
+    if e.is_pool_timeout() {
+        let info = e.pool_timeout_info();
+        let cause = info.and_then(|i| i.last_connect_error.clone());
+        let cause = cause.or_else(|| std::error::Error::source(e).map(|s| s.to_string()));
+        return Failure::timeout(cause.as_deref());
+    }
+    Failure::other(if e.is_pool_closed() {
+        "pool closed".to_owned()
+    } else if let Some(code) = e.code() {
+        format!("server {code}")
+    } else if e.is_closed() {
+        "connection closed".to_owned()
+    } else if e.is_io() {
+        "i/o error".to_owned()
+    } else {
+        short(&e.to_string())
+    })
+}
+
+impl Contender for Wirepool {
+    const NAME: &'static str = "wirepool";
+    type Conn = PooledConnection;
+
+    async fn open(conninfo: &str, opts: PoolOpts) -> Result<Self, String> {
+        let pool = Pool::builder(conninfo)
+            .min_size(opts.min_size)
+            .max_size(opts.max_size)
+            .timeout(opts.timeout)
+            .open()
+            .await
+            .map_err(|e| e.to_string())?;
+        pool.wait(Duration::from_secs(10))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Wirepool(pool))
+    }
+
+    async fn checkout(&self) -> Result<PooledConnection, Failure> {
+        self.0.connection().await.map_err(|e| classify(&e))
+    }
+
+    async fn query(
+        conn: &mut PooledConnection,
+        sql: &str,
+        abandon_after: Option<Duration>,
+    ) -> Result<(), Failure> {
+        give_up_after(conn.simple_query(sql), abandon_after)
+            .await?
+            .map(drop)
+            .map_err(|e| classify(&e))
+    }
+
+    async fn close(&self) {
+        self.0.close().await;
+    }
+
+    fn size(&self) -> Option<usize> {
+        Some(self.0.stats().pool_size)
+    }
+
+    fn describe(&self) -> String {
+        format!("{:?}", self.0.stats())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reason: after recovery a connect task still sleeping out its pre-outage backoff keeps \
+            a slot reserved (pool_size 5, idle 4, connecting 1): the leak check's 5th of 5 \
+            checkouts times out, and passes only 5-6 s later (once 12 s)"]
+async fn restart_under_load() {
+    scenarios::restart_under_load::<Wirepool>(Duration::from_secs(3))
+        .await
+        .assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_recovery() {
+    scenarios::crash_recovery::<Wirepool>().await.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_storm() {
+    scenarios::terminate_storm::<Wirepool>()
+        .await
+        .assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_network() {
+    scenarios::stalled_network::<Wirepool>(Duration::from_secs(3))
+        .await
+        .assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_at_connection_limit() {
+    scenarios::role_at_connection_limit::<Wirepool>()
+        .await
+        .assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_under_load() {
+    scenarios::close_under_load::<Wirepool>()
+        .await
+        .assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_storm() {
+    scenarios::cancel_storm::<Wirepool>().await.assert_clean();
+}
+
+/// The reconnect policy's two bounds together, over a 10 s outage: the first good checkout
+/// at most 250 ms after the server accepts sessions again, and at most 2 connection
+/// attempts per second while it is down (no storm).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reason: slow (10 s outage), and fails: 0.40 attempts/s while down meets the 2/s \
+            bound, but the first good checkout comes 9-12 s after the server accepts (the \
+            backoff doubled on each of 6 failed attempts), and a sleeping connect keeps a \
+            slot reserved for 12 s+ after"]
+async fn restart_after_10s_outage_recovers_fast_without_a_storm() {
+    let r = scenarios::restart_under_load::<Wirepool>(Duration::from_secs(10)).await;
+    r.assert_clean();
+    let (recovery, rate) = (r.number("recovery ms"), r.number("outage attempts per s"));
+    assert!(
+        rate <= 2.0,
+        "{rate:.2} connection attempts per second while down"
+    );
+    assert!(
+        recovery <= 250.0,
+        "first success {recovery:.0} ms after the server accepted"
+    );
+}
+
+/// The first good checkout comes at most 250 ms after the server accepts sessions again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reason: first good checkout 1.1-1.9 s (once 4.3 s) after the server accepts, \
+            after a 3 s outage (the reconnect backoff, 1 s doubling per failed attempt, decides \
+            it), and the leak check of restart_under_load fails"]
+async fn restart_recovers_within_250ms_of_the_server_accepting() {
+    let r = scenarios::restart_under_load::<Wirepool>(Duration::from_secs(3)).await;
+    r.assert_clean();
+    let recovery = r.number("recovery ms");
+    assert!(
+        recovery <= 250.0,
+        "first success {recovery:.0} ms after the server accepted"
+    );
+}
+
+/// A checkout that times out during a network stall says why: connections awaiting
+/// cancellation on an unresponsive server, connects timing out (its `source()` or
+/// `last_connect_error` names a cause).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reason: 11 of 11 checkout timeouts during a 3 s stall name no cause (no \
+            last_connect_error, no source()): the slots are held by abandoned connections whose \
+            CancelRequests wait up to 5 s on the stalled network"]
+async fn checkout_timeouts_during_a_stall_name_their_cause() {
+    let r = scenarios::stalled_network::<Wirepool>(Duration::from_secs(3)).await;
+    let (all, bare) = (
+        r.number("stall timeouts"),
+        r.number("stall timeouts without a cause"),
+    );
+    assert!(all > 0.0, "no checkout timed out: the stall did not bite");
+    assert_eq!(bare, 0.0, "{bare} of {all} stall timeouts name no cause");
+    r.assert_clean();
+}
+
+/// A connect retried after its backoff first checks that someone still wants the
+/// connection: once the demand is gone, no further attempt (here it would be refused with
+/// 53300 again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reason: 1 connect attempt (refused again with 53300) ~1 s after the demand \
+            ended: the retry after the backoff sleep does not re-check demand"]
+async fn a_connect_retry_after_its_backoff_rechecks_demand() {
+    let _serial = serial().await;
+    let options = Options {
+        setup_sql: vec!["CREATE ROLE limited LOGIN CONNECTION LIMIT 1".to_owned()],
+        ..Options::default()
+    };
+    let rig = Rig::start("chaos_demand", options).await;
+    let pool = Pool::builder(rig.conninfo("limited").as_str())
+        .min_size(0)
+        .max_size(2)
+        .timeout(TIMEOUT)
+        .open()
+        .await
+        .unwrap();
+    // Demand for two connections: the first opens, the second is refused (53300).
+    let held = pool.connection().await.unwrap();
+    let waiter = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            pool.connection_timeout(Duration::from_secs(10))
+                .await
+                .map(drop)
+        }
+    });
+    assert!(
+        eventually(Duration::from_secs(5), || pool.stats().connections_errors
+            >= 1)
+        .await,
+        "the second connect was not refused: {:?}",
+        pool.stats()
+    );
+    // The demand ends during the backoff (1 s ± 10 %) that follows the refusal.
+    waiter.abort();
+    drop(held);
+    let ended = Instant::now();
+    let attempts = pool.stats().connections_num;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later = pool.stats().connections_num - attempts;
+    let window = ended.elapsed().as_secs_f64();
+    eprintln!(
+        "chaos wirepool/demand recheck: connect attempts in the {window:.1} s after the \
+         demand ended: {later}"
+    );
+    assert_eq!(later, 0, "{later} connect attempts after the demand ended");
+    pool.close().await;
+}
