@@ -118,6 +118,9 @@ pub(crate) enum Kind {
     Panicked(&'static str),
     /// An error from outside wirepool ([`Error::other`]); the source is it.
     Other,
+    /// A call of the blocking API (`wirepool::blocking`) that would block came from a thread
+    /// that is polling async tasks.
+    InsideAsyncRuntime,
 }
 
 impl Kind {
@@ -276,6 +279,10 @@ impl Error {
         Error::with_source(Kind::Hook(which), source)
     }
 
+    pub(crate) fn inside_async_runtime() -> Error {
+        Error::new(Kind::InsideAsyncRuntime)
+    }
+
     /// An error from outside wirepool: what a [`Manage`](crate::pool::Manage) implementation or
     /// a pool hook returns when its own work fails (deadpool's `Manager::Error`, without a type
     /// parameter on every pool type). It displays as `error` does, and `source()` continues
@@ -343,6 +350,7 @@ impl Error {
                 |e: &&(dyn StdError + 'static)| (*e).source(),
             ))
     }
+
     /// The server's error, if this error is (or was caused by) an ErrorResponse.
     pub fn as_db_error(&self) -> Option<&DbError> {
         self.chain().skip(1).find_map(|e| {
@@ -485,6 +493,14 @@ impl Error {
     pub fn is_foreign_connection(&self) -> bool {
         matches!(self.kind(), Kind::ForeignConnection)
     }
+
+    /// A blocking call ([`crate::blocking`]) was made from a thread that runs async tasks
+    /// (inside `#[tokio::main]`, a spawned task, or `block_on`), where waiting would stall
+    /// every task on that thread. Nothing was done: use the async [`Pool`](crate::Pool)
+    /// there, or move the blocking call into `tokio::task::spawn_blocking`.
+    pub fn is_inside_async_runtime(&self) -> bool {
+        matches!(self.kind(), Kind::InsideAsyncRuntime)
+    }
 }
 
 impl fmt::Display for Error {
@@ -531,6 +547,11 @@ impl fmt::Display for Error {
             Kind::Hook(which) => write!(f, "the pool's `{which}` hook failed")?,
             Kind::Panicked(what) => write!(f, "{what} panicked")?,
             Kind::Other => {}
+            Kind::InsideAsyncRuntime => f.write_str(
+                "a blocking wirepool call was made inside an async runtime, where it would \
+                 stall the runtime's thread: use the async API (wirepool::Pool) there, or run \
+                 the blocking call in tokio::task::spawn_blocking",
+            )?,
         }
         // A leaf shows its content ("server error: FATAL 28P01 ..."); a wrapper leaves its
         // cause to `source()` (module docs).

@@ -14,6 +14,8 @@
 //! - `pool` holds idle connections in a lock-free `ArrayQueue`, bounds checkouts with a FIFO
 //!   `tokio::sync::Semaphore` (bypassed by one atomic word while nobody waits), and returns
 //!   connections from a guard's `Drop` without network I/O.
+//! - [`blocking`] sits on top of `pool`: the same pool for synchronous code, driven by one
+//!   private thread per pool.
 //!
 //! # Example
 //!
@@ -28,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod blocking;
 pub mod config;
 pub mod conn;
 mod error;

@@ -1,0 +1,171 @@
+//! The blocking [`PooledConnection`] (a checked-out connection whose queries block) and its
+//! [`CancelToken`].
+//!
+//! The guard wraps the async guard in [`Owned`], so dropping it, on any thread and in any
+//! context, takes the async guard's one return path with the pool's runtime entered: no
+//! network I/O in `Drop`, and a rollback it needs runs on the pool's thread.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::owned::Owned;
+use super::runtime::Driver;
+use crate::conn::{Notification, Row};
+use crate::error::Result;
+use crate::wire::BackendKey;
+use crate::TransactionStatus;
+
+/// A connection checked out of a blocking [`Pool`](super::Pool); it goes back to the pool
+/// when dropped (the end of a scope is Python's end of a `with` block).
+///
+/// `Send`: it may be moved to, used on and dropped on another thread. A guard from
+/// [`getconn`](super::Pool::getconn) should go back with [`putconn`](super::Pool::putconn);
+/// dropping it still returns it, with a warning.
+///
+/// ```no_run
+/// # fn demo(pool: &wirepool::blocking::Pool) -> wirepool::Result<()> {
+/// let mut conn = pool.connection()?;
+/// let rows = conn.simple_query("SELECT 1, NULL")?;
+/// assert_eq!(rows[0].get(0), Some("1"));
+/// drop(conn); // back in the pool, no network I/O in drop
+/// # Ok(()) }
+/// ```
+#[must_use = "dropping the guard returns the connection at once"]
+#[clippy::has_significant_drop]
+pub struct PooledConnection {
+    conn: Owned<crate::PooledConnection>,
+}
+
+impl PooledConnection {
+    pub(crate) fn new(conn: crate::PooledConnection, driver: Arc<Driver>) -> Self {
+        PooledConnection {
+            conn: Owned::new(conn, driver),
+        }
+    }
+
+    /// The async guard and its pool's driver (for `putconn`).
+    pub(crate) fn into_parts(self) -> (crate::PooledConnection, Arc<Driver>) {
+        self.conn.into_parts()
+    }
+
+    /// Runs a simple query and blocks until it completes; returns every data row of every
+    /// statement, in order. See [`Connection::simple_query`](crate::Connection::simple_query).
+    ///
+    /// # Errors
+    /// A server error ([`Error::is_db`](crate::Error::is_db); the connection stays usable), an
+    /// I/O or protocol error (it is then broken and the pool discards it), or
+    /// `InsideAsyncRuntime`.
+    pub fn simple_query(&mut self, sql: &str) -> Result<Vec<Row>> {
+        let (conn, driver) = self.conn.parts_mut();
+        driver.block_on(conn.simple_query(sql))?
+    }
+
+    /// A token that cancels this connection's running query from another thread. While the
+    /// token is alive the pool will not reuse the connection (see
+    /// [`Connection::cancel_requested`](crate::Connection::cancel_requested)): drop it when
+    /// the query it guards is done.
+    pub fn cancel_token(&self) -> CancelToken {
+        CancelToken {
+            token: self.conn.get().cancel_token(),
+            driver: Arc::clone(self.conn.driver()),
+        }
+    }
+
+    /// The server backend's process id (0 if the server sent no BackendKeyData).
+    pub fn backend_pid(&self) -> i32 {
+        self.conn.get().backend_pid()
+    }
+
+    /// BackendKeyData as sent by the server, if it sent one.
+    pub fn backend_key(&self) -> Option<BackendKey> {
+        self.conn.get().backend_key()
+    }
+
+    /// The transaction status from the last ReadyForQuery.
+    pub fn transaction_status(&self) -> TransactionStatus {
+        self.conn.get().transaction_status()
+    }
+
+    /// A server parameter reported by ParameterStatus (`server_version`, `TimeZone`, ...).
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.conn.get().parameter(name)
+    }
+
+    /// Every server parameter reported so far.
+    pub fn parameters(&self) -> &HashMap<String, String> {
+        self.conn.get().parameters()
+    }
+
+    /// `server_version_num` derived from `server_version` (`"15.20"` → 150020).
+    pub fn server_version_num(&self) -> Option<u32> {
+        self.conn.get().server_version_num()
+    }
+
+    /// Whether an I/O or protocol error has made the connection unusable.
+    pub fn is_broken(&self) -> bool {
+        self.conn.get().is_broken()
+    }
+
+    /// Whether a CancelRequest was sent for this connection, or a [`CancelToken`] for it is
+    /// still alive.
+    pub fn cancel_requested(&self) -> bool {
+        self.conn.get().cancel_requested()
+    }
+
+    /// Notifications received so far (at most the 64 most recent), oldest first.
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        self.conn.parts_mut().0.take_notifications()
+    }
+}
+
+impl fmt::Debug for PooledConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("blocking::PooledConnection")
+            .field(self.conn.get())
+            .finish()
+    }
+}
+
+/// Cancels the query running on a connection, from any thread: the blocking
+/// [`crate::CancelToken`]. `Clone + Send + Sync`.
+///
+/// ```no_run
+/// # fn demo(pool: &wirepool::blocking::Pool) -> wirepool::Result<()> {
+/// let mut conn = pool.connection()?;
+/// let token = conn.cancel_token();
+/// let canceller = std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_millis(100));
+///     token.cancel()
+/// });
+/// let err = conn.simple_query("SELECT pg_sleep(10)").unwrap_err();
+/// assert_eq!(err.code(), Some("57014")); // query_canceled
+/// canceller.join().unwrap()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct CancelToken {
+    token: crate::CancelToken,
+    driver: Arc<Driver>,
+}
+
+impl CancelToken {
+    /// Asks the server to cancel the connection's running query, and blocks until the server
+    /// has taken the request (it closes the cancel connection). See
+    /// [`crate::CancelToken::cancel`].
+    ///
+    /// # Errors
+    /// If the server cannot be reached in time; `Unsupported` if it sent no BackendKeyData;
+    /// `InsideAsyncRuntime`.
+    pub fn cancel(&self) -> Result<()> {
+        self.driver.block_on(self.token.cancel())?
+    }
+}
+
+impl fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("blocking::CancelToken")
+            .field(&self.token)
+            .finish()
+    }
+}
