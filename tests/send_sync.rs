@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use wirepool::pool::PgManager;
-use wirepool::{Error, Pool, PooledConnection};
+use wirepool::{blocking, Error, Pool, PooledConnection};
 
 fn is_send<T: Send>(_: &T) {}
 fn send<T: Send>() {}
@@ -16,6 +16,16 @@ fn pool_types_are_send_and_sync() {
     send::<PooledConnection>();
     send::<PooledConnection<PgManager>>();
     send_sync_static::<Error>();
+}
+
+#[test]
+fn blocking_types_are_send_and_sync() {
+    clone_send_sync::<blocking::Pool>();
+    send_sync_static::<blocking::Pool>();
+    send::<blocking::PooledConnection>();
+    send_sync_static::<blocking::PooledConnection>();
+    clone_send_sync::<blocking::CancelToken>();
+    send::<blocking::PoolBuilder>();
 }
 
 #[allow(dead_code, clippy::manual_async_fn)]

@@ -1,0 +1,322 @@
+//! The blocking API (`wirepool::blocking`) against a real server: the psycopg_pool lesson's two
+//! cases, OS threads sharing one pool, guards returned from other threads and other runtimes,
+//! the refusal inside an async runtime, drops inside one, and `close` releasing waiters.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::cluster::Cluster;
+use wirepool::blocking::{Pool, PooledConnection};
+use wirepool::TransactionStatus;
+
+fn conninfo(app: &str) -> String {
+    let c = Cluster::shared();
+    format!(
+        "host={} port={} dbname=postgres user=postgres application_name={app}",
+        c.host(),
+        c.port()
+    )
+}
+
+/// A pool named after (and tagged with) `app`, so `pg_stat_activity` can count its backends.
+fn open_pool(app: &str, min: usize, max: usize, timeout: Duration) -> Pool {
+    Pool::builder(conninfo(app))
+        .name(app)
+        .min_size(min)
+        .max_size(max)
+        .timeout(timeout)
+        .open()
+        .expect("open")
+}
+
+/// Backends the server has for an application_name (through psql, outside the pool).
+fn backends(app: &str) -> usize {
+    let n = Cluster::shared()
+        .psql(&format!(
+            "select count(*) from pg_stat_activity where application_name = '{app}'"
+        ))
+        .expect("psql");
+    n.parse().expect("a count")
+}
+
+/// Polls the server (its state is the only signal there is) until `app` has no backend left,
+/// for at most 5 s. Returns whether it got there.
+fn until_no_backends(app: &str) -> bool {
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if backends(app) == 0 {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// A current-thread runtime of the caller's own, unrelated to any pool.
+fn foreign_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn seed_case_1_connection_scopes_reuse_one_session() {
+    let app = "wp_blocking_case1";
+    let pool = open_pool(app, 1, 5, Duration::from_secs(5));
+    pool.wait(Duration::from_secs(10)).unwrap();
+    pool.check().unwrap();
+    let mut pids = HashSet::new();
+    for _ in 0..10 {
+        // Like Python's `with pool.connection() as conn:`, the guard goes back at scope end.
+        let mut conn = pool.connection().unwrap();
+        let rows = conn.simple_query("SELECT 1").unwrap();
+        assert_eq!(rows[0].get(0), Some("1"));
+        pids.insert(conn.backend_pid());
+    }
+    assert_eq!(pids.len(), 1, "each checkout was returned before the next: {pids:?}");
+    let stats = pool.stats();
+    assert_eq!(stats.requests_num, 10);
+    assert_eq!(stats.pool_size, 1);
+    pool.close().unwrap();
+    assert!(pool.is_closed());
+    assert!(until_no_backends(app), "close() closed the idle connection");
+}
+
+#[test]
+fn seed_case_2_getconn_without_putconn_exhausts_the_pool() {
+    let app = "wp_blocking_case2";
+    let timeout = Duration::from_secs(1);
+    let pool = open_pool(app, 1, 5, timeout);
+    pool.wait(Duration::from_secs(10)).unwrap();
+    pool.check().unwrap();
+    let mut conexiones = Vec::new();
+    for _ in 0..5 {
+        conexiones.push(pool.getconn().unwrap());
+    }
+    let pids: HashSet<i32> = conexiones.iter().map(|c| c.backend_pid()).collect();
+    assert_eq!(pids.len(), 5, "five distinct server sessions");
+    assert_eq!(backends(app), 5);
+
+    let asked = Instant::now();
+    let err = pool.getconn().unwrap_err();
+    assert!(err.is_pool_timeout(), "{err}");
+    assert!(asked.elapsed() >= timeout);
+    let info = err.pool_timeout_info().unwrap();
+    assert_eq!((info.pool.as_str(), info.size, info.idle), (app, 5, 0));
+    assert!(info.last_connect_error.is_none(), "nothing failed to connect");
+
+    for conn in conexiones {
+        pool.putconn(conn).unwrap();
+    }
+    assert_eq!(pool.stats().pool_available, 5);
+    pool.close().unwrap();
+    assert!(until_no_backends(app));
+}
+
+#[test]
+fn threads_32_share_a_pool_of_5_and_the_server_never_sees_more_than_5() {
+    let app = "wp_blocking_threads";
+    const THREADS: usize = 32;
+    const EACH: usize = 100;
+    let pool = open_pool(app, 1, 5, Duration::from_secs(30));
+    let most = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (pool, most) = (pool.clone(), Arc::clone(&most));
+            thread::spawn(move || {
+                for _ in 0..EACH {
+                    let mut conn = pool.connection().unwrap();
+                    // The server's own count of this pool's sessions, taken while one is held.
+                    let rows = conn
+                        .simple_query(&format!(
+                            "select count(*) from pg_stat_activity \
+                             where application_name = '{app}'"
+                        ))
+                        .unwrap();
+                    let live: usize = rows[0].get(0).unwrap().parse().unwrap();
+                    most.fetch_max(live, Ordering::Relaxed);
+                    assert!(live <= 5, "the server saw {live} sessions for a pool of 5");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("a worker thread panicked");
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.requests_num, (THREADS * EACH) as u64);
+    assert_eq!(stats.requests_errors, 0);
+    assert!(stats.pool_size <= 5);
+    assert!(most.load(Ordering::Relaxed) <= 5);
+    assert!(backends(app) <= 5);
+    drop(pool);
+    assert!(until_no_backends(app), "dropping the last handle closed the pool");
+}
+
+/// Checks out the pool's one connection, opens a transaction on it and returns the guard.
+fn in_transaction(pool: &Pool) -> (PooledConnection, i32) {
+    let mut conn = pool.connection().unwrap();
+    conn.simple_query("BEGIN; SELECT 1").unwrap();
+    assert_eq!(conn.transaction_status(), TransactionStatus::InTransaction);
+    let pid = conn.backend_pid();
+    (conn, pid)
+}
+
+#[test]
+fn a_guard_dropped_on_another_thread_is_rolled_back_and_reused() {
+    let pool = open_pool("wp_blocking_other_thread", 1, 1, Duration::from_secs(10));
+    let (conn, pid) = in_transaction(&pool);
+    thread::spawn(move || drop(conn)).join().unwrap();
+    // The rollback runs on the pool's thread and holds the one permit until it is done.
+    let conn = pool.connection().unwrap();
+    assert_eq!(conn.backend_pid(), pid, "the same session, not a replacement");
+    assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
+}
+
+#[test]
+fn a_guard_dropped_inside_a_foreign_runtime_is_rolled_back_on_the_pools_own() {
+    let pool = open_pool("wp_blocking_foreign_rt", 1, 1, Duration::from_secs(10));
+    let (conn, pid) = in_transaction(&pool);
+    // Had the rollback been spawned on the caller's runtime, dropping that runtime right away
+    // would cancel it and the connection would be discarded (a new pid next time).
+    let rt = foreign_runtime();
+    rt.block_on(async move { drop(conn) });
+    drop(rt);
+    let conn = pool.connection().unwrap();
+    assert_eq!(conn.backend_pid(), pid);
+    assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
+}
+
+#[test]
+fn inside_an_async_runtime_blocking_calls_are_refused_and_spawn_blocking_works() {
+    let pool = open_pool("wp_blocking_in_rt", 1, 2, Duration::from_secs(10));
+    pool.wait(Duration::from_secs(10)).unwrap();
+    let mut held = pool.getconn().unwrap();
+    let token = held.cancel_token();
+    let refused = |r: Result<(), wirepool::Error>| {
+        let e = r.unwrap_err();
+        assert!(e.is_inside_async_runtime(), "{e}");
+        assert!(e.to_string().contains("spawn_blocking"), "{e}");
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        refused(Pool::builder(conninfo("wp_blocking_in_rt")).open().map(drop));
+        refused(pool.wait(Duration::ZERO));
+        refused(pool.connection().map(drop));
+        refused(pool.connection_timeout(Duration::ZERO).map(drop));
+        refused(pool.getconn().map(drop));
+        refused(pool.getconn_timeout(Duration::ZERO).map(drop));
+        refused(pool.check());
+        refused(held.simple_query("SELECT 1").map(drop));
+        refused(token.cancel());
+        let in_task = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.connection().map(drop) })
+        };
+        refused(in_task.await.unwrap());
+        refused(pool.close());
+        // What never blocks works anywhere.
+        assert_eq!(pool.stats().requests_errors, 0);
+        pool.resize(1, 2).unwrap();
+        assert!(!pool.is_closed());
+    });
+    drop(token);
+    pool.putconn(held).unwrap();
+    // The advice in the error works: the same calls from spawn_blocking.
+    let rows = rt.block_on(async {
+        let pool = pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.connection()?;
+            conn.simple_query("SELECT 42")
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(rows.unwrap()[0].get(0), Some("42"));
+}
+
+#[test]
+fn dropping_pools_and_guards_inside_an_async_runtime_does_not_panic() {
+    let app = "wp_blocking_drop_in_rt";
+    let pool = open_pool(app, 2, 2, Duration::from_secs(10));
+    pool.wait(Duration::from_secs(10)).unwrap();
+    let guard = pool.connection().unwrap();
+    let rt = foreign_runtime();
+    // The pool first, then its last guard: the guard's drop lets go of the pool's thread.
+    rt.block_on(async move {
+        drop(pool);
+        drop(guard);
+    });
+    assert!(until_no_backends(app), "the pool thread closed every connection");
+
+    let app = "wp_blocking_drop_in_task";
+    let pool = open_pool(app, 1, 1, Duration::from_secs(10));
+    pool.wait(Duration::from_secs(10)).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    rt.block_on(async move { tokio::spawn(async move { drop(pool) }).await.unwrap() });
+    assert!(until_no_backends(app));
+}
+
+#[test]
+fn close_releases_waiting_threads_with_a_closed_error() {
+    let app = "wp_blocking_close_waiters";
+    let pool = open_pool(app, 1, 1, Duration::from_secs(60));
+    let held = pool.connection().unwrap();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let asked = Instant::now();
+                (pool.connection().map(drop), asked.elapsed())
+            })
+        })
+        .collect();
+    // The pool's own gauge is the signal that all three are queued.
+    while pool.stats().requests_waiting < 3 {
+        thread::yield_now();
+    }
+    pool.close().unwrap();
+    for w in waiters {
+        let (result, waited) = w.join().unwrap();
+        let e = result.unwrap_err();
+        assert!(e.is_pool_closed(), "{e}");
+        assert!(waited < Duration::from_secs(30), "released by close, not by the timeout");
+    }
+    drop(held); // closed as it comes back
+    assert!(until_no_backends(app));
+}
+
+#[test]
+fn a_cancel_token_stops_a_query_from_another_thread() {
+    let pool = open_pool("wp_blocking_cancel", 1, 1, Duration::from_secs(10));
+    let mut conn = pool.connection().unwrap();
+    let token = conn.cancel_token();
+    let canceller = thread::spawn(move || {
+        // Cancel only once the server shows the query running (its own state, polled).
+        let c = Cluster::shared();
+        while c
+            .psql("select count(*) from pg_stat_activity where query = 'SELECT pg_sleep(30)' and state = 'active'")
+            .expect("psql")
+            != "1"
+        {
+            thread::sleep(Duration::from_millis(10));
+        }
+        token.cancel()
+    });
+    let err = conn.simple_query("SELECT pg_sleep(30)").unwrap_err();
+    assert_eq!(err.code(), Some("57014"), "{err}");
+    canceller.join().unwrap().unwrap();
+}
