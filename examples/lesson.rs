@@ -1,156 +1,133 @@
-//! A Spanish-language lesson on Python's psycopg_pool (not part of this repository; the Python
-//! side is quoted in `docs/lesson.md`), ported to wirepool.
+//! The psycopg_pool lesson in Rust, line for line: a `Conexion` type around a pool of at most
+//! five connections, and the lesson's two cases, with the same log lines in the same order.
 //!
-//! The Python lesson builds a `Conexion` class around a `ConnectionPool` of at most five
-//! connections and shows two cases:
-//!
-//! 1. `with pool.connection()` ten times: the connections are given back after each block, so
-//!    ten checkouts reuse the same few connections (we log the backend pid to show it);
-//! 2. `getconn()` six times without `putconn()`: the pool is exhausted and the sixth request
-//!    fails after `timeout`; then every connection is put back and the pool is closed.
+//! 1. `connection()` ten times, each guard dropped at the end of its loop body (Python's
+//!    `with` block): the ten checkouts reuse the same connection (the backend pid shows it);
+//! 2. `getconn()` six times without `putconn()`: the pool runs out, and the sixth request
+//!    fails after `timeout` (5 s). That error is the expected end of case 2; then every
+//!    connection is put back and the pool is closed.
 //!
 //! Run it with `cargo run --example lesson`. With no connection string (first argument,
-//! `DATABASE_URL`, or the PG* environment variables) it starts a throwaway PostgreSQL cluster of
-//! its own, so it works on a fresh machine with the PostgreSQL binaries installed.
+//! `DATABASE_URL`, or the PG* variables) it starts a throwaway PostgreSQL cluster of its own.
+//! `examples/lesson_async.rs` is the same lesson with the async pool.
 
 use std::time::Duration;
 
 use tracing::{debug, error, info};
-use wirepool::{Pool, PooledConnection};
+use wirepool::blocking::{Pool, PooledConnection};
+use wirepool::Error;
 
-#[path = "../tests/support/cluster.rs"]
-mod cluster;
+#[path = "support/lesson_setup.rs"]
+mod setup;
 
-/// The lesson's `Conexion` class: owns the pool and hands out connections.
+/// `class Conexion`: the pool, and the method that hands out its connections.
 struct Conexion {
+    /// `_pool = ConnectionPool(conninfo=..., min_size=1, max_size=5, timeout=5)`.
     pool: Pool,
+    /// Case 2 has `obtener_conexion` call `getconn()` instead of `connection()`: the one line
+    /// the lesson changes between its two cases.
+    getconn: bool,
 }
 
 impl Conexion {
-    /// `ConnectionPool(conninfo=..., min_size=1, max_size=5, timeout=5)`.
-    async fn new(conninfo: &str, name: &str) -> Result<Conexion, wirepool::Error> {
+    fn new(conninfo: &str, getconn: bool) -> Result<Conexion, Error> {
         let pool = Pool::builder(conninfo)
-            .name(name)
             .min_size(1)
             .max_size(5)
             .timeout(Duration::from_secs(5))
-            .open()
-            .await?;
-        Ok(Conexion { pool })
+            .open()?;
+        Ok(Conexion { pool, getconn })
     }
 
-    /// `cls._pool.connection()`: a guard that gives the connection back when it goes out of
-    /// scope, like Python's `with` block.
-    async fn obtener_conexion(&self) -> Result<PooledConnection, wirepool::Error> {
-        self.pool.connection().await
+    /// `cls._pool.connection()` (case 1) or `cls._pool.getconn()` (case 2).
+    fn obtener_conexion(&self) -> Result<PooledConnection, Error> {
+        if self.getconn {
+            self.pool.getconn()
+        } else {
+            self.pool.connection()
+        }
     }
 }
 
-/// Case 1 (✅): `with` — ten checkouts, the connections are reused.
-async fn caso_1(conninfo: &str) -> Result<(), wirepool::Error> {
-    let conexion = Conexion::new(conninfo, "caso-1").await?;
-    conexion.pool.wait(Duration::from_secs(10)).await?;
-    conexion.pool.check().await?;
+/// Case 1 ✅: connections reused, like `with`.
+fn caso_1(conninfo: &str) -> Result<(), Error> {
+    info!("Caso 1: connection() como `with`: 10 conexiones pedidas, cada una vuelve al pool");
+    let db = Conexion::new(conninfo, false)?;
+    db.pool.check()?;
     debug!("Pool de conexiones verificado correctamente.");
 
-    for i in 1..=10 {
-        // The guard is dropped at the end of each iteration: the connection goes back to the
-        // pool, like leaving Python's `with` block.
-        let mut conn = conexion.obtener_conexion().await?;
-        conn.simple_query("SELECT 1").await?;
+    // Pide 10 conexiones; cada una vuelve al pool al final de su bloque, como con `with`.
+    for i in 0..10 {
+        let conexion = db.obtener_conexion()?;
         debug!(
-            "Conexión #{i} abierta y cerrada: backend pid={}",
-            conn.backend_pid()
+            "Conexión #{} abierta y cerrada: backend pid={}",
+            i + 1,
+            conexion.backend_pid()
         );
     }
 
-    let stats = conexion.pool.stats();
-    info!(
-        "10 checkouts served by {} connection(s) (pool_size={}, requests_num={})",
-        stats.connections_num, stats.pool_size, stats.requests_num
-    );
-    conexion.pool.close().await;
+    db.pool.close()?;
     debug!("Pool de conexiones cerrado correctamente.");
     Ok(())
 }
 
-/// Case 2 (❌): `getconn()` without `putconn()` — the sixth request fails after `timeout`.
-async fn caso_2(conninfo: &str) -> Result<(), wirepool::Error> {
-    let conexion = Conexion::new(conninfo, "caso-2").await?;
-    conexion.pool.wait(Duration::from_secs(10)).await?;
-    conexion.pool.check().await?;
+/// Case 2 ❌: `getconn()` without `putconn()` runs the pool dry.
+fn caso_2(conninfo: &str) -> Result<(), Error> {
+    info!(
+        "Caso 2: getconn() sin putconn(): max_size=5, así que la conexión #6 esperará \
+         timeout=5 s y fallará (es lo esperado)"
+    );
+    let db = Conexion::new(conninfo, true)?;
+    db.pool.check()?;
     debug!("Pool de conexiones verificado correctamente.");
-
     let mut conexiones = Vec::new();
-    for i in 1..=6 {
-        match conexion.pool.getconn().await {
-            Ok(conn) => {
-                debug!("Conexión #{i} obtenida: backend pid={}", conn.backend_pid());
-                conexiones.push(conn);
+    // Intenta obtener más de 5 sin liberar (Python: `try` / `except Exception as e`).
+    for i in 0..6 {
+        match db.obtener_conexion() {
+            Ok(conexion) => {
+                debug!(
+                    "Conexión #{} obtenida: backend pid={}",
+                    i + 1,
+                    conexion.backend_pid()
+                );
+                conexiones.push(conexion);
             }
             Err(e) => {
-                error!("Error al obtener conexión #{i}: {e}");
+                error!("Error al obtener conexión #{}: {e}", i + 1);
                 break;
             }
         }
     }
 
-    // Give every connection back by hand, as the lesson does with `putconn()`.
-    for conn in conexiones {
-        conexion.pool.putconn(conn)?;
+    // Liberar conexiones manualmente.
+    for conexion in conexiones {
+        db.pool.putconn(conexion)?;
     }
-    conexion.pool.close().await;
+
+    db.pool.close()?;
     debug!("Pool de conexiones cerrado correctamente.");
     Ok(())
 }
 
-/// The connection string: the first argument, `DATABASE_URL`, the PG* variables, or else a
-/// throwaway cluster started here (kept alive until the end of `main`).
-fn conninfo() -> (String, Option<&'static cluster::Cluster>) {
-    if let Some(arg) = std::env::args().nth(1) {
-        return (arg, None);
-    }
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        return (url, None);
-    }
-    if std::env::var_os("PGHOST").is_some() || std::env::var_os("PGPORT").is_some() {
-        // Everything comes from the environment (libpq's rules).
-        return (String::new(), None);
-    }
-    info!("no connection string given: starting a throwaway PostgreSQL cluster");
-    let c = cluster::Cluster::shared();
-    // The lesson's own string, pointed at the throwaway cluster (trust ignores the password).
-    let s = format!(
-        "host={} port={} dbname=test_db user=postgres password=admin",
-        c.host(),
-        c.port()
-    );
-    (s, Some(c))
-}
-
-#[tokio::main]
-async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "debug".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_file(true)
-        .with_line_number(true)
-        .init();
-
-    let (conninfo, _cluster) = conninfo();
+fn main() {
+    setup::init_logging();
+    let (conninfo, cluster) = setup::conninfo();
     let mut failed = false;
-    if let Err(e) = caso_1(&conninfo).await {
+    if let Err(e) = caso_1(&conninfo) {
         error!("caso 1 falló: {e}");
         failed = true;
     }
-    if let Err(e) = caso_2(&conninfo).await {
+    if let Err(e) = caso_2(&conninfo) {
         error!("caso 2 falló: {e}");
         failed = true;
     }
-    if let Some(c) = _cluster {
+    if !failed {
+        info!(
+            "Fin de la lección: el ERROR del caso 2 es el resultado esperado (el pool no \
+             presta más de max_size=5 conexiones a la vez)."
+        );
+    }
+    if let Some(c) = cluster {
         c.stop();
     }
     if failed {
