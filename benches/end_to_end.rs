@@ -30,6 +30,8 @@ mod cluster;
 mod e2e_charts;
 #[path = "support/e2e_more.rs"]
 mod e2e_more;
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/pg_clients.rs"]
 mod pg_clients;
 #[path = "support/procfs.rs"]
@@ -40,13 +42,12 @@ mod raw_wire;
 mod stats;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pg_clients::{Bb8Postgres, DeadpoolPostgres, PgContender, Wirepool, WirepoolNoPeek};
 use raw_wire::RawWire;
-use stats::{fmt_ratio, median, print_table, rotation};
+use stats::{fmt_ratio, median, median_ratio, print_table, rotation};
 
 /// (tasks, pool size): the two shapes of the issue.
 const SHAPES: [(usize, usize); 2] = [(16, 5), (64, 16)];
@@ -62,9 +63,7 @@ const NAMES: [&str; 6] = [
 /// The ratio's denominator: deadpool-postgres.
 const REFERENCE: usize = 0;
 
-pub(crate) const WARMUP: u8 = 0;
-pub(crate) const MEASURE: u8 = 1;
-pub(crate) const STOP: u8 = 2;
+pub(crate) use harness::Rate;
 
 /// Settings shared by every section.
 pub(crate) struct Settings {
@@ -79,12 +78,10 @@ pub(crate) struct Settings {
 impl Settings {
     fn from_env() -> Settings {
         let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
-        let quick = std::env::var("WIREPOOL_BENCH_QUICK").is_ok_and(|v| v == "1");
-        let rounds = env("WIREPOOL_BENCH_ROUNDS").unwrap_or(if quick { 1 } else { 3 });
-        let ms = env("WIREPOOL_BENCH_MS").unwrap_or(if quick { 300 } else { 1500 });
+        let (rounds, window, quick) = harness::rounds_and_window();
         Settings {
-            rounds: usize::try_from(rounds.max(1)).unwrap_or(3),
-            window: Duration::from_millis(ms.max(50)),
+            rounds,
+            window,
             pgbench_secs: env("WIREPOOL_BENCH_PGBENCH_SECS").unwrap_or(if quick { 2 } else { 10 }),
             only: std::env::var("WIREPOOL_BENCH_ONLY").ok(),
             unix: std::env::var("WIREPOOL_BENCH_TRANSPORT").is_ok_and(|v| v == "unix"),
@@ -103,17 +100,6 @@ impl Settings {
         std::env::var("WIREPOOL_BENCH_POOLS")
             .map_or(true, |p| p.split(',').any(|x| x.trim().parse() == Ok(i)))
     }
-
-    pub(crate) fn warmup(&self) -> Duration {
-        self.window / 5
-    }
-}
-
-/// One run: queries per second and client CPU time per query.
-#[derive(Clone, Copy)]
-pub(crate) struct Rate {
-    pub(crate) per_second: f64,
-    pub(crate) cpu_per_op: Duration,
 }
 
 pub(crate) fn runtime(workers: usize) -> tokio::runtime::Runtime {
@@ -136,48 +122,7 @@ where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), String>> + Send,
 {
-    let op = Arc::new(op);
-    let phase = Arc::new(AtomicU8::new(WARMUP));
-    let handles: Vec<_> = (0..tasks)
-        .map(|_| {
-            let (op, phase) = (Arc::clone(&op), Arc::clone(&phase));
-            rt.spawn(async move {
-                let mut done = 0u64;
-                loop {
-                    let p = phase.load(Relaxed);
-                    if p == STOP {
-                        return Ok::<u64, String>(done);
-                    }
-                    op().await?;
-                    if p == MEASURE {
-                        done += 1;
-                    }
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(s.warmup());
-    let cpu0 = procfs::cpu_times().map(|c| c.0);
-    phase.store(MEASURE, Relaxed);
-    let start = Instant::now();
-    std::thread::sleep(s.window);
-    phase.store(STOP, Relaxed);
-    let elapsed = start.elapsed();
-    let cpu1 = procfs::cpu_times().map(|c| c.0);
-    let done = rt.block_on(async {
-        let mut total = 0u64;
-        for h in handles {
-            total += h.await.map_err(|e| e.to_string())??;
-        }
-        Ok::<u64, String>(total)
-    })?;
-    let cpu = cpu1
-        .zip(cpu0)
-        .map_or(Duration::ZERO, |(b, a)| b.saturating_sub(a));
-    Ok(Rate {
-        per_second: done as f64 / elapsed.as_secs_f64(),
-        cpu_per_op: cpu / u32::try_from(done.max(1)).unwrap_or(u32::MAX),
-    })
+    harness::timed_tasks(rt, tasks, s.window, op)
 }
 
 /// One select1 configuration: runtime workers, tasks, pool size.
@@ -284,15 +229,8 @@ fn select1(cluster: &cluster::Cluster, s: &Settings) {
             let reference = get(REFERENCE);
             for (i, name) in NAMES.iter().enumerate() {
                 let runs = get(i);
-                // Per-round ratios against the reference run of the same round, then the median.
-                let per_round = |f: &dyn Fn(&Rate) -> f64| {
-                    let v: Vec<f64> = runs
-                        .iter()
-                        .zip(&reference)
-                        .map(|(a, b)| f(a) / f(b))
-                        .collect();
-                    fmt_ratio(median(&v))
-                };
+                let per_round =
+                    |f: &dyn Fn(&Rate) -> f64| fmt_ratio(median_ratio(&runs, &reference, f));
                 rows.push(vec![
                     runtime.clone(),
                     format!("{tasks} / {size}"),
@@ -333,19 +271,9 @@ fn main() {
     }
     let s = Settings::from_env();
     let began = Instant::now();
-    let cluster = match cluster::Cluster::start() {
-        Ok(c) => c,
-        Err(e) => {
-            println!("end_to_end: skipped, no PostgreSQL cluster could start: {e}");
-            println!("(install PostgreSQL's server binaries, or point WIREPOOL_PG_BIN at them)");
-            return;
-        }
+    let Some(cluster) = harness::start_cluster("end_to_end") else {
+        return;
     };
-    eprintln!(
-        "cluster up on port {} in {:.1?}",
-        cluster.port(),
-        cluster.startup_time()
-    );
     if s.wants("select1") {
         select1(&cluster, &s);
     }

@@ -10,18 +10,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::cluster::Cluster;
+use support::activity::{backends, server_count, tagged_conninfo as conninfo};
 use wirepool::blocking::{Pool, PooledConnection};
 use wirepool::TransactionStatus;
-
-fn conninfo(app: &str) -> String {
-    let c = Cluster::shared();
-    format!(
-        "host={} port={} dbname=postgres user=postgres application_name={app}",
-        c.host(),
-        c.port()
-    )
-}
 
 /// A pool named after (and tagged with) `app`, so `pg_stat_activity` can count its backends.
 fn open_pool(app: &str, min: usize, max: usize, timeout: Duration) -> Pool {
@@ -32,16 +23,6 @@ fn open_pool(app: &str, min: usize, max: usize, timeout: Duration) -> Pool {
         .timeout(timeout)
         .open()
         .expect("open")
-}
-
-/// Backends the server has for an application_name (through psql, outside the pool).
-fn backends(app: &str) -> usize {
-    let n = Cluster::shared()
-        .psql(&format!(
-            "select count(*) from pg_stat_activity where application_name = '{app}'"
-        ))
-        .expect("psql");
-    n.parse().expect("a count")
 }
 
 /// Polls the server (its state is the only signal there is) until `app` has no backend left,
@@ -79,7 +60,11 @@ fn seed_case_1_connection_scopes_reuse_one_session() {
         assert_eq!(rows[0].get(0), Some("1"));
         pids.insert(conn.backend_pid());
     }
-    assert_eq!(pids.len(), 1, "each checkout was returned before the next: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        1,
+        "each checkout was returned before the next: {pids:?}"
+    );
     let stats = pool.stats();
     assert_eq!(stats.requests_num, 10);
     assert_eq!(stats.pool_size, 1);
@@ -109,7 +94,10 @@ fn seed_case_2_getconn_without_putconn_exhausts_the_pool() {
     assert!(asked.elapsed() >= timeout);
     let info = err.pool_timeout_info().unwrap();
     assert_eq!((info.pool.as_str(), info.size, info.idle), (app, 5, 0));
-    assert!(info.last_connect_error.is_none(), "nothing failed to connect");
+    assert!(
+        info.last_connect_error.is_none(),
+        "nothing failed to connect"
+    );
 
     for conn in conexiones {
         pool.putconn(conn).unwrap();
@@ -156,7 +144,10 @@ fn threads_32_share_a_pool_of_5_and_the_server_never_sees_more_than_5() {
     assert!(most.load(Ordering::Relaxed) <= 5);
     assert!(backends(app) <= 5);
     drop(pool);
-    assert!(until_no_backends(app), "dropping the last handle closed the pool");
+    assert!(
+        until_no_backends(app),
+        "dropping the last handle closed the pool"
+    );
 }
 
 /// Checks out the pool's one connection, opens a transaction on it and returns the guard.
@@ -175,7 +166,11 @@ fn a_guard_dropped_on_another_thread_is_rolled_back_and_reused() {
     thread::spawn(move || drop(conn)).join().unwrap();
     // The rollback runs on the pool's thread and holds the one permit until it is done.
     let conn = pool.connection().unwrap();
-    assert_eq!(conn.backend_pid(), pid, "the same session, not a replacement");
+    assert_eq!(
+        conn.backend_pid(),
+        pid,
+        "the same session, not a replacement"
+    );
     assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
 }
 
@@ -210,7 +205,11 @@ fn inside_an_async_runtime_blocking_calls_are_refused_and_spawn_blocking_works()
         .build()
         .unwrap();
     rt.block_on(async {
-        refused(Pool::builder(conninfo("wp_blocking_in_rt")).open().map(drop));
+        refused(
+            Pool::builder(conninfo("wp_blocking_in_rt"))
+                .open()
+                .map(drop),
+        );
         refused(pool.wait(Duration::ZERO));
         refused(pool.connection().map(drop));
         refused(pool.connection_timeout(Duration::ZERO).map(drop));
@@ -257,7 +256,10 @@ fn dropping_pools_and_guards_inside_an_async_runtime_does_not_panic() {
         drop(pool);
         drop(guard);
     });
-    assert!(until_no_backends(app), "the pool thread closed every connection");
+    assert!(
+        until_no_backends(app),
+        "the pool thread closed every connection"
+    );
 
     let app = "wp_blocking_drop_in_task";
     let pool = open_pool(app, 1, 1, Duration::from_secs(10));
@@ -293,7 +295,10 @@ fn close_releases_waiting_threads_with_a_closed_error() {
         let (result, waited) = w.join().unwrap();
         let e = result.unwrap_err();
         assert!(e.is_pool_closed(), "{e}");
-        assert!(waited < Duration::from_secs(30), "released by close, not by the timeout");
+        assert!(
+            waited < Duration::from_secs(30),
+            "released by close, not by the timeout"
+        );
     }
     drop(held); // closed as it comes back
     assert!(until_no_backends(app));
@@ -306,12 +311,7 @@ fn a_cancel_token_stops_a_query_from_another_thread() {
     let token = conn.cancel_token();
     let canceller = thread::spawn(move || {
         // Cancel only once the server shows the query running (its own state, polled).
-        let c = Cluster::shared();
-        while c
-            .psql("select count(*) from pg_stat_activity where query = 'SELECT pg_sleep(30)' and state = 'active'")
-            .expect("psql")
-            != "1"
-        {
+        while server_count("query = 'SELECT pg_sleep(30)' and state = 'active'") != 1 {
             thread::sleep(Duration::from_millis(10));
         }
         token.cancel()

@@ -6,17 +6,9 @@ mod support;
 
 use std::time::Duration;
 
+use support::activity::{backends, server_count, tagged_conninfo as conninfo};
 use support::cluster::Cluster;
 use wirepool::{Pool, TransactionStatus};
-
-fn conninfo(app: &str) -> String {
-    let c = Cluster::shared();
-    format!(
-        "host={} port={} dbname=postgres user=postgres application_name={app}",
-        c.host(),
-        c.port()
-    )
-}
 
 /// A pool named after (and tagged with) `app`, so `pg_stat_activity` can count its backends.
 async fn open_pool(app: &str, min: usize, max: usize) -> Pool {
@@ -28,21 +20,6 @@ async fn open_pool(app: &str, min: usize, max: usize) -> Pool {
         .open()
         .await
         .unwrap()
-}
-
-/// `select count(*) ... where <cond>`, as the server sees it (through psql, outside the pool).
-fn server_count(cond: &str) -> usize {
-    let n = Cluster::shared()
-        .psql(&format!(
-            "select count(*) from pg_stat_activity where {cond}"
-        ))
-        .expect("psql");
-    n.parse().expect("a count")
-}
-
-/// Backends the server has for an application_name.
-fn backends(app: &str) -> usize {
-    server_count(&format!("application_name = '{app}'"))
 }
 
 /// Polls the server (its state is the only signal there is) until `cond` matches no backend,

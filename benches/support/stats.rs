@@ -17,6 +17,17 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The median of per-round ratios `f(run) / f(reference)`, each run against the reference's
+/// run of the same round (interleaved rounds share the machine's state).
+pub fn median_ratio<T>(runs: &[T], reference: &[T], f: impl Fn(&T) -> f64) -> f64 {
+    let v: Vec<f64> = runs
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| f(a) / f(b))
+        .collect();
+    median(&v)
+}
+
 /// The `q`-quantile (0..=1) of sorted samples, nearest rank.
 pub fn quantile(sorted: &[u32], q: f64) -> f64 {
     if sorted.is_empty() {

@@ -9,6 +9,8 @@ per query is this process's user+system time (all threads) over the timed window
 
 Prints one markdown table. Run by `scripts/bench/end_to_end.sh` (which installs psycopg) or by
 hand: `psycopg_pool_bench.py --conninfo "host=127.0.0.1 port=5432 user=postgres dbname=postgres"`.
+benches/blocking.rs runs it with `--shapes 16x5,1x1 --sync-only --tsv`: only `ConnectionPool`,
+one `tasks size queries/s CPU-µs/query` line per run, for its own table.
 """
 
 import argparse
@@ -104,9 +106,24 @@ def main():
     ap.add_argument("--conninfo", required=True)
     ap.add_argument("--seconds", type=float, default=1.5)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--shapes", help="threads x pool size, e.g. 16x5,1x1 (default: 16x5,64x16)")
+    ap.add_argument("--sync-only", action="store_true", help="ConnectionPool only")
+    ap.add_argument("--tsv", action="store_true", help="one line per run, no table")
     args = ap.parse_args()
+    shapes = SHAPES
+    if args.shapes:
+        shapes = [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",")]
+    if args.sync_only:
+        for _ in range(max(args.rounds, 1)):
+            for tasks, size in shapes:
+                qps, cpu = run_threads(args.conninfo, tasks, size, args.seconds)
+                if args.tsv:
+                    print(f"{tasks}\t{size}\t{qps:.1f}\t{cpu:.2f}", flush=True)
+                else:
+                    print(f"| {tasks} / {size} | {qps:.0f} | {cpu:.1f} |", flush=True)
+        return
     rows = []
-    for tasks, size in SHAPES:
+    for tasks, size in shapes:
         sync_runs, async_runs = [], []
         for _ in range(max(args.rounds, 1)):
             sync_runs.append(run_threads(args.conninfo, tasks, size, args.seconds))
