@@ -1,15 +1,14 @@
 //! The blocking [`PooledConnection`] (a checked-out connection whose queries block) and its
 //! [`CancelToken`].
 //!
-//! The guard wraps the async guard in [`Owned`], so dropping it, on any thread and in any
-//! context, takes the async guard's one return path with the pool's runtime entered: no
-//! network I/O in `Drop`, and a rollback it needs runs on the pool's thread.
+//! The guard is the async guard plus a share of the pool's thread: dropping it, on any thread
+//! and in any context, takes the async guard's one return path (no network I/O in `Drop`; a
+//! rollback it needs runs on the runtime the pool was opened on, the pool's thread).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::owned::Owned;
 use super::runtime::Driver;
 use crate::conn::{Notification, Row};
 use crate::error::Result;
@@ -34,19 +33,19 @@ use crate::TransactionStatus;
 #[must_use = "dropping the guard returns the connection at once"]
 #[clippy::has_significant_drop]
 pub struct PooledConnection {
-    conn: Owned<crate::PooledConnection>,
+    // Dropped first: a task its return starts keeps the pool's thread busy until it is done.
+    conn: crate::PooledConnection,
+    driver: Arc<Driver>,
 }
 
 impl PooledConnection {
     pub(crate) fn new(conn: crate::PooledConnection, driver: Arc<Driver>) -> Self {
-        PooledConnection {
-            conn: Owned::new(conn, driver),
-        }
+        PooledConnection { conn, driver }
     }
 
-    /// The async guard and its pool's driver (for `putconn`).
-    pub(crate) fn into_parts(self) -> (crate::PooledConnection, Arc<Driver>) {
-        self.conn.into_parts()
+    /// The async guard (for `putconn`).
+    pub(crate) fn into_inner(self) -> crate::PooledConnection {
+        self.conn
     }
 
     /// Runs a simple query and blocks until it completes; returns every data row of every
@@ -57,8 +56,7 @@ impl PooledConnection {
     /// I/O or protocol error (it is then broken and the pool discards it), or
     /// `InsideAsyncRuntime`.
     pub fn simple_query(&mut self, sql: &str) -> Result<Vec<Row>> {
-        let (conn, driver) = self.conn.parts_mut();
-        driver.block_on(conn.simple_query(sql))?
+        self.driver.block_on(self.conn.simple_query(sql))?
     }
 
     /// A token that cancels this connection's running query from another thread. While the
@@ -67,62 +65,62 @@ impl PooledConnection {
     /// the query it guards is done.
     pub fn cancel_token(&self) -> CancelToken {
         CancelToken {
-            token: self.conn.get().cancel_token(),
-            driver: Arc::clone(self.conn.driver()),
+            token: self.conn.cancel_token(),
+            driver: Arc::clone(&self.driver),
         }
     }
 
     /// The server backend's process id (0 if the server sent no BackendKeyData).
     pub fn backend_pid(&self) -> i32 {
-        self.conn.get().backend_pid()
+        self.conn.backend_pid()
     }
 
     /// BackendKeyData as sent by the server, if it sent one.
     pub fn backend_key(&self) -> Option<BackendKey> {
-        self.conn.get().backend_key()
+        self.conn.backend_key()
     }
 
     /// The transaction status from the last ReadyForQuery.
     pub fn transaction_status(&self) -> TransactionStatus {
-        self.conn.get().transaction_status()
+        self.conn.transaction_status()
     }
 
     /// A server parameter reported by ParameterStatus (`server_version`, `TimeZone`, ...).
     pub fn parameter(&self, name: &str) -> Option<&str> {
-        self.conn.get().parameter(name)
+        self.conn.parameter(name)
     }
 
     /// Every server parameter reported so far.
     pub fn parameters(&self) -> &HashMap<String, String> {
-        self.conn.get().parameters()
+        self.conn.parameters()
     }
 
     /// `server_version_num` derived from `server_version` (`"15.20"` → 150020).
     pub fn server_version_num(&self) -> Option<u32> {
-        self.conn.get().server_version_num()
+        self.conn.server_version_num()
     }
 
     /// Whether an I/O or protocol error has made the connection unusable.
     pub fn is_broken(&self) -> bool {
-        self.conn.get().is_broken()
+        self.conn.is_broken()
     }
 
     /// Whether a CancelRequest was sent for this connection, or a [`CancelToken`] for it is
     /// still alive.
     pub fn cancel_requested(&self) -> bool {
-        self.conn.get().cancel_requested()
+        self.conn.cancel_requested()
     }
 
     /// Notifications received so far (at most the 64 most recent), oldest first.
     pub fn take_notifications(&mut self) -> Vec<Notification> {
-        self.conn.parts_mut().0.take_notifications()
+        self.conn.take_notifications()
     }
 }
 
 impl fmt::Debug for PooledConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("blocking::PooledConnection")
-            .field(self.conn.get())
+            .field(&self.conn)
             .finish()
     }
 }

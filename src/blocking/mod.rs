@@ -60,7 +60,6 @@
 
 mod builder;
 mod guard;
-mod owned;
 mod pool;
 mod runtime;
 

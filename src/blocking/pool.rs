@@ -1,5 +1,5 @@
 //! The blocking [`Pool`]: the async [`crate::Pool`] with each waiting call run to completion
-//! on the caller's thread (`runtime.rs`), and every other call entered into the pool's runtime.
+//! on the caller's thread (`runtime.rs`); the calls that never wait are the async pool's own.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use super::builder::PoolBuilder;
 use super::guard::PooledConnection;
-use super::owned::Owned;
 use super::runtime::Driver;
 use crate::error::Result;
 use crate::pool::{IntoConfig, PoolStats};
@@ -49,7 +48,13 @@ use crate::pool::{IntoConfig, PoolStats};
 /// ```
 #[derive(Clone)]
 pub struct Pool {
-    inner: Arc<Owned<crate::Pool>>,
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    // Dropped first: closing the pool starts tasks that keep the pool's thread busy until done.
+    pool: crate::Pool,
+    driver: Arc<Driver>,
 }
 
 impl Pool {
@@ -70,16 +75,16 @@ impl Pool {
 
     pub(crate) fn from_async(pool: crate::Pool, driver: Arc<Driver>) -> Pool {
         Pool {
-            inner: Arc::new(Owned::new(pool, driver)),
+            inner: Arc::new(Shared { pool, driver }),
         }
     }
 
     fn pool(&self) -> &crate::Pool {
-        self.inner.get()
+        &self.inner.pool
     }
 
     fn driver(&self) -> &Arc<Driver> {
-        self.inner.driver()
+        &self.inner.driver
     }
 
     /// The pool's name (also its thread's name, `wirepool-NAME`, where the OS allows).
@@ -171,8 +176,7 @@ impl Pool {
     /// # Errors
     /// `ForeignConnection` if `conn` belongs to another pool; it is then returned to its own.
     pub fn putconn(&self, conn: PooledConnection) -> Result<()> {
-        let (conn, driver) = conn.into_parts();
-        driver.enter(|| self.pool().putconn(conn))
+        self.pool().putconn(conn.into_inner())
     }
 
     /// Pings every idle connection (one round trip each, all within one `timeout`); broken or
@@ -198,8 +202,7 @@ impl Pool {
     /// # Errors
     /// `Config` if `max_size < min_size`, `max_size == 0` or `max_size > max_size_limit`.
     pub fn resize(&self, min_size: usize, max_size: usize) -> Result<()> {
-        self.driver()
-            .enter(|| self.pool().resize(min_size, max_size))
+        self.pool().resize(min_size, max_size)
     }
 
     /// The pool's gauges and counters (psycopg's `get_stats`).

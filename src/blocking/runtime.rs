@@ -10,9 +10,9 @@
 //!   `block_on`, so it cannot hit "Cannot start a runtime from within a runtime"
 //!   (rust-postgres#639, #1058). Called from a thread that is polling async tasks, it refuses
 //!   at once with [`Error::is_inside_async_runtime`] (see [`polling_async_task`]).
-//! - Whatever the async pool might start from a synchronous call (a guard's drop spawns a
-//!   rollback, `resize` closes or opens connections) runs under [`Driver::enter`], so it lands
-//!   on this pool's runtime whichever thread or runtime the caller is on.
+//! - The async pool is opened inside [`Driver::block_on`], so the background work it starts
+//!   later (a rollback after a guard's drop, connects after `resize`) runs on the pool thread's
+//!   runtime, whichever thread or runtime the call that starts it comes from.
 //! - Nothing here drops a tokio `Runtime` on a caller's thread ("Cannot drop a runtime in a
 //!   context where blocking is not allowed", reqwest#1017): dropping the last [`Driver`] only
 //!   signals the pool thread, which lets background work finish (bounded by [`DRAIN_LIMIT`])
@@ -97,21 +97,6 @@ impl Driver {
         }
         let _entered = self.handle.enter();
         Ok(park_on(fut))
-    }
-
-    /// Runs `f` with the pool's runtime entered, from any thread or context (inside another
-    /// runtime too), so whatever it starts runs on this pool's runtime. On a thread whose
-    /// thread-locals are being destroyed (a value dropped by a thread-local's destructor),
-    /// where entering is impossible, `f` runs without it: the pool then closes, rather than
-    /// rolls back, a connection returned in a transaction.
-    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        match Handle::try_current() {
-            Err(e) if e.is_thread_local_destroyed() => f(),
-            _ => {
-                let _entered = self.handle.enter();
-                f()
-            }
-        }
     }
 }
 
