@@ -14,7 +14,8 @@
 //! - the async pool driven by T tasks on one worker: what the blocking layer adds to.
 //!
 //! Queries/s and client CPU time per query (this process's, all threads; Python's own), the
-//! median of interleaved rounds, ratios taken per round against r2d2_postgres (default).
+//! median of interleaved rounds, ratios taken per round against r2d2_postgres (default, and
+//! with `test_on_check_out` off).
 //! Knobs: `WIREPOOL_BENCH_ROUNDS` (3), `WIREPOOL_BENCH_MS` (window per run, 1500),
 //! `WIREPOOL_BENCH_QUICK=1` (one short round), `WIREPOOL_BENCH_POOLS=2,6` (only these
 //! contenders, by index; Python only if it lists 7: for profiling).
@@ -52,8 +53,10 @@ const NAMES: [&str; 7] = [
     SentPerQuery::NAME,
     Async::NAME,
 ];
-/// The ratios' denominator: r2d2_postgres as users get it.
+/// The ratios' denominators: r2d2_postgres as users get it, and without its checkout round
+/// trip (like for like: wirepool's checkout has none).
 const REFERENCE: usize = 0;
+const REFERENCE_NO_TEST: usize = 1;
 const BLOCKING: usize = 2;
 const ASYNC: usize = 6;
 const PSYCOPG: &str = "psycopg_pool ConnectionPool (Python threads)";
@@ -216,7 +219,7 @@ fn report(rates: &HashMap<(usize, usize), Vec<Rate>>, s: &Settings, python: bool
     let med = |runs: &[Rate], f: fn(&Rate) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
     println!(
         "## SELECT 1 from OS threads: queries/s and client CPU µs per query, ratios to \
-         r2d2_postgres (default)\n\n(median of {} interleaved rounds, {:?} windows; \
+         r2d2_postgres (default, and with test_on_check_out off)\n\n(median of {} interleaved rounds, {:?} windows; \
          psycopg_pool {})\n",
         s.rounds,
         s.window,
@@ -231,25 +234,29 @@ fn report(rates: &HashMap<(usize, usize), Vec<Rate>>, s: &Settings, python: bool
         "client",
         "q/s",
         "q/s vs r2d2",
+        "q/s vs r2d2 (off)",
         "CPU µs/q",
         "CPU vs r2d2",
+        "CPU vs r2d2 (off)",
     ];
     let mut rows = Vec::new();
     for (si, &(threads, size)) in SHAPES.iter().enumerate() {
-        let reference = get(si, REFERENCE);
+        let (reference, no_test) = (get(si, REFERENCE), get(si, REFERENCE_NO_TEST));
         for (i, name) in NAMES.iter().chain([&PSYCOPG]).enumerate() {
             let runs = get(si, i);
             if runs.is_empty() {
                 continue;
             }
-            let ratio = |f: fn(&Rate) -> f64| fmt_ratio(median_ratio(&runs, &reference, f));
+            let ratio = |to: &[Rate], f: fn(&Rate) -> f64| fmt_ratio(median_ratio(&runs, to, f));
             rows.push(vec![
                 format!("{threads} / {size}"),
                 name.to_string(),
                 format!("{:.0}", med(&runs, |r| r.per_second)),
-                ratio(|r| r.per_second),
+                ratio(&reference, |r| r.per_second),
+                ratio(&no_test, |r| r.per_second),
                 format!("{:.1}", med(&runs, |r| r.cpu_us())),
-                ratio(|r| r.cpu_us()),
+                ratio(&reference, |r| r.cpu_us()),
+                ratio(&no_test, |r| r.cpu_us()),
             ]);
         }
     }

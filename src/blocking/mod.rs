@@ -24,14 +24,14 @@
 //! and checkout deadlines keep working between calls. A blocking call does not send its work
 //! to that thread: it polls the async pool's future on the caller's own thread, with the
 //! pool's runtime entered, and parks between polls; the pool thread's I/O driver unparks it
-//! when the socket is ready. A pooled `SELECT 1` therefore costs one cross-thread wake-up (the
-//! reply's readiness), where sending each call to the pool thread and the answer back (the
-//! `reqwest::blocking` design) costs two, and serialises every caller's protocol work on one
-//! thread. A multi-thread runtime with one worker driving the I/O instead of the dedicated
-//! thread costs the same per call; the dedicated thread also owns the runtime, so it can
-//! finish closing connections and drop the runtime itself after the last handle is gone.
-//! docs/performance.md ("Blocking API") has the measurements: the three designs side by
-//! side, against r2d2_postgres and psycopg_pool.
+//! when the socket is ready. A pooled `SELECT 1` (checkout, query, return) therefore costs one
+//! cross-thread wake-up, the reply's. Sending each call to the pool thread and its answer back
+//! (the `reqwest::blocking` design) costs two per call, four for a checkout and a query, and
+//! runs every caller's protocol work on that one thread. A multi-thread runtime with one worker
+//! driving the I/O, in place of the dedicated thread, costs the same per call; the dedicated
+//! thread also owns its runtime, so after the last handle is gone it can finish closing
+//! connections and drop the runtime itself. docs/performance.md ("Blocking API") measures the
+//! three designs side by side, with r2d2_postgres and psycopg_pool.
 //!
 //! # Inside an async runtime
 //!

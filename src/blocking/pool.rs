@@ -87,7 +87,7 @@ impl Pool {
         &self.inner.driver
     }
 
-    /// The pool's name (also its thread's name, `wirepool-NAME`, where the OS allows).
+    /// The pool's name (its thread is `wirepool-NAME` when the builder was given one).
     pub fn name(&self) -> &str {
         self.pool().name()
     }
