@@ -107,6 +107,12 @@ impl PoolBuilder {
         self.map(|b| b.max_connecting(n))
     }
 
+    /// Fails checkouts at once, with the last connect error, after `n` connect attempts in a
+    /// row have failed and nothing is idle, until one succeeds (default 0: off).
+    pub fn fail_fast_after(self, n: u32) -> Self {
+        self.map(|b| b.fail_fast_after(n))
+    }
+
     /// How long one connection attempt may take, `configure` hook included (default 30 s).
     pub fn connect_timeout(self, t: Duration) -> Self {
         self.map(|b| b.connect_timeout(t))
@@ -145,6 +151,12 @@ impl PoolBuilder {
         F: for<'c> Fn(&'c mut Connection) -> BoxFuture<'c, Result<()>> + Send + Sync + 'static,
     {
         self.map(|b| b.reset(hook))
+    }
+
+    /// Whether a connection returned with its session changed (a `SET`, `LISTEN`, temporary
+    /// table, ...) is reset on the pool's thread before anyone else gets it (default on).
+    pub fn reset_dirty_sessions(self, on: bool) -> Self {
+        self.map(|b| b.reset_dirty_sessions(on))
     }
 
     /// Starts the pool's thread and opens the pool: validates the settings, starts
