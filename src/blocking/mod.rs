@@ -27,11 +27,12 @@
 //! when the socket is ready. A pooled `SELECT 1` (checkout, query, return) therefore costs one
 //! cross-thread wake-up, the reply's. Sending each call to the pool thread and its answer back
 //! (the `reqwest::blocking` design) costs two per call, four for a checkout and a query, and
-//! runs every caller's protocol work on that one thread. A multi-thread runtime with one worker
-//! driving the I/O, in place of the dedicated thread, costs the same per call; the dedicated
-//! thread also owns its runtime, so after the last handle is gone it can finish closing
-//! connections and drop the runtime itself. docs/performance.md ("Blocking API") measures the
-//! three designs side by side, with r2d2_postgres and psycopg_pool.
+//! runs every caller's protocol work on that one thread; it measures costlier in client CPU per
+//! query. A multi-thread runtime with one worker driving the I/O, in place of the dedicated
+//! thread, costs about the same per call; the dedicated thread also owns its runtime, so after
+//! the last handle is gone it can finish closing connections and drop the runtime itself.
+//! docs/performance.md ("Blocking client") measures the designs side by side, with r2d2_postgres
+//! and psycopg_pool.
 //!
 //! # Inside an async runtime
 //!

@@ -143,7 +143,7 @@ fn caller() -> Caller {
 ///
 /// tokio has no public question for this (its own check is private and panics), but it gives
 /// every poll of a task or `block_on` future a cooperative budget of at most 255 units
-/// (128 today), and runs `spawn_blocking` and `block_in_place` closures with none. So:
+/// (128 in tokio 1.54), and runs `spawn_blocking` and `block_in_place` closures with none. So:
 /// spend units with `coop::poll_proceed` until one is refused, at most 256 times, then give
 /// the budget back exactly as it was (the first unit's guard restores it when dropped; the
 /// later ones are marked as progress so their guards leave it). A budget that refuses is
