@@ -205,6 +205,13 @@ impl Pool {
         self.pool().resize(min_size, max_size)
     }
 
+    /// Replaces every connection (psycopg_pool 3.3's `drain`): idle ones are closed now and new
+    /// ones opened on the pool's thread; checked-out ones are closed when they come back. Use
+    /// it after a failover or a credentials rotation. Never blocks.
+    pub fn drain(&self) {
+        self.pool().drain();
+    }
+
     /// The pool's gauges and counters (psycopg's `get_stats`).
     pub fn stats(&self) -> PoolStats {
         self.pool().stats()
