@@ -29,7 +29,7 @@ pub(crate) async fn checkout<M: Manage>(
     timeout: Duration,
 ) -> Result<PooledConnection<M>> {
     match core.try_permit() {
-        Ok(Some(permit)) => {
+        Some(permit) => {
             if core.settings().check.is_none() {
                 if let Some(slot) = core.pop_live() {
                     bump(&core.counters().here().requests_num);
@@ -39,13 +39,13 @@ pub(crate) async fn checkout<M: Manage>(
             }
             checkout_slow(core, Some(permit), timeout).await
         }
+        None if core.is_closed() => {
+            bump(&core.counters().here().requests_num);
+            Err(failed(core, Error::pool_closed()))
+        }
         // Straight to the queue: a second `try_acquire` nanoseconds later would only re-read
         // the permit word every worker writes.
-        Ok(None) => checkout_slow(core, None, timeout).await,
-        Err(closed) => {
-            bump(&core.counters().here().requests_num);
-            Err(failed(core, closed))
-        }
+        None => checkout_slow(core, None, timeout).await,
     }
 }
 

@@ -85,6 +85,7 @@ impl Nanos {
     }
 
     /// `self + d`, saturating at [`Nanos::NEVER`].
+    #[cfg(test)]
     pub(crate) fn plus(self, d: Duration) -> Nanos {
         Nanos(self.0.saturating_add(Nanos::of(d).0))
     }
@@ -100,8 +101,9 @@ pub(crate) struct Clock {
     stale_after: u64,
     lag: Duration,
     /// How close to the cached reading a deadline must be for `passed` to read the clock: two
-    /// ticks, so a tick that runs somewhat late still cannot hide an expiry.
-    slack: Duration,
+    /// ticks, so a tick that runs somewhat late still cannot hide an expiry. In nanoseconds,
+    /// like the readings it is added to (no conversion on the checkout path).
+    slack: u64,
 }
 
 impl Clock {
@@ -113,7 +115,7 @@ impl Clock {
             mark: AtomicU64::new(coarse_now()),
             stale_after: coarse_ticks(lag / 4),
             lag,
-            slack: lag.saturating_mul(2),
+            slack: Nanos::of(lag.saturating_mul(2)).0,
         }
     }
 
@@ -171,7 +173,7 @@ impl Clock {
     /// `usage_stats` on), if it lags by more than a quarter tick.
     #[inline]
     pub(crate) fn observe(&self, now: Nanos) {
-        if now > self.recent().plus(self.slack / 8) {
+        if now.0 > self.recent().0.saturating_add(self.slack / 8) {
             self.refresh(now, coarse_now());
         }
     }
@@ -189,7 +191,7 @@ impl Clock {
     /// of it.
     #[inline]
     pub(crate) fn passed(&self, deadline: Nanos) -> bool {
-        deadline <= self.recent().plus(self.slack) && self.now() >= deadline
+        deadline.0 <= self.recent().0.saturating_add(self.slack) && self.now() >= deadline
     }
 }
 

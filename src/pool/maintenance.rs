@@ -136,8 +136,8 @@ fn sweep_idle<M: Manage>(core: &Arc<Core<M>>) {
 pub(crate) async fn check<M: Manage>(core: &Arc<Core<M>>) -> Result<()> {
     let deadline = deadline(Instant::now(), core.settings().timeout);
     for _ in 0..core.idle_count() {
-        let Some(_permit) = core.try_permit()? else {
-            break;
+        let Some(_permit) = core.try_permit() else {
+            break; // busy, or closed (reported below)
         };
         let Some(slot) = core.try_pop() else { break };
         let mut live = Live::new(Arc::clone(core), slot);

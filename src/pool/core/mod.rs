@@ -259,18 +259,15 @@ impl<M: Manage> Core<M> {
 
     // ----- Permits -----------------------------------------------------------------------
 
-    /// A permit without waiting: `Ok(None)` if none is free.
-    ///
-    /// # Errors
-    /// `PoolClosed`.
+    /// A permit without waiting, if one is free and the pool is open (a pointer-sized answer:
+    /// the fast path moves nothing more).
     #[inline]
-    pub(crate) fn try_permit(self: &Arc<Self>) -> Result<Option<Permit<M>>, Error> {
+    pub(crate) fn try_permit(self: &Arc<Self>) -> Option<Permit<M>> {
         match self.permits.try_acquire() {
-            Ok(()) => Ok(Some(Permit {
+            Ok(()) => Some(Permit {
                 core: Arc::clone(self),
-            })),
-            Err(TryAcquireError::NoPermits) => Ok(None),
-            Err(TryAcquireError::Closed) => Err(Error::pool_closed()),
+            }),
+            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => None,
         }
     }
 
