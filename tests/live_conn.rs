@@ -264,3 +264,32 @@ async fn poll_once<F: std::future::Future>(fut: F) -> std::task::Poll<F::Output>
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await
 }
+
+/// What a session's errors say about its future, kept for a pool to act on: a write refused as
+/// read-only (25006) and a server that said it is going away (57P01 from
+/// `pg_terminate_backend`, read by the idle peek).
+#[tokio::test]
+async fn a_session_remembers_read_only_refusals_and_a_server_going_away() {
+    let mut conn = connect_as("postgres", None).await.unwrap();
+    assert!(!conn.refused_writes() && !conn.server_going_away());
+    conn.simple_query("SET default_transaction_read_only = on")
+        .await
+        .unwrap();
+    let e = conn
+        .simple_query("CREATE TABLE refused_here (a int)")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("25006"), "{e}");
+    assert!(conn.refused_writes());
+    assert!(!conn.server_going_away());
+    let pid = conn.backend_pid();
+    Cluster::shared()
+        .psql(&format!("SELECT pg_terminate_backend({pid})"))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !conn.check_closed() {
+        assert!(Instant::now() < deadline, "the termination never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(conn.server_going_away(), "57P01 was read while idle");
+}

@@ -68,6 +68,21 @@ impl TargetSessionAttrs {
         }
     }
 
+    /// Whether this target wants a server that takes writes (`read-write`, `primary`): a pool
+    /// with it evicts a connection whose writes were refused as read-only (25006).
+    ///
+    /// ```
+    /// use wirepool::config::TargetSessionAttrs;
+    /// assert!(TargetSessionAttrs::ReadWrite.wants_writes());
+    /// assert!(!TargetSessionAttrs::Any.wants_writes());
+    /// ```
+    pub fn wants_writes(self) -> bool {
+        matches!(
+            self,
+            TargetSessionAttrs::ReadWrite | TargetSessionAttrs::Primary
+        )
+    }
+
     /// Whether a session in `state` is acceptable for this target, as far as `state` tells.
     ///
     /// `PreferStandby` accepts any server: its preference is a matter of host order, settled

@@ -122,6 +122,10 @@ struct Inner {
     /// The answers of the target check's queries, for a server that reports neither
     /// `in_hot_standby` nor `default_transaction_read_only` (before PostgreSQL 14).
     probed: SessionState,
+    /// A statement failed with 25006 (read_only_sql_transaction) on this session.
+    refused_writes: bool,
+    /// The server said it is going away: SQLSTATE class 08, or 57P01/57P02/57P03.
+    server_going_away: bool,
 }
 
 /// How long a completed round trip vouches for the connection: within it, `check_closed`
@@ -147,6 +151,8 @@ impl Connection {
             ready_at: None,
             target: TargetSessionAttrs::Any,
             probed: SessionState::default(),
+            refused_writes: false,
+            server_going_away: false,
         };
         Connection {
             inner: Box::new(inner),
@@ -253,12 +259,45 @@ impl Connection {
             self.drain().await?;
         }
         let result = self.run_simple_query(sql).await;
-        if result.is_err() && self.inner.busy {
-            // The error came before ReadyForQuery: the stream is not at a message boundary we
-            // can trust any more.
-            self.mark_broken();
+        if let Err(e) = &result {
+            if let Some(db) = e.as_db_error() {
+                self.note_server_error(db);
+            }
+            if self.inner.busy {
+                // The error came before ReadyForQuery: the stream is not at a message boundary
+                // we can trust any more.
+                self.mark_broken();
+            }
         }
         result
+    }
+
+    /// Remembers what a server error says about the session's future (see
+    /// [`refused_writes`](Connection::refused_writes),
+    /// [`server_going_away`](Connection::server_going_away)).
+    fn note_server_error(&mut self, e: &DbError) {
+        let code = e.code();
+        if code == "25006" {
+            self.inner.refused_writes = true;
+        }
+        if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03") {
+            self.inner.server_going_away = true;
+        }
+    }
+
+    /// Whether a statement on this session failed with SQLSTATE 25006
+    /// (read_only_sql_transaction): the server is read-only (a standby, or a primary demoted by
+    /// a switchover) for this session. A pool that wants a writable server must not reuse it:
+    /// the same error would meet every later write (gpustack#6105, HikariCP#1960).
+    pub fn refused_writes(&self) -> bool {
+        self.inner.refused_writes
+    }
+
+    /// Whether the server said it is going away: an error of SQLSTATE class 08 (connection
+    /// exception) or 57P01/57P02/57P03 (admin shutdown, crash shutdown, cannot connect now),
+    /// in a reply or sent while the connection sat idle.
+    pub fn server_going_away(&self) -> bool {
+        self.inner.server_going_away
     }
 
     /// The server backend's process id (0 if the server sent no BackendKeyData).
@@ -379,6 +418,7 @@ impl Connection {
                 // 57P01, idle_session_timeout 57P05, ...), whatever its severity field says.
                 Ok(Some(BackendMessage::ErrorResponse(e))) if !self.inner.busy || is_fatal(&e) => {
                     tracing::info!(error = %e, "server closed the connection");
+                    self.note_server_error(&e);
                     self.mark_broken();
                     return true;
                 }

@@ -9,7 +9,7 @@ use crate::conn::Connection;
 use crate::error::Result;
 use crate::wire::TransactionStatus;
 
-use super::manage::{ConnState, Manage};
+use super::manage::{ConnState, Eviction, Manage};
 
 /// Something that can become a [`Config`]: a conninfo string or a `Config`. Parse errors
 /// surface from [`PoolBuilder::open`](super::PoolBuilder::open).
@@ -77,9 +77,22 @@ impl Manage for PgManager {
         Connection::connect(&self.config)
     }
 
+    /// Broken, busy and transaction states from local knowledge; and the pool heals itself
+    /// after a failover (every check reads state the connection already has, no round trip):
+    /// a server that said it is going away (class 08, 57P01-03), a write refused as read-only
+    /// (25006) when the pool's target wants a writable server, or a role the server reported
+    /// (`in_hot_standby`, `default_transaction_read_only`) that contradicts the target, each
+    /// evict the connection.
     fn state(&self, conn: &Connection) -> ConnState {
-        if conn.is_broken() {
+        let target = conn.target_session_attrs();
+        if conn.server_going_away() {
+            ConnState::Evict(Eviction::ServerGone)
+        } else if conn.is_broken() {
             ConnState::Broken
+        } else if conn.refused_writes() && target.wants_writes() {
+            ConnState::Evict(Eviction::ReadOnly)
+        } else if !conn.satisfies(target) {
+            ConnState::Evict(Eviction::RoleChanged)
         } else if conn.is_busy() {
             ConnState::Busy
         } else if conn.cancel_requested() {
@@ -96,8 +109,11 @@ impl Manage for PgManager {
         }
     }
 
+    /// The zero-round-trip peek (`Connection::check_closed`), which also reads what the server
+    /// reported meanwhile: a role that no longer satisfies the pool's target counts as closed
+    /// (the pool then asks `state` why, and counts it as an eviction).
     fn check_closed(&self, conn: &mut Connection) -> bool {
-        conn.check_closed()
+        conn.check_closed() || !conn.satisfies(conn.target_session_attrs())
     }
 
     async fn ping(&self, conn: &mut Connection) -> Result<()> {
