@@ -177,7 +177,7 @@ async fn failover_under_load_lands_writes_on_the_new_primary() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     most.fetch_max(backends(&pair.standby, app), SeqCst);
     stop_writers(&stop, tasks).await;
-    let log = log.lock().unwrap();
+    let log = std::mem::take(&mut *log.lock().unwrap());
     let read_only: Vec<_> = log
         .errors
         .iter()
@@ -209,7 +209,6 @@ async fn failover_under_load_lands_writes_on_the_new_primary() {
         log.slowest
     );
     assert!(most.load(SeqCst) <= MAX, "more than max_size sessions");
-    drop(log);
     assert_no_leak(&pool).await;
     assert!(backends(&pair.standby, app) <= MAX);
     pool.close().await;
