@@ -686,3 +686,39 @@ fn error_fields_edge_cases() {
     assert_eq!(e.position(), None);
     assert_eq!(e.to_string(), "FATAL last: caf\u{fffd}");
 }
+
+/// Tags of commands whose effect outlives their transaction mark the session changed; the
+/// everyday ones do not. The comparison is on whole tags: `SETTINGS` is no `SET`.
+#[test]
+fn command_tags_that_change_the_session() {
+    use wirepool::wire::CommandTag;
+    for tag in [
+        "SET",
+        "RESET",
+        "LISTEN",
+        "UNLISTEN",
+        "PREPARE",
+        "DEALLOCATE",
+        "DEALLOCATE ALL",
+        "DECLARE CURSOR",
+        "CREATE TABLE",
+        "DISCARD ALL",
+        "DISCARD TEMP",
+    ] {
+        assert!(CommandTag::from(tag).changes_session(), "{tag}");
+    }
+    for tag in [
+        "SELECT 1",
+        "INSERT 0 1",
+        "UPDATE 3",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "SHOW",
+        "SETTINGS",
+        "CREATE INDEX",
+        "",
+    ] {
+        assert!(!CommandTag::from(tag).changes_session(), "{tag}");
+    }
+}

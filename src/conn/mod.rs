@@ -35,7 +35,9 @@ pub use cancel::CancelToken;
 
 use crate::config::{Config, SessionState, TargetSessionAttrs};
 use crate::error::{Error, Result};
-use crate::wire::{frontend, BackendKey, BackendMessage, DbError, Session, TransactionStatus};
+use crate::wire::{
+    frontend, BackendKey, BackendMessage, CommandTag, DbError, Session, TransactionStatus,
+};
 use framed::Framed;
 use socket::PeerAddr;
 
@@ -126,6 +128,8 @@ struct Inner {
     refused_writes: bool,
     /// The server said it is going away: SQLSTATE class 08, or 57P01/57P02/57P03.
     server_going_away: bool,
+    /// The session changed since [`Connection::mark_session_clean`] (or the connect).
+    session_changed: bool,
 }
 
 /// How long a completed round trip vouches for the connection: within it, `check_closed`
@@ -153,6 +157,7 @@ impl Connection {
             probed: SessionState::default(),
             refused_writes: false,
             server_going_away: false,
+            session_changed: false,
         };
         Connection {
             inner: Box::new(inner),
@@ -285,6 +290,54 @@ impl Connection {
         }
     }
 
+    /// Remembers a command that changed the session ([`CommandTag::changes_session`]).
+    pub(crate) fn note_command(&mut self, tag: &CommandTag) {
+        if tag.changes_session() {
+            self.inner.session_changed = true;
+        }
+    }
+
+    /// Records a ParameterStatus; a new value of a setting the session can change marks it
+    /// changed (`set_config('TimeZone', ...)` is seen this way, though no `SET` tag was sent).
+    /// The server's own role (`in_hot_standby`, `default_transaction_read_only`) is not a
+    /// session change: [`satisfies`](Connection::satisfies) judges it.
+    pub(crate) fn note_parameter(&mut self, name: String, value: String) {
+        let role = matches!(
+            name.as_str(),
+            "in_hot_standby" | "default_transaction_read_only"
+        );
+        if !role && self.inner.params.get(&name) != Some(&value) {
+            self.inner.session_changed = true;
+        }
+        self.inner.params.insert(name, value);
+    }
+
+    /// Whether this session changed since it was opened or last marked clean, as far as the
+    /// server's replies tell ([`CommandTag::changes_session`], and a reported parameter with a
+    /// new value). Not seen: settings the server does not report changed by `set_config()`
+    /// inside a `SELECT`, and temporary tables made by `CREATE TABLE ... AS` or
+    /// `SELECT ... INTO`; a pool's reset hook covers those. A pool resets a changed session
+    /// ([`reset_session`](Connection::reset_session)) before another borrower gets it.
+    pub fn session_changed(&self) -> bool {
+        self.inner.session_changed
+    }
+
+    /// The session as it is now is the clean state later changes are measured against (after
+    /// the pool's `configure` hook ran its own `SET`s). No I/O.
+    pub fn mark_session_clean(&mut self) {
+        self.inner.session_changed = false;
+    }
+
+    /// Restores the session to what a new connection has: `DISCARD ALL` (settings, prepared
+    /// statements, cursors, `LISTEN`s, temporary tables, advisory locks, plans), which
+    /// PostgreSQL refuses inside a transaction block. The session stays marked changed (the
+    /// `DISCARD` itself changed it) until [`mark_session_clean`](Connection::mark_session_clean).
+    ///
+    /// Cancel safety: as [`simple_query`](Connection::simple_query).
+    pub async fn reset_session(&mut self) -> Result<()> {
+        self.simple_query("DISCARD ALL").await.map(drop)
+    }
+
     /// Whether a statement on this session failed with SQLSTATE 25006
     /// (read_only_sql_transaction): the server is read-only (a standby, or a primary demoted by
     /// a switchover) for this session. A pool that wants a writable server must not reuse it:
@@ -406,14 +459,17 @@ impl Connection {
         if self.vouched_for() {
             return false;
         }
-        // An error (reset) counts as closed, like EOF.
-        if !self.inner.io.read_available().unwrap_or(false) {
-            self.mark_broken();
-            return true;
-        }
+        // An error (reset) counts as closed, like EOF. Either way the bytes read before it are
+        // decoded first: a server that closes says why in an ErrorResponse (57P01, 57P05, ...)
+        // just before its EOF, and both often arrive by the time of the peek.
+        let open = self.inner.io.read_available().unwrap_or(false);
         loop {
             match self.inner.io.try_decode() {
-                Ok(None) => return false,
+                Ok(None) if open => return false,
+                Ok(None) => {
+                    self.mark_broken();
+                    return true;
+                }
                 // While idle the server sends an ErrorResponse only as it closes (admin shutdown
                 // 57P01, idle_session_timeout 57P05, ...), whatever its severity field says.
                 Ok(Some(BackendMessage::ErrorResponse(e))) if !self.inner.busy || is_fatal(&e) => {

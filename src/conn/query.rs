@@ -73,9 +73,11 @@ impl Connection {
                         None => outcome = keep_first(outcome, Outcome::BadText),
                     }
                 }
-                BackendMessage::CommandComplete(_) | BackendMessage::EmptyQueryResponse => {
+                BackendMessage::CommandComplete(tag) => {
+                    self.note_command(&tag);
                     columns = None;
                 }
+                BackendMessage::EmptyQueryResponse => columns = None,
                 BackendMessage::ErrorResponse(e) => {
                     outcome = keep_first(outcome, Outcome::Db(Error::db(e)));
                 }
@@ -131,9 +133,9 @@ impl Connection {
                 BackendMessage::CopyInResponse(_) => self.refuse_copy_in().await?,
                 BackendMessage::CopyBothResponse(_) => return Err(self.refuse_copy_both()),
                 // The dropped query's results and errors: nobody is waiting for them.
+                BackendMessage::CommandComplete(tag) => self.note_command(&tag),
                 BackendMessage::RowDescription(_)
                 | BackendMessage::DataRow(_)
-                | BackendMessage::CommandComplete(_)
                 | BackendMessage::EmptyQueryResponse
                 | BackendMessage::ErrorResponse(_)
                 | BackendMessage::CopyOutResponse(_)
@@ -164,9 +166,7 @@ impl Connection {
     /// NotificationResponse. Anything else is a protocol violation.
     pub(super) fn handle_async(&mut self, msg: BackendMessage) -> Result<()> {
         match msg {
-            BackendMessage::ParameterStatus { name, value } => {
-                self.inner.params.insert(name, value);
-            }
+            BackendMessage::ParameterStatus { name, value } => self.note_parameter(name, value),
             BackendMessage::NoticeResponse(n) => log_notice(&n),
             BackendMessage::NotificationResponse {
                 pid,

@@ -241,6 +241,10 @@ impl<M: Manage> PoolBuilder<M> {
     /// hook.
     ///
     /// After the reset (`DISCARD ALL`) the `configure` hook runs again, so what it set survives.
+    /// What a PostgreSQL session's replies do not reveal (a `set_config()` of a setting the
+    /// server does not report, a temporary table made by `CREATE TABLE ... AS`) is listed at
+    /// [`Connection::session_changed`](crate::Connection::session_changed); a
+    /// [`reset`](PoolBuilder::reset) hook covers it.
     pub fn reset_dirty_sessions(mut self, on: bool) -> Self {
         self.settings.reset_dirty = on;
         self

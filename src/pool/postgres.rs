@@ -101,6 +101,7 @@ impl Manage for PgManager {
             ConnState::Broken
         } else {
             match conn.transaction_status() {
+                TransactionStatus::Idle if conn.session_changed() => ConnState::Dirty,
                 TransactionStatus::Idle => ConnState::Idle,
                 TransactionStatus::InTransaction | TransactionStatus::Failed => {
                     ConnState::InTransaction
@@ -123,6 +124,15 @@ impl Manage for PgManager {
 
     async fn rollback(&self, conn: &mut Connection) -> Result<()> {
         conn.simple_query("ROLLBACK").await.map(drop)
+    }
+
+    /// `DISCARD ALL` ([`Connection::reset_session`]).
+    async fn reset(&self, conn: &mut Connection) -> Result<()> {
+        conn.reset_session().await
+    }
+
+    fn mark_clean(&self, conn: &mut Connection) {
+        conn.mark_session_clean();
     }
 
     fn cancel(&self, conn: &Connection) -> impl Future<Output = ()> + Send + 'static {

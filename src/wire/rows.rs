@@ -229,6 +229,33 @@ impl CommandTag {
         Ok(CommandTag(tag))
     }
 
+    /// Whether the command that sent this tag changed session state that outlives its
+    /// transaction and that a new connection would not have: a setting (`SET`, `RESET`,
+    /// `SET ROLE`, `SET SESSION AUTHORIZATION`: all tagged `SET`), a `LISTEN`/`UNLISTEN`, a
+    /// prepared statement (`PREPARE`, `DEALLOCATE`), a cursor (`DECLARE CURSOR`), a table,
+    /// view or sequence that may be temporary (`CREATE TABLE`/`VIEW`/`SEQUENCE`), a `LOAD`ed
+    /// library, or a `DISCARD`. Tags name the command, not its object, so this errs towards
+    /// `true`; what no tag reveals (`CREATE TABLE ... AS`, `SELECT ... INTO`, tagged `SELECT`)
+    /// is not seen. A byte comparison: it runs on every CommandComplete.
+    pub fn changes_session(&self) -> bool {
+        let tag: &[u8] = &self.0;
+        matches!(
+            tag,
+            b"SET"
+                | b"RESET"
+                | b"LISTEN"
+                | b"UNLISTEN"
+                | b"PREPARE"
+                | b"DEALLOCATE"
+                | b"DEALLOCATE ALL"
+                | b"DECLARE CURSOR"
+                | b"CREATE TABLE"
+                | b"CREATE VIEW"
+                | b"CREATE SEQUENCE"
+                | b"LOAD"
+        ) || tag.starts_with(b"DISCARD")
+    }
+
     /// The tag's text.
     pub fn as_str(&self) -> &str {
         // Validated in `parse` (or built from a `&str`), so this cannot fall back. It re-checks
