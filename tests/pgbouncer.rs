@@ -1,0 +1,133 @@
+//! wirepool through a real PgBouncer: SCRAM between the pool and PgBouncer, transaction pooling
+//! between PgBouncer and PostgreSQL, many tasks sharing few server connections.
+//!
+//! `.ci/run` installs PgBouncer. Without it these tests fail and say what to install; with
+//! `WIREPOOL_SKIP_PGBOUNCER=1` they print that they were skipped and pass.
+
+mod support;
+
+use std::time::Duration;
+
+use support::cluster::Cluster;
+use support::pgbouncer::{PgBouncer, PoolMode};
+use wirepool::{Pool, TransactionStatus};
+
+/// Starts PgBouncer, or `None` when the user asked to skip these tests.
+fn bouncer(mode: PoolMode, server_pool_size: usize) -> Option<PgBouncer> {
+    match PgBouncer::start(Cluster::shared(), mode, server_pool_size, &["scram_user"]) {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var("WIREPOOL_SKIP_PGBOUNCER").is_ok_and(|v| v == "1") => {
+            eprintln!("skipped (WIREPOOL_SKIP_PGBOUNCER=1): {e}");
+            None
+        }
+        Err(e) => panic!("{e}\n(set WIREPOOL_SKIP_PGBOUNCER=1 to skip the PgBouncer tests)"),
+    }
+}
+
+/// 32 tasks through a pool of 8 client connections, which PgBouncer multiplexes over 2 server
+/// connections. Each task runs transactions split over several round trips (`BEGIN`, then an
+/// `INSERT`, then a check that the transaction is still the same, then `COMMIT`): transaction
+/// pooling keeps a server connection for a client until its transaction ends, so every
+/// transaction sees itself and every row lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_share_two_server_connections_under_transaction_pooling() {
+    let Some(bouncer) = bouncer(PoolMode::Transaction, 2) else {
+        return;
+    };
+    Cluster::shared()
+        .psql(
+            "\\c test_db\n\
+             DROP TABLE IF EXISTS wp_bouncer;\n\
+             CREATE TABLE wp_bouncer (task int, i int, xid bigint);\n\
+             GRANT ALL ON wp_bouncer TO scram_user;",
+        )
+        .unwrap();
+    let pool = Pool::builder(bouncer.conninfo("scram_user").as_str())
+        .name("wp_bouncer")
+        .min_size(2)
+        .max_size(8)
+        .timeout(Duration::from_secs(20))
+        .open()
+        .await
+        .unwrap();
+
+    let mut tasks = Vec::new();
+    for task in 0..32 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let mut conn = pool.connection().await.unwrap();
+                conn.simple_query("BEGIN").await.unwrap();
+                assert_eq!(conn.transaction_status(), TransactionStatus::InTransaction);
+                conn.simple_query(&format!(
+                    "INSERT INTO wp_bouncer VALUES ({task}, {i}, txid_current())"
+                ))
+                .await
+                .unwrap();
+                let same = conn
+                    .simple_query(&format!(
+                        "SELECT count(*) FROM wp_bouncer \
+                         WHERE task = {task} AND i = {i} AND xid = txid_current()"
+                    ))
+                    .await
+                    .unwrap();
+                assert_eq!(same[0].get(0), Some("1"), "the transaction moved");
+                conn.simple_query("COMMIT").await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    let mut conn = pool.connection().await.unwrap();
+    let rows = conn
+        .simple_query("SELECT count(*), count(DISTINCT (task, i)) FROM wp_bouncer")
+        .await
+        .unwrap();
+    assert_eq!((rows[0].get(0), rows[0].get(1)), (Some("800"), Some("800")));
+    drop(conn);
+    let servers = Cluster::shared()
+        .psql(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE usename = 'scram_user' AND datname = 'test_db'",
+        )
+        .unwrap();
+    let servers: usize = servers.parse().unwrap();
+    assert!(
+        servers <= 2,
+        "{servers} server connections behind PgBouncer"
+    );
+    let stats = pool.stats();
+    assert_eq!(stats.returns_bad, 0, "{stats}");
+    assert!(stats.pool_size <= 8, "{stats}");
+    pool.close().await;
+}
+
+/// A session's changes are reset before the next borrower even through PgBouncer (the reset
+/// runs on whichever server connection PgBouncer picks, which is where the change lives under
+/// session pooling), and a `DISCARD ALL` through PgBouncer leaves the pool's connection usable.
+#[tokio::test]
+async fn a_changed_session_is_reset_through_session_pooling() {
+    let Some(bouncer) = bouncer(PoolMode::Session, 1) else {
+        return;
+    };
+    let pool = Pool::builder(bouncer.conninfo("scram_user").as_str())
+        .name("wp_bouncer_session")
+        .max_size(1)
+        .timeout(Duration::from_secs(10))
+        .open()
+        .await
+        .unwrap();
+    let mut conn = pool.connection().await.unwrap();
+    conn.simple_query("SET TimeZone TO 'Asia/Tokyo'")
+        .await
+        .unwrap();
+    drop(conn);
+    let mut conn = pool.connection().await.unwrap();
+    let zone = conn.simple_query("SHOW TimeZone").await.unwrap();
+    assert_ne!(zone[0].get(0), Some("Asia/Tokyo"));
+    drop(conn);
+    assert_eq!(pool.stats().returns_bad, 0);
+    pool.close().await;
+}
