@@ -47,3 +47,8 @@ pub use conn::{CancelToken, Connection, Row};
 pub use error::{Error, PoolTimeoutInfo, Result};
 pub use pool::{Pool, PoolBuilder, PoolStats, PooledConnection};
 pub use wire::{DbError, TransactionStatus};
+
+/// The README's Rust examples, compiled by `cargo test --doc` so that what a user pastes builds.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;
