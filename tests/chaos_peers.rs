@@ -331,3 +331,152 @@ macro_rules! peer_scenarios {
 
 peer_scenarios!(deadpool, Deadpool);
 peer_scenarios!(psycopg, Psycopg);
+
+/// deadpool-postgres through the failover and the switchover of tests/live_ha_pool.rs, with
+/// tokio-postgres' own `target_session_attrs=read-write` and deadpool's default
+/// `RecyclingMethod::Fast`: the figures for docs/reliability.md's HA section.
+mod deadpool_ha {
+    use std::sync::atomic::AtomicBool;
+    use std::time::Instant;
+
+    use super::*;
+    use support::cluster::Cluster;
+    use support::standby::Pair;
+
+    const WRITE: &str = "INSERT INTO writes DEFAULT VALUES RETURNING current_setting('port')";
+
+    /// When a write ended, and the port that took it or the error's SQLSTATE.
+    type Attempt = (Instant, Result<u16, String>);
+
+    fn pool(ports: &[u16], max_size: usize) -> deadpool_postgres::Pool {
+        let hosts = vec!["127.0.0.1"; ports.len()].join(",");
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let conninfo = format!(
+            "host={hosts} port={} user=postgres dbname=postgres connect_timeout=2 \
+             target_session_attrs=read-write",
+            ports.join(",")
+        );
+        let config: tokio_postgres::Config = conninfo.parse().unwrap();
+        let timeout = Some(Duration::from_secs(3));
+        deadpool_postgres::Pool::builder(Manager::new(config, NoTls))
+            .max_size(max_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(timeout)
+            .create_timeout(timeout)
+            .recycle_timeout(timeout)
+            .build()
+            .unwrap()
+    }
+
+    /// One write: the port that took it, or the error's SQLSTATE (or "-").
+    async fn write(pool: &deadpool_postgres::Pool) -> Result<u16, String> {
+        let conn = pool.get().await.map_err(|e| short(&e.to_string()))?;
+        let rows = conn
+            .simple_query(WRITE)
+            .await
+            .map_err(|e| e.code().map_or("-".to_owned(), |c| c.code().to_owned()))?;
+        Ok(rows
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|p| p.parse().ok()),
+                _ => None,
+            })
+            .unwrap_or(0))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a peer's figures for docs/reliability.md: scripts/chaos/peers.sh"]
+    async fn failover_under_load() {
+        let pair = Pair::start().expect("a private primary + standby");
+        pair.primary
+            .psql("CREATE TABLE writes (id bigserial, at timestamptz DEFAULT now())")
+            .unwrap();
+        let (p, s) = (pair.primary.port(), pair.standby.port());
+        let pool = pool(&[p, s], 5);
+        let stop = Arc::new(AtomicBool::new(false));
+        let log: Arc<Mutex<Vec<Attempt>>> = Arc::default();
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (pool, stop, log) = (pool.clone(), Arc::clone(&stop), Arc::clone(&log));
+                tokio::spawn(async move {
+                    while !stop.load(SeqCst) {
+                        let r = write(&pool).await;
+                        let failed = r.is_err();
+                        log.lock().unwrap().push((Instant::now(), r));
+                        if failed {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let down = Instant::now();
+        let promotion = tokio::task::block_in_place(|| pair.fail_over()).expect("failover");
+        let promoted = Instant::now();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        stop.store(true, SeqCst);
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        let log = std::mem::take(&mut *log.lock().unwrap());
+        let first = log
+            .iter()
+            .find(|(at, r)| *at >= promoted && *r == Ok(s))
+            .map(|(at, _)| *at - promoted);
+        let after: Vec<_> = log.iter().filter(|(at, _)| *at >= promoted).collect();
+        let read_only = after
+            .iter()
+            .filter(|(_, r)| r.as_ref().err().is_some_and(|c| c == "25006"))
+            .count();
+        let errors = after.iter().filter(|(_, r)| r.is_err()).count();
+        // Each failed checkout while no server is writable is a connect attempt (nothing is
+        // idle): the rate the pool hits the servers at.
+        let during = log
+            .iter()
+            .filter(|(at, r)| *at >= down && *at < promoted && r.is_err())
+            .count();
+        eprintln!(
+            "chaos deadpool-postgres/failover: promotion {promotion:?}; first write on the new \
+             primary {first:?} after it; {during} failed checkouts while no server was writable \
+             ({:.0}/s); in the 5 s after: {} writes, {errors} errors ({read_only} read-only)",
+            during as f64 / (promoted - down).as_secs_f64(),
+            after.len() - errors
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a peer's figures for docs/reliability.md: scripts/chaos/peers.sh"]
+    async fn switchover() {
+        let old = Cluster::start().expect("a private cluster");
+        let new = Cluster::start().expect("a second private cluster");
+        for c in [&old, &new] {
+            c.psql("CREATE TABLE writes (id bigserial, at timestamptz DEFAULT now())")
+                .unwrap();
+        }
+        let pool = pool(&[old.port(), new.port()], 1);
+        assert_eq!(write(&pool).await, Ok(old.port()));
+        old.psql("ALTER SYSTEM SET default_transaction_read_only = on")
+            .unwrap();
+        old.psql("SELECT pg_reload_conf()").unwrap();
+        // The old server's sessions take the reload when they next go idle: wait until a
+        // new session there sees it, then write 20 times, one after another.
+        while old.psql("SHOW default_transaction_read_only").unwrap() != "on" {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (mut refused, mut on_old, mut on_new) = (0, 0, 0);
+        for _ in 0..20 {
+            match write(&pool).await {
+                Ok(port) if port == old.port() => on_old += 1,
+                Ok(_) => on_new += 1,
+                Err(code) if code == "25006" => refused += 1,
+                Err(other) => panic!("{other}"),
+            }
+        }
+        eprintln!(
+            "chaos deadpool-postgres/switchover: of 20 writes after the old primary turned \
+             read-only, {refused} refused (25006), {on_old} landed on it before its session \
+             took the reload, {on_new} on the new primary"
+        );
+    }
+}
