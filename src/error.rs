@@ -121,6 +121,16 @@ pub(crate) enum Kind {
     /// A call of the blocking API (`wirepool::blocking`) that would block came from a thread
     /// that is polling async tasks.
     InsideAsyncRuntime,
+    /// A server message is longer than a limit the user can raise (the setting is named); the
+    /// source is the [`WireError`].
+    LimitExceeded(&'static str),
+    /// NOTIFYs arrived while the connection's notification buffer was full, and were dropped.
+    NotificationsLost {
+        /// How many, in a row.
+        missed: u64,
+        /// The buffer's limit (`Config::max_pending_notifications`).
+        limit: usize,
+    },
 }
 
 impl Kind {
@@ -129,7 +139,12 @@ impl Kind {
     fn is_leaf(&self) -> bool {
         matches!(
             self,
-            Kind::Io | Kind::Db | Kind::Protocol | Kind::InvalidInput | Kind::Other
+            Kind::Io
+                | Kind::Db
+                | Kind::Protocol
+                | Kind::InvalidInput
+                | Kind::Other
+                | Kind::LimitExceeded(_)
         )
     }
 }
@@ -281,6 +296,15 @@ impl Error {
 
     pub(crate) fn inside_async_runtime() -> Error {
         Error::new(Kind::InsideAsyncRuntime)
+    }
+
+    /// A server message over the limit that `setting` raises.
+    pub(crate) fn limit_exceeded(setting: &'static str, e: WireError) -> Error {
+        Error::with_source(Kind::LimitExceeded(setting), e)
+    }
+
+    pub(crate) fn notifications_lost(missed: u64, limit: usize) -> Error {
+        Error::new(Kind::NotificationsLost { missed, limit })
     }
 
     /// An error from outside wirepool: what a [`Manage`](crate::pool::Manage) implementation or
@@ -489,6 +513,31 @@ impl Error {
         matches!(self.kind(), Kind::InvalidInput)
     }
 
+    /// The server sent a message longer than a limit the user sets (a row over
+    /// [`Config::max_message_len`](crate::Config::max_message_len)); the message names the
+    /// setting. The connection is broken: the rest of the message was never read.
+    pub fn is_limit_exceeded(&self) -> bool {
+        matches!(self.kind(), Kind::LimitExceeded(_))
+    }
+
+    /// NOTIFYs were lost: they arrived (with a query's response) while the connection already
+    /// buffered [`Config::max_pending_notifications`](crate::Config::max_pending_notifications)
+    /// unread ones. Returned in the place of the lost notifications, after those received
+    /// before them and before those received after; the connection stays usable.
+    /// [`notifications_missed`](Error::notifications_missed) says how many.
+    pub fn is_notifications_lost(&self) -> bool {
+        matches!(self.kind(), Kind::NotificationsLost { .. })
+    }
+
+    /// For [`is_notifications_lost`](Error::is_notifications_lost), how many notifications
+    /// were lost at this point of the stream.
+    pub fn notifications_missed(&self) -> Option<u64> {
+        match self.kind() {
+            Kind::NotificationsLost { missed, .. } => Some(*missed),
+            _ => None,
+        }
+    }
+
     /// `putconn` was given a connection from another pool.
     pub fn is_foreign_connection(&self) -> bool {
         matches!(self.kind(), Kind::ForeignConnection)
@@ -551,6 +600,12 @@ impl fmt::Display for Error {
                 "a blocking wirepool call was made inside an async runtime, where it would \
                  stall the runtime's thread: use the async API (wirepool::Pool) there, or run \
                  the blocking call in tokio::task::spawn_blocking",
+            )?,
+            Kind::LimitExceeded(setting) => write!(f, "over the limit set by {setting}")?,
+            Kind::NotificationsLost { missed, limit } => write!(
+                f,
+                "{missed} notification(s) lost: they arrived while {limit} unread ones filled \
+                 the buffer (Config::max_pending_notifications)"
             )?,
         }
         // A leaf shows its content ("server error: FATAL 28P01 ..."); a wrapper leaves its

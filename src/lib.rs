@@ -43,7 +43,7 @@ pub mod pool;
 pub mod wire;
 
 pub use config::Config;
-pub use conn::{CancelToken, Connection, Row};
+pub use conn::{CancelToken, Connection, Listener, Notification, Row};
 pub use error::{Error, PoolTimeoutInfo, Result};
 pub use pool::{Pool, PoolBuilder, PoolStats, PooledConnection};
 pub use wire::{DbError, TransactionStatus};

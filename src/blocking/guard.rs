@@ -111,8 +111,13 @@ impl PooledConnection {
         self.conn.cancel_requested()
     }
 
-    /// Notifications received so far (at most the 64 most recent), oldest first.
-    pub fn take_notifications(&mut self) -> Vec<Notification> {
+    /// Notifications received so far, oldest first, up to the first loss: see
+    /// [`Connection::take_notifications`](crate::Connection::take_notifications).
+    ///
+    /// # Errors
+    /// [`Error::is_notifications_lost`](crate::Error::is_notifications_lost) if notifications
+    /// were dropped before the oldest one still buffered.
+    pub fn take_notifications(&mut self) -> crate::Result<Vec<Notification>> {
         self.conn.take_notifications()
     }
 }

@@ -4,7 +4,8 @@
 //! Two stages, like libpq's `PQconninfoParse` and then `connectOptions2`:
 //! 1. Parsing (`FromStr`, the setters) stores each keyword's value as given, as text. It rejects
 //!    bad syntax and unknown keywords, nothing else, so a `Config` printed with
-//!    [`Config::to_conninfo_string`] parses back to an equal `Config`.
+//!    [`Config::to_conninfo_string`] parses back to an equal `Config` (its [`Limits`], which
+//!    are not keywords, aside).
 //! 2. Resolving (`resolve.rs`) applies the PG* environment, the defaults and `.pgpass`, and
 //!    validates every value (ports, hostaddr, timeouts, modes) into a `ConnectParams`.
 //!
@@ -14,6 +15,7 @@
 mod access;
 mod conninfo;
 mod keyword;
+mod limits;
 mod pgpass;
 mod resolve;
 mod target;
@@ -26,6 +28,7 @@ use std::str::FromStr;
 use crate::error::Error;
 use keyword::Keyword;
 
+pub use limits::{Limits, DEFAULT_MAX_PENDING_NOTIFICATIONS};
 #[doc(hidden)]
 pub use resolve::{ConnectParams, Keepalives, Target};
 pub use target::{LoadBalanceHosts, TargetSessionAttrs};
@@ -177,6 +180,10 @@ pub enum Host {
 /// `ssl_max_protocol_version`) are accepted and dropped: they mean nothing without TLS. Other
 /// libpq keywords (`service`, `gssencmode`, `replication`, ...) are refused by name.
 ///
+/// Bounds on what the server can make a connection hold (the longest row, the SCRAM iteration
+/// count, unread notifications) are Rust-side settings, not keywords: see [`Limits`] and
+/// [`Config::max_message_len`].
+///
 /// # One cluster, a write pool and a read pool
 ///
 /// A conninfo listing every server of an HA cluster serves both kinds of pool; only the target
@@ -198,6 +205,8 @@ pub struct Config {
     /// Every keyword but `password`, indexed by `Keyword as usize`; `None` = not given.
     values: [Option<String>; keyword::COUNT],
     password: Option<Password>,
+    /// Rust-side settings, not keywords (see [`Limits`]).
+    limits: Limits,
 }
 
 impl Config {
@@ -211,7 +220,8 @@ impl Config {
     }
 
     /// The whole configuration as a keyword/value string, **password included**: it contains
-    /// the password, so never log it. Parsing the result gives an equal `Config`.
+    /// the password, so never log it. Parsing the result gives an equal `Config`, but for
+    /// [`Limits`], which are not keywords and are left out.
     ///
     /// ```
     /// let config: wirepool::Config = "postgres://app:s3cret@db/shop".parse()?;
@@ -300,6 +310,9 @@ impl fmt::Debug for Config {
                 Keyword::Password => self.password.as_ref().map(|p| d.field(k.name(), p)),
                 _ => self.raw(k).map(|v| d.field(k.name(), &v)),
             };
+        }
+        if self.limits != Limits::default() {
+            d.field("limits", &self.limits);
         }
         d.finish()
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::conninfo::is_space;
 use super::keyword::{Keyword, COUNT};
+use super::limits::Limits;
 use super::pgpass::PassFile;
 use super::target::{LoadBalanceHosts, TargetSessionAttrs};
 use super::{Config, Host, Password, SslMode};
@@ -89,6 +90,8 @@ pub struct ConnectParams {
     pub load_balance_hosts: LoadBalanceHosts,
     /// `disable`, `allow` or `prefer` (the others fail to resolve).
     pub sslmode: SslMode,
+    /// Bounds on what the server can make the connection hold.
+    pub limits: Limits,
 }
 
 impl Config {
@@ -205,6 +208,7 @@ impl Config {
             target_session_attrs,
             load_balance_hosts,
             sslmode,
+            limits: self.limits.checked()?,
         })
     }
 }

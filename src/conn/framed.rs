@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::socket::Stream;
 use crate::error::{Error, Result};
-use crate::wire::{BackendMessage, Decoder};
+use crate::wire::{BackendMessage, Decoder, DecoderLimits, WireError};
 
 /// The first and smallest read size. A whole handshake (~600 bytes on PostgreSQL 15) and a
 /// small query's response fit, and an idle connection holds only this much: the read buffer is
@@ -61,9 +61,23 @@ impl Framed {
         }
     }
 
-    /// A message already buffered, if any; never touches the socket.
+    /// The limits of messages after startup (`Config::max_message_len`).
+    pub(crate) fn set_limits(&mut self, limits: DecoderLimits) {
+        self.decoder.set_limits(limits);
+    }
+
+    /// A message already buffered, if any; never touches the socket. A message over the user's
+    /// limit is [`Error::is_limit_exceeded`], any other bad input [`Error::is_protocol`].
     pub(crate) fn try_decode(&mut self) -> Result<Option<BackendMessage>> {
-        self.decoder.decode(&mut self.rbuf).map_err(Error::protocol)
+        match self.decoder.decode(&mut self.rbuf) {
+            Ok(msg) => Ok(msg),
+            Err(w @ WireError::MessageTooLong { tag, .. })
+                if !self.decoder.in_startup() && DecoderLimits::covers(tag) =>
+            {
+                Err(Error::limit_exceeded("Config::max_message_len", w))
+            }
+            Err(w) => Err(Error::protocol(w)),
+        }
     }
 
     /// The next message. EOF is [`Error::closed`].

@@ -4,7 +4,12 @@
 //! Files: `socket` (TCP/Unix, keepalive, address resolution), `framed` (buffers + decoder),
 //! `select` (which host and address, `target_session_attrs`, `load_balance_hosts`), `startup`
 //! (one attempt: socket + handshake driver), `scram_cache` (PBKDF2 off the executor, cached),
-//! `query` (simple query), `cancel` (CancelRequest).
+//! `query` (simple query), `cancel` (CancelRequest), `listen` (notifications, [`Listener`]).
+//!
+//! Each connection has a tracing span (`connection`, with the backend's `pid` and the server's
+//! `host` address), entered for the events it logs (server notices, a server closing the
+//! session), so a log line says which session it came from; opened inside a pool's task, the
+//! span is a child of the pool's.
 //!
 //! State invariants: `busy` is set when a Query is written and cleared only by its
 //! ReadyForQuery; `broken` is set by any I/O or protocol error (or by `check_closed` seeing
@@ -17,13 +22,14 @@
 
 mod cancel;
 mod framed;
+mod listen;
 mod query;
 mod scram_cache;
 mod select;
 mod socket;
 mod startup;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,18 +38,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use cancel::CancelToken;
+pub use listen::Listener;
 
-use crate::config::{Config, SessionState, TargetSessionAttrs};
+use crate::config::{Config, Limits, SessionState, TargetSessionAttrs};
 use crate::error::{Error, Result};
 use crate::wire::{
     frontend, BackendKey, BackendMessage, CommandTag, DbError, Session, TransactionStatus,
 };
 use framed::Framed;
+use listen::Inbox;
 use socket::PeerAddr;
-
-/// NotificationResponses kept for [`Connection::take_notifications`]; older ones are dropped
-/// (and logged) so a chatty channel nobody reads cannot grow memory without bound.
-const MAX_PENDING_NOTIFICATIONS: usize = 64;
 
 /// One data row of a simple query's result, with every value as text (`None` is SQL NULL).
 ///
@@ -115,7 +119,10 @@ struct Inner {
     /// Set by [`CancelToken::cancel`] before it sends; the `Arc`'s count also tells whether a
     /// token is still alive.
     cancel_sent: Arc<AtomicBool>,
-    notifications: VecDeque<Notification>,
+    /// Notifications not yet handed out, at most `Limits::max_pending_notifications`.
+    notifications: Inbox,
+    /// `connection{pid, host}`: entered for every event this connection logs.
+    span: tracing::Span,
     /// When the last query's ReadyForQuery was read: the proof of life `check_closed` trusts
     /// for [`ALIVE_BYPASS`].
     ready_at: Option<Instant>,
@@ -140,7 +147,22 @@ struct Inner {
 pub(crate) const ALIVE_BYPASS: Duration = Duration::from_millis(1);
 
 impl Connection {
-    fn new(io: Framed, session: Session, addr: PeerAddr, cancel_timeout: Duration) -> Connection {
+    fn new(
+        mut io: Framed,
+        session: Session,
+        addr: PeerAddr,
+        cancel_timeout: Duration,
+        limits: &Limits,
+    ) -> Connection {
+        io.set_limits(limits.decoder());
+        let span = tracing::info_span!(
+            "connection",
+            pid = session.backend_key.map_or(0, |k| k.pid),
+            host = %match &addr {
+                PeerAddr::Tcp(a) => a.to_string(),
+                PeerAddr::Unix(path) => path.display().to_string(),
+            },
+        );
         let inner = Inner {
             io,
             params: session.parameters,
@@ -151,7 +173,8 @@ impl Connection {
             addr,
             cancel_timeout,
             cancel_sent: Arc::new(AtomicBool::new(false)),
-            notifications: VecDeque::new(),
+            notifications: Inbox::new(limits.max_pending_notifications),
+            span,
             ready_at: None,
             target: TargetSessionAttrs::Any,
             probed: SessionState::default(),
@@ -473,7 +496,9 @@ impl Connection {
                 // While idle the server sends an ErrorResponse only as it closes (admin shutdown
                 // 57P01, idle_session_timeout 57P05, ...), whatever its severity field says.
                 Ok(Some(BackendMessage::ErrorResponse(e))) if !self.inner.busy || is_fatal(&e) => {
-                    tracing::info!(error = %e, "server closed the connection");
+                    self.inner
+                        .span
+                        .in_scope(|| tracing::info!(error = %e, "server closed the connection"));
                     self.note_server_error(&e);
                     self.mark_broken();
                     return true;
@@ -503,22 +528,19 @@ impl Connection {
         }
     }
 
-    /// Notifications received so far (at most the 64 most recent), oldest first.
-    pub fn take_notifications(&mut self) -> Vec<Notification> {
-        self.inner.notifications.drain(..).collect()
-    }
-
-    fn push_notification(&mut self, pid: i32, channel: String, payload: String) {
-        tracing::debug!(pid, channel = %channel, "notification received");
-        if self.inner.notifications.len() >= MAX_PENDING_NOTIFICATIONS {
-            self.inner.notifications.pop_front();
-            tracing::debug!("notification buffer full; dropped the oldest");
-        }
-        self.inner.notifications.push_back(Notification {
-            pid,
-            channel,
-            payload,
-        });
+    /// This connection's tracing span (`connection`, with fields `pid` and `host`): the
+    /// parent of every event the connection logs. Instrument work about this connection with it
+    /// so its events are attributed too.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), wirepool::Error> {
+    /// let config: wirepool::Config = "host=db user=app".parse()?;
+    /// let conn = wirepool::Connection::connect(&config).await?;
+    /// conn.span().in_scope(|| tracing::info!("opened")); // logged with pid=... host=...
+    /// # Ok(()) }
+    /// ```
+    pub fn span(&self) -> &tracing::Span {
+        &self.inner.span
     }
 
     /// A token that cancels this connection's running query from anywhere. It connects to the

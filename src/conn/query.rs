@@ -167,7 +167,7 @@ impl Connection {
     pub(super) fn handle_async(&mut self, msg: BackendMessage) -> Result<()> {
         match msg {
             BackendMessage::ParameterStatus { name, value } => self.note_parameter(name, value),
-            BackendMessage::NoticeResponse(n) => log_notice(&n),
+            BackendMessage::NoticeResponse(n) => self.inner.span.in_scope(|| log_notice(&n)),
             BackendMessage::NotificationResponse {
                 pid,
                 channel,

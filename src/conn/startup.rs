@@ -49,7 +49,7 @@ pub(super) async fn connect_addr(
     let auth = AuthConfig {
         password: password.map(<[u8]>::to_vec),
         require_auth: p.require_auth.clone(),
-        ..AuthConfig::default()
+        max_scram_iterations: p.limits.max_scram_iterations,
     };
     let mut hs = Handshake::new(&params, auth).map_err(handshake_error)?;
     let session = loop {
@@ -74,5 +74,11 @@ pub(super) async fn connect_addr(
         }
     };
     let cancel_timeout = p.connect_timeout.unwrap_or(Duration::from_secs(10));
-    Ok(Connection::new(io, session, addr, cancel_timeout))
+    Ok(Connection::new(
+        io,
+        session,
+        addr,
+        cancel_timeout,
+        &p.limits,
+    ))
 }

@@ -12,7 +12,7 @@ use super::select;
 use super::socket::Stream;
 use super::Connection;
 use crate::config::{
-    ConnectParams, Host, Keepalives, LoadBalanceHosts, Password, SslMode, Target,
+    ConnectParams, Host, Keepalives, Limits, LoadBalanceHosts, Password, SslMode, Target,
     TargetSessionAttrs,
 };
 use crate::error::Result;
@@ -43,6 +43,7 @@ fn params(user: &str, password: Option<&str>, ports: &[u16]) -> ConnectParams {
             user_timeout: None,
         },
         target_session_attrs: TargetSessionAttrs::Any,
+        limits: Limits::default(),
         load_balance_hosts: LoadBalanceHosts::Disable,
         sslmode: SslMode::Prefer,
     }

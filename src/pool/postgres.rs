@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::conn::Connection;
 use crate::error::Result;
 use crate::wire::TransactionStatus;
@@ -62,6 +62,21 @@ impl PgManager {
     pub(crate) fn checked(config: Config) -> Result<Self> {
         config.resolve()?;
         Ok(PgManager::new(config))
+    }
+
+    /// This manager, its connections opened with `limits` (see [`Limits`]; a pool built from a
+    /// [`Config`] takes them from [`Config::limits`]).
+    ///
+    /// ```
+    /// let mut limits = wirepool::config::Limits::default();
+    /// limits.max_message_len = 256 << 20;
+    /// let manager = wirepool::pool::PgManager::new("host=db".parse()?).with_limits(limits);
+    /// assert_eq!(manager.config().get_limits(), limits);
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.config.limits(limits);
+        self
     }
 
     /// The configuration connections are opened with.
@@ -137,9 +152,10 @@ impl Manage for PgManager {
 
     fn cancel(&self, conn: &Connection) -> impl Future<Output = ()> + Send + 'static {
         let token = conn.cancel_token();
+        let span = conn.span().clone();
         async move {
             if let Err(e) = token.cancel().await {
-                tracing::debug!(error = %e, "CancelRequest failed");
+                span.in_scope(|| tracing::debug!(error = %e, "CancelRequest failed"));
             }
         }
     }

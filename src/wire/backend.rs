@@ -168,6 +168,21 @@ pub struct DecoderLimits {
     pub max_message_len: usize,
 }
 
+impl DecoderLimits {
+    /// Whether a message with this type byte is bounded by
+    /// [`max_message_len`](DecoderLimits::max_message_len) after startup (the other tags have
+    /// libpq's fixed limits, see [`crate::wire`]).
+    ///
+    /// ```
+    /// use wirepool::wire::DecoderLimits;
+    /// assert!(DecoderLimits::covers(b'D'));
+    /// assert!(!DecoderLimits::covers(b'Z'));
+    /// ```
+    pub fn covers(tag: u8) -> bool {
+        matches!(tag, b'T' | b'D' | b'd' | b'E' | b'N' | b'A')
+    }
+}
+
 impl Default for DecoderLimits {
     fn default() -> DecoderLimits {
         DecoderLimits {
@@ -213,6 +228,11 @@ impl Decoder {
         }
     }
 
+    /// Replaces the post-startup limits (they apply from the next message on).
+    pub fn set_limits(&mut self, limits: DecoderLimits) {
+        self.limits = limits;
+    }
+
     /// Whether the decoder still applies startup-phase rules.
     pub fn in_startup(&self) -> bool {
         !self.ready
@@ -248,7 +268,7 @@ impl Decoder {
             };
         }
         match tag {
-            b'T' | b'D' | b'd' | b'E' | b'N' | b'A' => Ok(self.limits.max_message_len),
+            _ if DecoderLimits::covers(tag) => Ok(self.limits.max_message_len),
             b'S' | b'Z' | b'C' | b'I' | b'G' | b'H' | b'W' | b'c' => Ok(MAX_SMALL_MESSAGE_LEN),
             _ if is_backend_tag(tag) => Err(WireError::UnexpectedMessage { tag }),
             _ => Err(WireError::UnknownMessage { tag }),

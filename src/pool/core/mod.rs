@@ -231,13 +231,18 @@ impl<M: Manage> Core<M> {
         &self.growth
     }
 
-    /// Runs `task` on the pool's runtime. If that runtime has shut down, the task is dropped
+    /// Runs `task` on the pool's runtime, in a `wirepool{pool}` tracing span (the parent of the
+    /// spans of the connections it opens). If that runtime has shut down, the task is dropped
     /// unpolled, and with it whatever it owns (guards free their counts).
     pub(crate) fn spawn<F>(&self, task: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        drop(self.runtime.spawn(task));
+        let span = tracing::info_span!("wirepool", pool = %self.name());
+        drop(
+            self.runtime
+                .spawn(tracing::Instrument::instrument(task, span)),
+        );
     }
 
     pub(crate) fn is_closed(&self) -> bool {

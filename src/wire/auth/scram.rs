@@ -115,7 +115,9 @@ impl fmt::Display for ScramError {
             ScramError::InvalidBase64 => "invalid SCRAM response (invalid base64)",
             ScramError::MissingIterations => "invalid SCRAM response (missing iteration count)",
             ScramError::InvalidIterationCount => "invalid SCRAM response (invalid iteration count)",
-            ScramError::IterationCountTooHigh => "SCRAM iteration count is above the client's cap",
+            ScramError::IterationCountTooHigh => {
+                "SCRAM iteration count is above the client's cap (Config::max_scram_iterations)"
+            }
             ScramError::MandatoryExtension => "SCRAM server requires an unsupported extension",
             ScramError::UnexpectedAttribute => "invalid SCRAM response (unexpected attribute)",
             ScramError::TrailingData => "invalid SCRAM response (unexpected trailing data)",
