@@ -384,3 +384,48 @@ async fn check_closed_trusts_a_round_trip_for_one_millisecond() {
     assert!(conn.is_broken());
     server.join().await;
 }
+
+/// A server that closes a session says why just before its EOF (57P01 here); a peek that finds
+/// both already arrived still reads the why, so the connection is known to be going away, not
+/// only closed.
+#[tokio::test]
+async fn a_farewell_error_that_arrives_with_the_eof_is_still_read() {
+    let server = FakeServer::start(|mut s| async move {
+        fake::read_startup(&mut s).await;
+        send(&mut s, &fake::trust_handshake()).await;
+        let farewell = fake::error_response(&[
+            (b'S', "FATAL"),
+            (b'V', "FATAL"),
+            (b'C', "57P01"),
+            (b'M', "terminating connection due to administrator command"),
+        ]);
+        send(&mut s, &farewell).await;
+        drop(s);
+    });
+    let mut conn = connect(&server.conninfo("u", None)).await.unwrap();
+    server.join().await; // the error and the EOF have both been sent
+    assert!(conn.check_closed());
+    assert!(
+        conn.server_going_away(),
+        "the 57P01 before the EOF was read"
+    );
+}
+
+/// A query dropped mid-flight still changed the session if its reply says so: `check_closed`,
+/// reading through that reply, notes the `SET` tag and the reported parameter.
+#[tokio::test]
+async fn check_closed_on_a_busy_connection_notes_what_the_dropped_query_changed() {
+    let reply = [
+        fake::parameter_status("TimeZone", "Asia/Tokyo"),
+        fake::command_complete("SET"),
+        fake::ready_for_query(b'I'),
+    ]
+    .concat();
+    let (mut conn, server) = busy_connection_with_pending(reply).await;
+    assert!(!conn.session_changed());
+    assert!(!check_closed_until_idle(&mut conn).await);
+    assert!(conn.session_changed());
+    assert_eq!(conn.parameter("TimeZone"), Some("Asia/Tokyo"));
+    drop(conn);
+    server.join().await;
+}

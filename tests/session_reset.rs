@@ -183,3 +183,53 @@ async fn a_connection_tracks_what_changes_its_session() {
     assert_ne!(zone[0].get(0), Some("Asia/Tokyo"));
     assert!(!conn.session_changed());
 }
+
+/// The user's `reset` hook runs before the reset of a changed session, so a hook that changes
+/// the session itself (`RESET ALL` undoes the `configure` hook's settings) neither costs the
+/// connection nor leaves it without what `configure` set: the same backend comes back,
+/// configured.
+#[tokio::test]
+async fn a_session_changing_reset_hook_keeps_the_connection_and_its_configuration() {
+    let app = "wp_reset_hook";
+    let pool = Pool::builder(conninfo(app).as_str())
+        .name(app)
+        .max_size(1)
+        .configure(|conn| {
+            Box::pin(async move {
+                conn.simple_query("SET TimeZone TO 'America/Lima'")
+                    .await
+                    .map(drop)
+            })
+        })
+        .reset(|conn| Box::pin(async move { conn.simple_query("RESET ALL").await.map(drop) }))
+        .open()
+        .await
+        .unwrap();
+    let mut conn = pool.connection().await.unwrap();
+    let first = session(&mut conn).await;
+    drop(conn);
+    for _ in 0..3 {
+        let mut conn = pool.connection().await.unwrap();
+        assert_eq!(session(&mut conn).await, first);
+        assert!(!conn.session_changed());
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.connections_num, 1, "{stats}");
+    pool.close().await;
+}
+
+/// Notifications for a borrower's `LISTEN` that it never read are not handed to the next one.
+#[tokio::test]
+async fn unread_notifications_do_not_reach_the_next_borrower() {
+    let pool = one_connection_pool("wp_reset_notify", true).await;
+    let mut conn = pool.connection().await.unwrap();
+    conn.simple_query("LISTEN wp_stale").await.unwrap();
+    // Delivered with this query's reply: buffered, never read by this borrower.
+    conn.simple_query("NOTIFY wp_stale, 'old'; SELECT 1")
+        .await
+        .unwrap();
+    drop(conn);
+    let mut next = pool.connection().await.unwrap();
+    assert!(next.take_notifications().unwrap().is_empty());
+    pool.close().await;
+}

@@ -4,8 +4,8 @@
 use bytes::{BufMut, BytesMut};
 use wirepool::wire::{
     frontend, Authentication, BackendMessage, Decoder, DecoderLimits, TransactionStatus, WireError,
-    MAX_AUTH_MESSAGE_LEN, MAX_AUTH_RESPONSE_LEN, MAX_FRONTEND_MESSAGE_LEN, MAX_SMALL_MESSAGE_LEN,
-    MAX_STARTUP_MESSAGE_LEN, MAX_STARTUP_PACKET_LEN,
+    MAX_AUTH_MESSAGE_LEN, MAX_AUTH_RESPONSE_LEN, MAX_FRONTEND_MESSAGE_LEN, MAX_NOTIFICATION_LEN,
+    MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN, MAX_STARTUP_PACKET_LEN,
 };
 
 /// A backend message: tag, Int32 length (body + 4), body.
@@ -587,9 +587,10 @@ fn post_startup_limits_exact_and_one_past() {
         max_message_len: max,
     });
     decode_one(&mut d, &msg(b'Z', b"I")).unwrap();
-    for tag in *b"TDdENA" {
+    for tag in *b"TDdEN" {
         check_limit(&mut d, tag, max);
     }
+    check_limit(&mut d, b'A', MAX_NOTIFICATION_LEN);
     for tag in *b"SZCIGHWc" {
         check_limit(&mut d, tag, MAX_SMALL_MESSAGE_LEN);
     }

@@ -16,7 +16,9 @@ use crate::wire::{
 /// Default for [`Limits::max_pending_notifications`]. Notifications are buffered only when they
 /// arrive with a query's response (an idle connection leaves them in the socket, and the server
 /// queues them, until read), so the buffer holds what one query's run brings in: 1024 of at most
-/// 8000 bytes each (PostgreSQL's payload limit) is at most about 8 MiB per connection.
+/// 8000 bytes each (a default-built PostgreSQL's payload limit) is about 8 MiB per connection,
+/// and no peer can make it more than 1024 ×
+/// [`MAX_NOTIFICATION_LEN`](crate::wire::MAX_NOTIFICATION_LEN) (64 MiB).
 pub const DEFAULT_MAX_PENDING_NOTIFICATIONS: usize = 1024;
 
 /// The bounds a connection puts on what the server can make it hold. Every field has a safe
@@ -34,8 +36,8 @@ pub const DEFAULT_MAX_PENDING_NOTIFICATIONS: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Largest RowDescription, DataRow, CopyData, ErrorResponse, NoticeResponse or
-    /// NotificationResponse accepted after startup (a length-field value, which counts itself
+    /// Largest RowDescription, DataRow, CopyData, ErrorResponse or NoticeResponse accepted after
+    /// startup (a length-field value, which counts itself
     /// but not the type byte). Default [`DEFAULT_MAX_MESSAGE_LEN`] (64 MiB); at least
     /// [`MAX_SMALL_MESSAGE_LEN`] and at most [`MAX_FRONTEND_MESSAGE_LEN`] (the server's
     /// `PQ_LARGE_MESSAGE_LIMIT`: it sends nothing longer). A longer message fails the query with

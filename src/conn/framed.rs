@@ -197,4 +197,11 @@ impl Framed {
     pub(crate) async fn shutdown(&mut self) -> Result<()> {
         self.stream.shutdown().await.map_err(Error::io)
     }
+
+    /// Reads and discards until the peer closes its end (EOF) or a read fails. Cancel-safe:
+    /// nothing read is kept.
+    pub(crate) async fn discard_until_eof(&mut self) {
+        let mut scratch = [0u8; 512];
+        while let Ok(1..) = self.stream.read(&mut scratch).await {}
+    }
 }

@@ -48,6 +48,12 @@ impl Inbox {
         }
     }
 
+    /// Forgets every buffered notification and gap (the session they were for has been reset).
+    pub(super) fn clear(&mut self) {
+        self.items.clear();
+        self.held = 0;
+    }
+
     /// Buffers `n`, or counts it into a gap if the buffer is full.
     fn push(&mut self, n: Notification) {
         if self.held < self.limit {
@@ -160,10 +166,14 @@ impl Connection {
     /// # }
     /// ```
     ///
+    /// Inside a transaction block it waits until the server closes the session: PostgreSQL
+    /// delivers notifications only between transactions.
+    ///
     /// # Cancel safety
-    /// Cancel-safe: a dropped future loses no notification (each one is buffered as it is
-    /// decoded, and bytes read stay buffered), so it can be a branch of `tokio::select!` or be
-    /// wrapped in a timeout.
+    /// Cancel-safe while the connection is idle: a dropped future loses no notification (each
+    /// one is buffered as it is decoded, and bytes read stay buffered), so it can be a branch of
+    /// `tokio::select!` or be wrapped in a timeout. While it reads through a dropped query's
+    /// response, dropping it is as dropping that query: the connection may be left broken.
     ///
     /// # Errors
     /// [`Error::is_notifications_lost`] as above. The server closing the session (its FATAL

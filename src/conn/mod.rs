@@ -139,6 +139,11 @@ struct Inner {
     session_changed: bool,
 }
 
+/// How long [`Connection::close`] waits for the server to end the session after Terminate. A
+/// server ends it at once unless it is still finishing a query (one being cancelled, say) or
+/// the network is stalled; then the wait is cut short and the socket closed anyway.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// How long a completed round trip vouches for the connection: within it, `check_closed`
 /// skips its peek (one `recv` syscall, 5–10 % of a pooled `SELECT 1`'s client CPU). The peek
 /// only ever narrows a race (the server may close right after it), so HikariCP skips it for
@@ -325,11 +330,7 @@ impl Connection {
     /// The server's own role (`in_hot_standby`, `default_transaction_read_only`) is not a
     /// session change: [`satisfies`](Connection::satisfies) judges it.
     pub(crate) fn note_parameter(&mut self, name: String, value: String) {
-        let role = matches!(
-            name.as_str(),
-            "in_hot_standby" | "default_transaction_read_only"
-        );
-        if !role && self.inner.params.get(&name) != Some(&value) {
+        if name != "in_hot_standby" && self.inner.params.get(&name) != Some(&value) {
             self.inner.session_changed = true;
         }
         self.inner.params.insert(name, value);
@@ -338,8 +339,12 @@ impl Connection {
     /// Whether this session changed since it was opened or last marked clean, as far as the
     /// server's replies tell ([`CommandTag::changes_session`], and a reported parameter with a
     /// new value). Not seen: settings the server does not report changed by `set_config()`
-    /// inside a `SELECT`, and temporary tables made by `CREATE TABLE ... AS` or
-    /// `SELECT ... INTO`; a pool's reset hook covers those. A pool resets a changed session
+    /// inside a `SELECT`; temporary tables made by `CREATE TABLE ... AS` or `SELECT ... INTO`,
+    /// and other objects in `pg_temp` (functions, types); session advisory locks
+    /// (`pg_advisory_lock`); a sequence's `currval`. A pool's reset hook covers those. And seen
+    /// though it ends with its transaction: `SET LOCAL`, `SET TRANSACTION` and a cursor declared
+    /// without `WITH HOLD` share their tags with what outlives it, so they too make the pool
+    /// reset the session. A pool resets a changed session
     /// ([`reset_session`](Connection::reset_session)) before another borrower gets it.
     pub fn session_changed(&self) -> bool {
         self.inner.session_changed
@@ -353,12 +358,15 @@ impl Connection {
 
     /// Restores the session to what a new connection has: `DISCARD ALL` (settings, prepared
     /// statements, cursors, `LISTEN`s, temporary tables, advisory locks, plans), which
-    /// PostgreSQL refuses inside a transaction block. The session stays marked changed (the
+    /// PostgreSQL refuses inside a transaction block; notifications received for the old
+    /// `LISTEN`s and not yet read are dropped with them. The session stays marked changed (the
     /// `DISCARD` itself changed it) until [`mark_session_clean`](Connection::mark_session_clean).
     ///
     /// Cancel safety: as [`simple_query`](Connection::simple_query).
     pub async fn reset_session(&mut self) -> Result<()> {
-        self.simple_query("DISCARD ALL").await.map(drop)
+        self.simple_query("DISCARD ALL").await?;
+        self.inner.notifications.clear();
+        Ok(())
     }
 
     /// Whether a statement on this session failed with SQLSTATE 25006
@@ -513,12 +521,25 @@ impl Connection {
                     self.mark_broken();
                     return true;
                 }
+                // A dropped query's commands still changed the session.
+                Ok(Some(BackendMessage::CommandComplete(tag))) => self.note_command(&tag),
+                Ok(Some(
+                    msg @ (BackendMessage::ParameterStatus { .. }
+                    | BackendMessage::NoticeResponse(_)
+                    | BackendMessage::NotificationResponse { .. }),
+                )) => {
+                    if self.handle_async(msg).is_err() {
+                        self.mark_broken();
+                        return true;
+                    }
+                }
                 Ok(Some(msg)) if !self.inner.busy => {
                     if self.handle_async(msg).is_err() {
                         self.mark_broken();
                         return true;
                     }
                 }
+                // A dropped query's rows and errors: nobody is waiting for them.
                 Ok(Some(_)) => {}
                 Err(_) => {
                     self.mark_broken();
@@ -557,9 +578,12 @@ impl Connection {
         }
     }
 
-    /// Sends Terminate and closes the socket. A broken connection (including one whose last
-    /// write was cut short: Terminate would be read as the rest of that message) is just
-    /// dropped.
+    /// Sends Terminate, closes the socket's sending side, and waits (at most
+    /// [`CLOSE_WAIT`]) for the server to close its end: the server backend has then left
+    /// `pg_stat_activity`, so a pool that counts the session as gone once this returns never
+    /// has more sessions on the server than it counts. A broken connection (including one
+    /// whose last write was cut short: Terminate would be read as the rest of that message) is
+    /// just dropped.
     ///
     /// # Cancel safety
     /// Cancel-safe: the socket is closed either way (it is dropped with the future).
@@ -574,7 +598,12 @@ impl Connection {
         self.inner.broken = true;
         frontend::terminate(&mut self.inner.io.wbuf);
         self.inner.io.flush().await?;
-        self.inner.io.shutdown().await
+        self.inner.io.shutdown().await?;
+        // A backend that gets Terminate unregisters from pg_stat_activity (a
+        // `before_shmem_exit` hook) before its socket closes (an `on_proc_exit` one:
+        // PostgreSQL's ipc.c runs them in that order), so its EOF is the proof it is gone.
+        let _ = tokio::time::timeout(CLOSE_WAIT, self.inner.io.discard_until_eof()).await;
+        Ok(())
     }
 }
 

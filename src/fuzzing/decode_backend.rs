@@ -23,7 +23,7 @@ use bytes::BytesMut;
 
 use crate::wire::{
     BackendMessage, Decoder, DecoderLimits, WireError, DEFAULT_MAX_MESSAGE_LEN,
-    MAX_AUTH_MESSAGE_LEN, MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN,
+    MAX_AUTH_MESSAGE_LEN, MAX_NOTIFICATION_LEN, MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN,
 };
 
 /// `BytesMut` may give a buffer that was split off a larger one its original allocation size
@@ -164,7 +164,8 @@ fn limit_for(startup: bool, tag: u8, limits: DecoderLimits) -> Option<usize> {
     match (startup, tag) {
         (true, b'R') => Some(MAX_AUTH_MESSAGE_LEN),
         (true, b'E' | b'N' | b'S' | b'K' | b'v' | b'Z') => Some(MAX_STARTUP_MESSAGE_LEN),
-        (false, b'T' | b'D' | b'd' | b'E' | b'N' | b'A') => Some(limits.max_message_len),
+        (false, b'T' | b'D' | b'd' | b'E' | b'N') => Some(limits.max_message_len),
+        (false, b'A') => Some(MAX_NOTIFICATION_LEN),
         (false, b'S' | b'Z' | b'C' | b'I' | b'G' | b'H' | b'W' | b'c') => {
             Some(MAX_SMALL_MESSAGE_LEN)
         }

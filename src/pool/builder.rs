@@ -223,7 +223,12 @@ impl<M: Manage> PoolBuilder<M> {
     }
 
     /// Runs in the background on each returned connection (psycopg's `reset`); it must leave
-    /// it idle, or the connection is discarded.
+    /// it idle, or the connection is discarded. It runs after the `ROLLBACK` of a connection
+    /// returned in a transaction and before the reset of a changed session (see
+    /// [`reset_dirty_sessions`](PoolBuilder::reset_dirty_sessions)): if the hook changes the
+    /// session (`RESET ALL`, `DISCARD ALL`), that reset follows and runs the `configure` hook
+    /// again. A hook that restores sessions itself can turn `reset_dirty_sessions` off to save
+    /// that round trip.
     pub fn reset<F>(mut self, hook: F) -> Self
     where
         F: for<'c> Fn(&'c mut M::Connection) -> BoxFuture<'c, Result<()>> + Send + Sync + 'static,
@@ -233,8 +238,8 @@ impl<M: Manage> PoolBuilder<M> {
     }
 
     /// Whether a connection returned with its session changed (`ConnState::Dirty`: for
-    /// PostgreSQL a `SET`, `RESET`, `LISTEN`, `PREPARE`, `DECLARE` or temporary table, or a
-    /// reported parameter that differs from its value at connect) is reset in the background
+    /// PostgreSQL a `SET`, `RESET`, `LISTEN`, `PREPARE`, `DECLARE` or temporary table, or a new
+    /// value of a parameter the server reports) is reset in the background
     /// before anyone else gets it (default on), so one borrower's `SET TimeZone` or `LISTEN`
     /// never reaches the next. A clean connection returns with zero round trips either way.
     /// Off: connections are reused as they come back, as psycopg_pool does without a `reset`

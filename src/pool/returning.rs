@@ -96,8 +96,9 @@ pub(crate) fn return_slot<M: Manage>(
     }
 }
 
-/// Rollback and/or the `reset` hook in a bounded background task that owns the slot and the
-/// permit; the permit goes back only once the connection is idle again or discarded.
+/// Rollback, the `reset` hook and the reset of a changed session, in that order, in a bounded
+/// background task that owns the slot and the permit; the permit goes back only once the
+/// connection is idle again or discarded.
 fn spawn_reset<M: Manage>(slot: Slot<M::Connection>, permit: Permit<M>, state: ConnState) {
     let core = Arc::clone(permit.core());
     let mut live = Live::new(Arc::clone(&core), slot);
@@ -109,13 +110,15 @@ fn spawn_reset<M: Manage>(slot: Slot<M::Connection>, permit: Permit<M>, state: C
             if state == ConnState::InTransaction {
                 manager.rollback(conn).await?;
             }
+            if let Some(reset) = &core.settings().reset {
+                reset(conn).await.map_err(|e| Error::hook("reset", e))?;
+            }
+            // Last, so that what the user's hook changed (a `RESET ALL` undoes the `configure`
+            // hook's settings) is restored too.
             if core.settings().reset_dirty && manager.state(conn) == ConnState::Dirty {
                 tracing::debug!(pool = %core.name(), "resetting a changed session");
                 manager.reset(conn).await?;
                 configure(manager, core.settings(), conn).await?;
-            }
-            if let Some(reset) = &core.settings().reset {
-                reset(conn).await.map_err(|e| Error::hook("reset", e))?;
             }
             Ok::<(), Error>(())
         };

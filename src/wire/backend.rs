@@ -8,8 +8,8 @@
 //! Phases (limits from libpq, see the `MAX_*` constants in [`crate::wire`]):
 //! - *startup* (until the first ReadyForQuery): only `R E N S K v Z` are valid; `R` is capped
 //!   at [`MAX_AUTH_MESSAGE_LEN`], the others at [`MAX_STARTUP_MESSAGE_LEN`];
-//! - *ready*: `T D d E N A` are capped at [`DecoderLimits::max_message_len`], every other tag
-//!   at [`MAX_SMALL_MESSAGE_LEN`].
+//! - *ready*: `T D d E N` are capped at [`DecoderLimits::max_message_len`], `A` at
+//!   [`MAX_NOTIFICATION_LEN`], every other tag at [`MAX_SMALL_MESSAGE_LEN`].
 
 use bytes::{Bytes, BytesMut};
 
@@ -19,7 +19,7 @@ pub use super::rows::{
 };
 use super::{
     DbError, TransactionStatus, WireError, DEFAULT_MAX_MESSAGE_LEN, MAX_AUTH_MESSAGE_LEN,
-    MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN,
+    MAX_NOTIFICATION_LEN, MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN,
 };
 
 /// An Authentication request (`'R'`), by its code.
@@ -163,8 +163,8 @@ impl BackendMessage {
 /// Caps on message lengths after startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecoderLimits {
-    /// Largest length-field value for RowDescription, DataRow, CopyData, ErrorResponse,
-    /// NoticeResponse and NotificationResponse. Default [`DEFAULT_MAX_MESSAGE_LEN`].
+    /// Largest length-field value for RowDescription, DataRow, CopyData, ErrorResponse and
+    /// NoticeResponse. Default [`DEFAULT_MAX_MESSAGE_LEN`].
     pub max_message_len: usize,
 }
 
@@ -179,7 +179,7 @@ impl DecoderLimits {
     /// assert!(!DecoderLimits::covers(b'Z'));
     /// ```
     pub fn covers(tag: u8) -> bool {
-        matches!(tag, b'T' | b'D' | b'd' | b'E' | b'N' | b'A')
+        matches!(tag, b'T' | b'D' | b'd' | b'E' | b'N')
     }
 }
 
@@ -269,6 +269,7 @@ impl Decoder {
         }
         match tag {
             _ if DecoderLimits::covers(tag) => Ok(self.limits.max_message_len),
+            b'A' => Ok(MAX_NOTIFICATION_LEN),
             b'S' | b'Z' | b'C' | b'I' | b'G' | b'H' | b'W' | b'c' => Ok(MAX_SMALL_MESSAGE_LEN),
             _ if is_backend_tag(tag) => Err(WireError::UnexpectedMessage { tag }),
             _ => Err(WireError::UnknownMessage { tag }),

@@ -59,12 +59,20 @@ pub const MAX_AUTH_MESSAGE_LEN: usize = 2000;
 /// treats an `'E'` longer than 30000 as garbage (a pre-protocol text error misread as a length).
 pub const MAX_STARTUP_MESSAGE_LEN: usize = 30_000;
 
+/// Largest NotificationResponse (`'A'`) accepted: a pid, a channel name shorter than
+/// `NAMEDATALEN` (64) and a payload shorter than `NOTIFY_PAYLOAD_MAX_LENGTH` (`BLCKSZ` −
+/// `NAMEDATALEN` − 128 in PostgreSQL's `async.c`: 8000 bytes with the default 8 KiB `BLCKSZ`,
+/// 32,576 with the largest, 32 KiB), with room to spare. Its own bound, not
+/// [`DecoderLimits::max_message_len`]: unread notifications are buffered, so their size bounds a
+/// connection's memory.
+pub const MAX_NOTIFICATION_LEN: usize = 64 << 10;
+
 /// Largest message accepted after startup for every tag except `T D d E N A`: the bound libpq's
 /// `pqParseInput3` (`fe-protocol3.c`) applies before it assumes message-boundary sync was lost.
 pub const MAX_SMALL_MESSAGE_LEN: usize = 30_000;
 
-/// Default cap for RowDescription, DataRow, CopyData, ErrorResponse, NoticeResponse and
-/// NotificationResponse after startup ([`DecoderLimits::max_message_len`]).
+/// Default cap for RowDescription, DataRow, CopyData, ErrorResponse and NoticeResponse after
+/// startup ([`DecoderLimits::max_message_len`]).
 ///
 /// The server can send up to `PQ_LARGE_MESSAGE_LIMIT` (MaxAllocSize − 1, about 1 GiB) and libpq
 /// accepts that much. We default to 64 MiB instead: a pool serves many connections, and a hostile

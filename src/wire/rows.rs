@@ -229,13 +229,13 @@ impl CommandTag {
         Ok(CommandTag(tag))
     }
 
-    /// Whether the command that sent this tag changed session state that outlives its
-    /// transaction and that a new connection would not have: a setting (`SET`, `RESET`,
+    /// Whether the command that sent this tag may have changed session state that outlives
+    /// its transaction and that a new connection would not have: a setting (`SET`, `RESET`,
     /// `SET ROLE`, `SET SESSION AUTHORIZATION`: all tagged `SET`), a `LISTEN`/`UNLISTEN`, a
     /// prepared statement (`PREPARE`, `DEALLOCATE`), a cursor (`DECLARE CURSOR`), a table,
     /// view or sequence that may be temporary (`CREATE TABLE`/`VIEW`/`SEQUENCE`), a `LOAD`ed
-    /// library, or a `DISCARD`. Tags name the command, not its object, so this errs towards
-    /// `true`; what no tag reveals (`CREATE TABLE ... AS`, `SELECT ... INTO`, tagged `SELECT`)
+    /// library, or a `DISCARD`. Tags name the command, not its object or scope, so this errs
+    /// towards `true` (`SET LOCAL` is tagged `SET` too); what no tag reveals (`CREATE TABLE ... AS`, `SELECT ... INTO`, tagged `SELECT`)
     /// is not seen. A byte comparison: it runs on every CommandComplete.
     pub fn changes_session(&self) -> bool {
         let tag: &[u8] = &self.0;
