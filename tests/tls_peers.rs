@@ -20,8 +20,8 @@ use wirepool::{Config, Connection, Error};
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
 struct Certs {
-    /// Owns the directory the files live in.
-    _pki: Pki,
+    /// Makes more (CRLs) and owns the directory the files live in.
+    pki: Pki,
     ca: Issued,
     /// SAN `DNS:localhost`, `IP:127.0.0.1`.
     full: Issued,
@@ -44,7 +44,7 @@ fn certs() -> &'static Certs {
             )?;
             let cn_only = pki.server("cn-only", &ca, KeyKind::P256, "localhost", "")?;
             Ok(Certs {
-                _pki: pki,
+                pki,
                 ca,
                 full,
                 cn_only,
@@ -307,6 +307,60 @@ async fn direct_tls_needs_require_or_stronger() {
             "{mode}: {e}"
         );
     }
+}
+
+/// `sslcrl`: a CRL from the CA that lists the server certificate makes the chain check fail,
+/// one that lists something else lets it pass (rustls-webpki's CRL support, every certificate of
+/// the chain checked, an unknown status refused: OpenSSL's `X509_V_FLAG_CRL_CHECK_ALL` as libpq
+/// sets it).
+#[tokio::test]
+async fn a_revoked_server_certificate_fails_with_sslcrl() {
+    let c = certs();
+    let other = c
+        .pki
+        .server(
+            "revocable-other",
+            &c.ca,
+            KeyKind::P256,
+            "localhost",
+            "DNS:localhost",
+        )
+        .unwrap();
+    let clean = c.pki.crl("clean", &c.ca, &[&other]).unwrap();
+    let revoking = c.pki.crl("revoking", &c.ca, &[&c.full]).unwrap();
+    let extra = |crl: &std::path::Path| {
+        format!(
+            "sslmode=verify-full sslrootcert={} sslcrl={}",
+            c.ca.cert.display(),
+            crl.display()
+        )
+    };
+    let server = tls_peer(&c.full, &[], false, Arc::default());
+    let conn = connect(&conninfo(server.port(), "localhost", &extra(&clean)))
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    server.join().await;
+    let server = tls_peer(&c.full, &[], false, Arc::default());
+    let e = connect(&conninfo(server.port(), "localhost", &extra(&revoking)))
+        .await
+        .unwrap_err();
+    assert!(e.is_tls() && e.to_string().contains("Revoked"), "{e}");
+    server.join().await;
+    // A CRL file that is not a CRL is an error, never ignored.
+    let e = connect(&conninfo(
+        server_port_unused(),
+        "localhost",
+        &extra(&c.ca.key),
+    ))
+    .await
+    .unwrap_err();
+    assert!(e.is_tls(), "{e}");
+}
+
+/// A port nothing listens on: the errors it meets come before any socket is opened.
+fn server_port_unused() -> u16 {
+    1
 }
 
 /// The DER reader's hash choice against certificates OpenSSL signed each way, and the

@@ -21,7 +21,7 @@
 //! - Bytes the server sends with its `S` are an error (CVE-2021-23222; see `wire::tls`).
 
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -306,7 +306,17 @@ fn load_roots(mode: SslMode, root: &RootCert) -> Result<Option<RootCertStore>> {
 /// `sslcrl` (a PEM file of CRLs) and every file of `sslcrldir`; a default `root.crl` that does
 /// not exist is no CRL.
 fn load_crls(p: &TlsParams) -> Result<Vec<CertificateRevocationListDer<'static>>> {
-    let mut files: Vec<PathBuf> = p.crl.iter().filter(|f| f.exists()).cloned().collect();
+    let mut crls = Vec::new();
+    if let Some(file) = p.crl.as_deref().filter(|f| f.exists()) {
+        let found = read_crls(file)?;
+        if found.is_empty() {
+            return Err(Error::tls_config(format!(
+                "certificate revocation list file \"{}\" holds no CRL",
+                file.display()
+            )));
+        }
+        crls.extend(found);
+    }
     if let Some(dir) = &p.crl_dir {
         let entries = std::fs::read_dir(dir).map_err(|e| {
             Error::tls_config(format!(
@@ -314,20 +324,19 @@ fn load_crls(p: &TlsParams) -> Result<Vec<CertificateRevocationListDer<'static>>
                 dir.display()
             ))
         })?;
-        for entry in entries.flatten() {
-            if entry.path().is_file() {
-                files.push(entry.path());
-            }
+        // Files that hold no CRL are skipped (OpenSSL reads only its hashed names there).
+        for path in entries.flatten().map(|e| e.path()).filter(|p| p.is_file()) {
+            crls.extend(read_crls(&path)?);
         }
     }
-    let mut crls = Vec::new();
-    for f in files {
-        let found = CertificateRevocationListDer::pem_file_iter(&f)
-            .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(|e| pem_error("certificate revocation list", &f, e))?;
-        crls.extend(found);
-    }
     Ok(crls)
+}
+
+/// Every CRL of a PEM file.
+fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>> {
+    CertificateRevocationListDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| pem_error("certificate revocation list", path, e))
 }
 
 /// The client certificate chain and key, when the certificate file exists (libpq sends none

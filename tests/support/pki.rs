@@ -242,6 +242,60 @@ impl Pki {
         std::fs::read(&der).map_err(|e| e.to_string())
     }
 
+    /// A CRL (PEM, v2) signed by `ca` revoking `revoked`, made with `openssl ca -gencrl`.
+    ///
+    /// # Errors
+    /// `openssl` failing, with its output.
+    pub fn crl(&self, name: &str, ca: &Issued, revoked: &[&Issued]) -> Result<PathBuf, String> {
+        let db = self.dir.join(format!("{name}.db"));
+        std::fs::create_dir_all(&db).map_err(|e| e.to_string())?;
+        let index = db.join("index.txt");
+        std::fs::write(&index, "").map_err(|e| e.to_string())?;
+        // A crlnumber file makes the CRL v2, the version rustls-webpki reads.
+        std::fs::write(db.join("crlnumber"), "01\n").map_err(|e| e.to_string())?;
+        let cnf = db.join("ca.cnf");
+        std::fs::write(
+            &cnf,
+            format!(
+                "[ca]\ndefault_ca = d\n[d]\ndatabase = {}\ncrlnumber = {}\ndefault_md = \
+                 sha256\ndefault_crl_days = 2\n",
+                index.display(),
+                db.join("crlnumber").display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let (c, k, f) = (path_str(&ca.cert), path_str(&ca.key), path_str(&cnf));
+        for cert in revoked {
+            let r = path_str(&cert.cert);
+            openssl(&[
+                "ca",
+                "-config",
+                f.as_str(),
+                "-keyfile",
+                k.as_str(),
+                "-cert",
+                c.as_str(),
+                "-revoke",
+                r.as_str(),
+            ])?;
+        }
+        let out = self.dir.join(format!("{name}.crl"));
+        let o = path_str(&out);
+        openssl(&[
+            "ca",
+            "-config",
+            f.as_str(),
+            "-keyfile",
+            k.as_str(),
+            "-cert",
+            c.as_str(),
+            "-gencrl",
+            "-out",
+            o.as_str(),
+        ])?;
+        Ok(out)
+    }
+
     /// A client certificate for `user` (its CN, which the server's `cert` method maps to the
     /// role) signed by `ca`.
     ///
