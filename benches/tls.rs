@@ -10,10 +10,13 @@
 //! - `connect`: connect + SCRAM-SHA-256-PLUS (`channel_binding=require`) + close, one at a
 //!   time on a 1-worker runtime: wirepool vs tokio-postgres, connections/s and CPU per
 //!   connection.
+//! - `memory`: resident memory per idle TLS connection, each pool in a child process of its
+//!   own (this executable again): a pool of 10, each used once, then 200 more; the difference
+//!   over 200.
 //!
 //! Both clients verify the server as `verify-full` (the CA as the only root, the host name
 //! `localhost`). Knobs: `WIREPOOL_BENCH_ROUNDS` (3), `WIREPOOL_BENCH_MS` (1500),
-//! `WIREPOOL_BENCH_QUICK=1`, `WIREPOOL_BENCH_ONLY=select1,connect`.
+//! `WIREPOOL_BENCH_QUICK=1`, `WIREPOOL_BENCH_ONLY=select1,connect,memory`.
 
 #[path = "../tests/support/cluster.rs"]
 mod cluster;
@@ -93,21 +96,24 @@ impl Setup {
         s
     }
 
-    /// The rustls configuration tokio-postgres gets: the CA as the only root, `ring`.
     fn rustls_config(&self) -> Result<rustls::ClientConfig, String> {
-        use rustls::pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        let ca = rustls::pki_types::CertificateDer::from_pem_file(&self.ca)
-            .map_err(|e| e.to_string())?;
-        roots.add(ca).map_err(|e| e.to_string())?;
-        Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        rustls_config(&self.ca)
     }
+}
+
+/// The rustls configuration tokio-postgres gets: the CA as the only root, `ring`.
+fn rustls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = rustls::pki_types::CertificateDer::from_pem_file(ca).map_err(|e| e.to_string())?;
+    roots.add(ca).map_err(|e| e.to_string())?;
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 }
 
 async fn wirepool_pool(conninfo: String, size: usize) -> Result<Contender, String> {
@@ -372,6 +378,126 @@ fn connect(setup: &Setup, rounds: usize, window: Duration) {
     print_table(&header, &rows);
 }
 
+/// The memory child's environment: which pool, and the conninfo / CA file.
+const MEMORY_CHILD: &str = "WIREPOOL_TLS_BENCH_MEMORY_CHILD";
+const MEMORY_CONNINFO: &str = "WIREPOOL_TLS_BENCH_CONNINFO";
+const MEMORY_CA: &str = "WIREPOOL_TLS_BENCH_CA";
+const MEMORY_BASE: usize = 10;
+const MEMORY_IDLE: usize = 200;
+const MEMORY: [&str; 2] = [
+    "deadpool-postgres, TLS (tokio-postgres-rustls)",
+    "wirepool, TLS",
+];
+
+fn memory(setup: &Setup) {
+    let mut rows = Vec::new();
+    for (i, name) in MEMORY.iter().enumerate() {
+        wait_for_backends_to_exit(&setup.cluster);
+        let out = std::env::current_exe().and_then(|exe| {
+            std::process::Command::new(exe)
+                .env(MEMORY_CHILD, i.to_string())
+                .env(
+                    MEMORY_CONNINFO,
+                    setup.conninfo("postgres", None, "sslmode=verify-full"),
+                )
+                .env(MEMORY_CA, &setup.ca)
+                .output()
+        });
+        let text = out
+            .as_ref()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let v: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let [base, full] = v[..] else {
+            let err = out.map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
+            eprintln!("memory child {name}: {text} {err:?}");
+            continue;
+        };
+        rows.push(vec![
+            (*name).to_owned(),
+            format!("{:.1}", base as f64 / 1048576.0),
+            format!("{:.1}", full as f64 / 1048576.0),
+            format!(
+                "{:.1}",
+                full.saturating_sub(base) as f64 / MEMORY_IDLE as f64 / 1024.0
+            ),
+        ]);
+    }
+    println!(
+        "## Memory: RSS per idle TLS connection (each pool in its own child process; \
+         {MEMORY_BASE} connections first, then {MEMORY_IDLE} more, each used once)\n"
+    );
+    let header = [
+        "pool".to_owned(),
+        format!("RSS with {MEMORY_BASE} (MiB)"),
+        format!("RSS with {} (MiB)", MEMORY_BASE + MEMORY_IDLE),
+        "KiB per extra idle connection".to_owned(),
+    ];
+    print_table(&header, &rows);
+}
+
+/// Backends of the previous child may linger a moment; the next must not meet
+/// `max_connections`.
+fn wait_for_backends_to_exit(cluster: &cluster::Cluster) {
+    let sql = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend';";
+    for _ in 0..300 {
+        match cluster.psql(sql).map(|n| n.trim().parse::<u32>()) {
+            Ok(Ok(n)) if n <= 1 => return,
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The memory child: opens the pools and prints "RSS-with-base RSS-with-all" in bytes.
+fn memory_child(which: &str) {
+    let conninfo = std::env::var(MEMORY_CONNINFO).unwrap_or_default();
+    let ca = std::path::PathBuf::from(std::env::var_os(MEMORY_CA).unwrap_or_default());
+    let rt = runtime(2);
+    let result: Result<(u64, u64), String> = rt.block_on(async {
+        let open = |size: usize| {
+            let conninfo = conninfo.clone();
+            let ca = ca.clone();
+            let which = which.to_owned();
+            async move {
+                let pool = if which == "0" {
+                    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(rustls_config(&ca)?);
+                    let info = conninfo.replace("sslmode=verify-full", "sslmode=require");
+                    deadpool_pool(&strip_sslrootcert(&info), size, tls).await?
+                } else {
+                    wirepool_pool(conninfo, size).await?
+                };
+                // Every connection checked out at once, so each is touched.
+                let op = Arc::clone(&pool.op);
+                let tasks: Vec<_> = (0..size)
+                    .map(|_| {
+                        let op = Arc::clone(&op);
+                        tokio::spawn(async move {
+                            op().await?;
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                            Ok::<(), String>(())
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.map_err(|e| e.to_string())??;
+                }
+                Ok::<Contender, String>(pool)
+            }
+        };
+        let _base = open(MEMORY_BASE).await?;
+        let base = procfs::rss_bytes().unwrap_or(0);
+        let _all = open(MEMORY_IDLE).await?;
+        Ok((base, procfs::rss_bytes().unwrap_or(0)))
+    });
+    match result {
+        Ok((base, full)) => println!("{base} {full}"),
+        Err(e) => eprintln!("{e}"),
+    }
+}
+
 fn runtime(workers: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -381,6 +507,9 @@ fn runtime(workers: usize) -> tokio::runtime::Runtime {
 }
 
 fn main() {
+    if let Ok(which) = std::env::var(MEMORY_CHILD) {
+        return memory_child(&which);
+    }
     let (rounds, window, _) = harness::rounds_and_window();
     let only = std::env::var("WIREPOOL_BENCH_ONLY").ok();
     let wants = |s: &str| {
@@ -399,5 +528,8 @@ fn main() {
     }
     if wants("connect") {
         connect(&setup, rounds, window);
+    }
+    if wants("memory") {
+        memory(&setup);
     }
 }
