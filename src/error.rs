@@ -87,6 +87,14 @@ pub(crate) enum Kind {
     Unsupported(String),
     /// The server does not match `target_session_attrs`: libpq's reason, and the target.
     TargetMismatch(String),
+    /// TLS could not be set up: the settings or files (`permanent`), or the handshake (the
+    /// source is rustls' reason, when there is one).
+    Tls {
+        /// What failed.
+        msg: String,
+        /// Whether retrying cannot help (a missing root file, a refused certificate).
+        permanent: bool,
+    },
     /// A value the caller passed cannot be sent (a NUL byte, over a protocol size limit); the
     /// source is the [`WireError`].
     InvalidInput,
@@ -233,6 +241,40 @@ impl Error {
 
     pub(crate) fn unsupported(msg: impl Into<String>) -> Error {
         Error::new(Kind::Unsupported(msg.into()))
+    }
+
+    /// A TLS handshake failure; `source` says why (rustls' error inside an `io::Error`).
+    pub(crate) fn tls(msg: impl Into<String>, source: io::Error) -> Error {
+        // A refused certificate stays refused until someone changes a certificate or setting.
+        let permanent = source
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+            .is_some_and(|e| {
+                matches!(
+                    e,
+                    rustls::Error::InvalidCertificate(_)
+                        | rustls::Error::NoCertificatesPresented
+                        | rustls::Error::PeerIncompatible(_)
+                )
+            });
+        // The reason goes into the message too: "TLS handshake failed" alone hides whether the
+        // certificate was refused or the server hung up.
+        Error::with_source(
+            Kind::Tls {
+                msg: format!("{}: {source}", msg.into()),
+                permanent,
+            },
+            source,
+        )
+    }
+
+    /// TLS settings or files that cannot work: no root certificates for `verify-full`, a key
+    /// that cannot be read.
+    pub(crate) fn tls_config(msg: impl Into<String>) -> Error {
+        Error::new(Kind::Tls {
+            msg: msg.into(),
+            permanent: true,
+        })
     }
 
     pub(crate) fn target_mismatch(msg: impl Into<String>) -> Error {
@@ -460,6 +502,7 @@ impl Error {
     pub fn is_permanent_connect_error(&self) -> bool {
         match self.kind() {
             Kind::Auth(_) | Kind::Config(_) | Kind::Unsupported(_) => true,
+            Kind::Tls { permanent, .. } => *permanent,
             Kind::Db => self
                 .code()
                 .is_some_and(|c| c.starts_with("28") || c == "3D000" || c == "42501"),
@@ -495,7 +538,25 @@ impl Error {
         matches!(self.kind(), Kind::Io)
     }
 
-    /// The server asked for something wirepool does not implement (TLS, COPY, GSSAPI, ...).
+    /// TLS failed: the settings or certificate files cannot work (`verify-full` without root
+    /// certificates, an unreadable key), the server refused TLS where it was required, or the
+    /// handshake failed (an untrusted or mismatched certificate: the message and `source()` say
+    /// which).
+    ///
+    /// ```
+    /// # async fn demo() {
+    /// let config: wirepool::Config = "host=db sslmode=verify-full sslrootcert=/nonexistent"
+    ///     .parse()
+    ///     .unwrap();
+    /// let e = wirepool::Connection::connect(&config).await.unwrap_err();
+    /// assert!(e.is_tls());
+    /// # }
+    /// ```
+    pub fn is_tls(&self) -> bool {
+        matches!(self.kind(), Kind::Tls { .. })
+    }
+
+    /// The server asked for something wirepool does not implement (COPY, GSSAPI, ...).
     pub fn is_unsupported(&self) -> bool {
         matches!(self.kind(), Kind::Unsupported(_))
     }
@@ -570,6 +631,7 @@ impl fmt::Display for Error {
             Kind::Protocol => f.write_str("protocol error")?,
             Kind::Unsupported(msg) => write!(f, "unsupported: {msg}")?,
             Kind::TargetMismatch(msg) => f.write_str(msg)?,
+            Kind::Tls { msg, .. } => write!(f, "TLS: {msg}")?,
             Kind::InvalidInput => f.write_str("invalid input")?,
             Kind::PoolTimeout(i) => write!(
                 f,

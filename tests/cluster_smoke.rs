@@ -222,7 +222,7 @@ async fn fake_server_serves_a_scripted_handshake() {
     assert_eq!(
         server.conninfo("alice", None),
         format!(
-            "host=127.0.0.1 port={} dbname=postgres user=alice",
+            "host=127.0.0.1 port={} dbname=postgres user=alice sslmode=disable",
             server.port()
         )
     );

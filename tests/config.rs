@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use wirepool::config::{
-    ConnectParams, Host, LoadBalanceHosts, Password, SslMode, TargetSessionAttrs,
+    ConnectParams, Host, LoadBalanceHosts, Password, RootCert, SslMode, TargetSessionAttrs,
+    TlsVersion,
 };
+use wirepool::wire::ChannelBindingMode;
 use wirepool::{Config, Error};
 
 fn parse(s: &str) -> Config {
@@ -472,10 +474,18 @@ fn uri_quirks_kept_from_libpq() {
 }
 
 #[test]
-fn tls_file_keywords_are_accepted_and_dropped() {
+fn tls_keywords_are_stored_and_sslpassword_and_sslcompression_dropped() {
     let c = parse("host=h sslcert=a.crt sslkey=a.key sslrootcert=r sslcrl=c sslpassword=x sslsni=1 sslcompression=0");
-    assert_eq!(c, parse("host=h"));
-    assert_eq!(parse("postgresql://h?sslrootcert=r"), parse("host=h"));
+    assert_eq!(
+        c,
+        parse("host=h sslcert=a.crt sslkey=a.key sslrootcert=r sslcrl=c sslsni=1")
+    );
+    assert_eq!(c.get("sslrootcert"), Some("r"));
+    assert!(!format!("{c:?} {c}").contains("sslpassword"));
+    assert_eq!(
+        parse("postgresql://h?sslrootcert=r"),
+        parse("host=h sslrootcert=r")
+    );
 }
 
 #[test]
@@ -729,7 +739,7 @@ fn set_uses_the_same_rules_as_the_parser() {
         .unwrap()
         .set("sslrootcert", "x")
         .unwrap();
-    assert_eq!(c, parse("sslmode=require"));
+    assert_eq!(c, parse("sslmode=require sslrootcert=x"));
     assert!(c
         .set("bogus", "1")
         .unwrap_err()
@@ -842,11 +852,13 @@ fn the_string_beats_the_environment_even_when_empty() {
     assert!(matches!(p.targets[0].host, Host::Unix(_)));
     assert_eq!(p.user, "alice");
     assert_eq!(p.application_name, None);
-    // PGSSLMODE=require must not be masked... by nothing: with sslmode given it does not apply.
-    assert!(resolve_env("sslmode=disable", &[("PGSSLMODE", "require")]).is_ok());
-    assert!(resolve_env("", &[("PGSSLMODE", "require")])
-        .unwrap_err()
-        .is_unsupported());
+    // PGSSLMODE applies when the string gives no sslmode, and only then.
+    let env = [("PGSSLMODE", "require")];
+    assert_eq!(
+        resolve_env("sslmode=disable", &env).unwrap().sslmode,
+        SslMode::Disable
+    );
+    assert_eq!(resolve_env("", &env).unwrap().sslmode, SslMode::Require);
 }
 
 #[test]
@@ -1016,25 +1028,22 @@ fn keepalive_settings() {
 }
 
 #[test]
-fn tls_modes_fail_loudly() {
-    for mode in ["require", "verify-ca", "verify-full"] {
-        let e = resolve_err(&format!("sslmode={mode}"));
-        assert!(e.is_unsupported(), "{e}");
-        assert!(
-            e.to_string().contains(&format!(
-                "sslmode={mode}: TLS is not built in yet; use sslmode=disable or prefer"
-            )),
-            "{e}"
-        );
-    }
-    assert!(resolve_err("postgresql://h/db?ssl=true").is_unsupported());
+fn sslmodes_resolve() {
     for (mode, want) in [
         ("disable", SslMode::Disable),
         ("allow", SslMode::Allow),
         ("prefer", SslMode::Prefer),
+        ("require", SslMode::Require),
+        ("verify-ca", SslMode::VerifyCa),
+        ("verify-full", SslMode::VerifyFull),
     ] {
         assert_eq!(resolve(&format!("sslmode={mode}")).sslmode, want);
     }
+    assert_eq!(
+        resolve("postgresql://h/db?ssl=true").sslmode,
+        SslMode::Require
+    );
+    assert_eq!(resolve("host=h").sslmode, SslMode::Prefer);
     assert!(resolve_err("sslmode=''")
         .to_string()
         .contains(r#"invalid sslmode value: """#));
@@ -1044,10 +1053,19 @@ fn tls_modes_fail_loudly() {
 fn channel_binding_values() {
     resolve("channel_binding=disable");
     resolve("channel_binding=prefer");
-    let e = resolve_err("channel_binding=require");
-    assert!(
-        e.is_unsupported() && e.to_string().contains("TLS is not built in yet"),
-        "{e}"
+    assert_eq!(
+        resolve("channel_binding=require").channel_binding,
+        ChannelBindingMode::Require
+    );
+    assert_eq!(
+        resolve("host=h").channel_binding,
+        ChannelBindingMode::Prefer
+    );
+    assert_eq!(
+        resolve_env("", &[("PGCHANNELBINDING", "disable")])
+            .unwrap()
+            .channel_binding,
+        ChannelBindingMode::Disable
     );
     assert!(resolve_err("channel_binding=maybe")
         .to_string()
@@ -1209,8 +1227,10 @@ fn bad_settings_are_found_without_connecting() {
         );
         assert!(e.to_string().contains(says), "{s}: {e}");
     }
-    let e = parse("sslmode=verify-full").validate().unwrap_err();
-    assert!(e.is_unsupported() && e.is_permanent_connect_error(), "{e}");
+    let e = parse("sslrootcert=system sslmode=require")
+        .validate()
+        .unwrap_err();
+    assert!(e.is_config() && e.is_permanent_connect_error(), "{e}");
     for s in [
         "service=prod",
         "gssencmode=require",
@@ -1441,4 +1461,82 @@ fn pgpass_readable_by_others_is_ignored() {
     assert_eq!(one(&pgpass_password("host=h", &g.0, &[])), None);
     let ok = TempFile::new("pgpass-private", "*:*:*:*:private\n", 0o400);
     assert_eq!(one(&pgpass_password("host=h", &ok.0, &[])), Some("private"));
+}
+
+#[test]
+fn tls_files_default_to_the_home_directory_and_the_environment() {
+    let home = Path::new("/home/alice");
+    let p = parse("host=h")
+        .resolve_with(&env_of(&[]), Some(home))
+        .unwrap();
+    assert_eq!(
+        p.tls.root,
+        RootCert::File(PathBuf::from("/home/alice/.postgresql/root.crt"))
+    );
+    assert_eq!(
+        p.tls.cert.as_deref(),
+        Some(Path::new("/home/alice/.postgresql/postgresql.crt"))
+    );
+    assert_eq!(
+        p.tls.crl.as_deref(),
+        Some(Path::new("/home/alice/.postgresql/root.crl"))
+    );
+    assert!(p.tls.sni && !p.tls.direct);
+    let p = parse("host=h")
+        .resolve_with(
+            &env_of(&[("PGSSLROOTCERT", "/etc/ca.pem"), ("PGSSLSNI", "0")]),
+            Some(home),
+        )
+        .unwrap();
+    assert_eq!(p.tls.root, RootCert::File(PathBuf::from("/etc/ca.pem")));
+    assert!(!p.tls.sni);
+    assert_eq!(
+        parse("host=h")
+            .resolve_with(&env_of(&[]), None)
+            .unwrap()
+            .tls
+            .root,
+        RootCert::Unset
+    );
+}
+
+#[test]
+fn sslrootcert_system_means_verify_full_and_nothing_weaker() {
+    assert_eq!(resolve("sslrootcert=system").sslmode, SslMode::VerifyFull);
+    assert_eq!(resolve("sslrootcert=system").tls.root, RootCert::System);
+    resolve("sslrootcert=system sslmode=verify-full");
+    for mode in ["disable", "allow", "prefer", "require", "verify-ca"] {
+        let e = resolve_err(&format!("sslrootcert=system sslmode={mode}"));
+        assert!(e.is_config(), "{e}");
+        assert!(
+            e.to_string().contains(&format!(
+                "weak sslmode \"{mode}\" may not be used with sslrootcert=system"
+            )),
+            "{e}"
+        );
+    }
+    // PGSSLMODE counts as given, as in libpq.
+    assert!(resolve_env("sslrootcert=system", &[("PGSSLMODE", "require")]).is_err());
+}
+
+#[test]
+fn tls_option_values_are_checked() {
+    assert!(resolve_err("sslsni=yes").to_string().contains("sslsni"));
+    assert!(resolve_err("sslnegotiation=fast")
+        .to_string()
+        .contains("sslnegotiation"));
+    assert!(resolve_err("ssl_min_protocol_version=TLSv2").is_config());
+    assert!(
+        resolve_err("ssl_min_protocol_version=TLSv1.3 ssl_max_protocol_version=TLSv1.2")
+            .to_string()
+            .contains("invalid SSL protocol version range")
+    );
+    assert_eq!(
+        resolve("ssl_max_protocol_version=tlsv1.2").tls.max_version,
+        Some(TlsVersion::V1_2)
+    );
+    assert!(resolve("sslnegotiation=direct sslmode=require").tls.direct);
+    assert!(resolve_err("sslnegotiation=direct")
+        .to_string()
+        .contains("weak sslmode \"prefer\" may not be used with sslnegotiation=direct"));
 }

@@ -162,7 +162,7 @@ async fn auth_failure_on_first_host_does_not_try_the_second() {
         send(&mut s, &fake::trust_handshake()).await;
     });
     let conninfo = format!(
-        "host=127.0.0.1,127.0.0.1 port={},{} user=u password=pw dbname=postgres",
+        "host=127.0.0.1,127.0.0.1 port={},{} user=u password=pw dbname=postgres sslmode=disable",
         first.port(),
         second.port()
     );

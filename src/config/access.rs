@@ -130,13 +130,13 @@ impl Config {
         self
     }
 
-    /// Sets `sslmode`. Only `Disable`, `Allow` and `Prefer` can connect until TLS is built in.
+    /// Sets `sslmode` (see [`SslMode`]).
     ///
     /// ```
     /// use wirepool::config::SslMode;
     /// let mut config = wirepool::Config::new();
-    /// config.sslmode(SslMode::Disable);
-    /// assert_eq!(config.get_sslmode(), Some("disable"));
+    /// config.sslmode(SslMode::VerifyFull);
+    /// assert_eq!(config.get_sslmode(), Some("verify-full"));
     /// ```
     pub fn sslmode(&mut self, mode: SslMode) -> &mut Config {
         self.put(Keyword::Sslmode, mode.as_str().to_owned());

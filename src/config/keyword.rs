@@ -1,5 +1,5 @@
 //! The table of connection keywords: which libpq keywords wirepool stores, their PG* environment
-//! variables, which ones it accepts and drops (TLS files), and which it refuses by name.
+//! variables, which ones it accepts and drops (`sslcompression`, `sslpassword`), and which it refuses by name.
 //!
 //! Invariant: every way a value gets into a [`Config`] (keyword/value string, URI, [`Config::set`],
 //! the typed setters) goes through [`Config::store`] or [`Config::put`], so the parsers and the
@@ -33,10 +33,19 @@ pub(crate) enum Keyword {
     ChannelBinding,
     TargetSessionAttrs,
     LoadBalanceHosts,
+    Sslrootcert,
+    Sslcert,
+    Sslkey,
+    Sslcrl,
+    Sslcrldir,
+    Sslsni,
+    SslMinProtocolVersion,
+    SslMaxProtocolVersion,
+    Sslnegotiation,
 }
 
 /// The number of [`Keyword`]s; the size of [`Config`]'s value table.
-pub(crate) const COUNT: usize = 22;
+pub(crate) const COUNT: usize = 31;
 
 impl Keyword {
     pub(crate) const ALL: [Keyword; COUNT] = [
@@ -62,6 +71,15 @@ impl Keyword {
         Keyword::ChannelBinding,
         Keyword::TargetSessionAttrs,
         Keyword::LoadBalanceHosts,
+        Keyword::Sslrootcert,
+        Keyword::Sslcert,
+        Keyword::Sslkey,
+        Keyword::Sslcrl,
+        Keyword::Sslcrldir,
+        Keyword::Sslsni,
+        Keyword::SslMinProtocolVersion,
+        Keyword::SslMaxProtocolVersion,
+        Keyword::Sslnegotiation,
     ];
 
     /// libpq's spelling of the keyword.
@@ -89,6 +107,15 @@ impl Keyword {
             Keyword::ChannelBinding => "channel_binding",
             Keyword::TargetSessionAttrs => "target_session_attrs",
             Keyword::LoadBalanceHosts => "load_balance_hosts",
+            Keyword::Sslrootcert => "sslrootcert",
+            Keyword::Sslcert => "sslcert",
+            Keyword::Sslkey => "sslkey",
+            Keyword::Sslcrl => "sslcrl",
+            Keyword::Sslcrldir => "sslcrldir",
+            Keyword::Sslsni => "sslsni",
+            Keyword::SslMinProtocolVersion => "ssl_min_protocol_version",
+            Keyword::SslMaxProtocolVersion => "ssl_max_protocol_version",
+            Keyword::Sslnegotiation => "sslnegotiation",
         }
     }
 
@@ -111,6 +138,15 @@ impl Keyword {
             Keyword::ChannelBinding => "PGCHANNELBINDING",
             Keyword::TargetSessionAttrs => "PGTARGETSESSIONATTRS",
             Keyword::LoadBalanceHosts => "PGLOADBALANCEHOSTS",
+            Keyword::Sslrootcert => "PGSSLROOTCERT",
+            Keyword::Sslcert => "PGSSLCERT",
+            Keyword::Sslkey => "PGSSLKEY",
+            Keyword::Sslcrl => "PGSSLCRL",
+            Keyword::Sslcrldir => "PGSSLCRLDIR",
+            Keyword::Sslsni => "PGSSLSNI",
+            Keyword::SslMinProtocolVersion => "PGSSLMINPROTOCOLVERSION",
+            Keyword::SslMaxProtocolVersion => "PGSSLMAXPROTOCOLVERSION",
+            Keyword::Sslnegotiation => "PGSSLNEGOTIATION",
             Keyword::FallbackApplicationName
             | Keyword::Keepalives
             | Keyword::KeepalivesIdle
@@ -125,21 +161,12 @@ impl Keyword {
     }
 }
 
-/// TLS-only settings. Without TLS they mean nothing, so a libpq string that names a CA file or a
-/// client certificate still parses, and the values are dropped. Dropping them never downgrades
-/// security: `sslmode=require` and stricter fail at resolve, so nothing connects "unverified".
-const IGNORED: &[&str] = &[
-    "sslcert",
-    "sslkey",
-    "sslrootcert",
-    "sslcrl",
-    "sslcrldir",
-    "sslpassword",
-    "sslsni",
-    "sslcompression",
-    "ssl_min_protocol_version",
-    "ssl_max_protocol_version",
-];
+/// Settings accepted and dropped. `sslcompression`: libpq ignores it too (TLS compression is
+/// gone from every TLS library it supports). `sslpassword`: it only decrypts an encrypted
+/// private key, and wirepool refuses encrypted keys with an error that says so, whatever the
+/// password (an unencrypted key ignores it in libpq as well); dropping it keeps the secret out
+/// of the `Config` altogether.
+const IGNORED: &[&str] = &["sslcompression", "sslpassword"];
 
 /// libpq keywords for features wirepool lacks. Refused by name rather than ignored: silently
 /// ignoring `service` or `gssencmode=require` would connect somewhere else, or less securely, than
@@ -153,7 +180,6 @@ const UNSUPPORTED: &[&str] = &[
     "requirepeer",
     "replication",
     "sslcertmode",
-    "sslnegotiation",
     "sslkeylogfile",
     "min_protocol_version",
     "max_protocol_version",

@@ -19,6 +19,7 @@ mod limits;
 mod pgpass;
 mod resolve;
 mod target;
+mod tls;
 mod uri;
 
 use std::fmt;
@@ -33,6 +34,8 @@ pub use limits::{Limits, DEFAULT_MAX_PENDING_NOTIFICATIONS};
 pub use resolve::{ConnectParams, Keepalives, Target};
 pub use target::{LoadBalanceHosts, TargetSessionAttrs};
 pub(crate) use target::{SessionState, Verdict};
+#[doc(hidden)]
+pub use tls::{RootCert, TlsParams, TlsVersion};
 
 /// A password, kept out of `Debug` and `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -65,8 +68,11 @@ impl fmt::Debug for Password {
     }
 }
 
-/// libpq's `sslmode`. Only `disable` and `prefer`/`allow` (which fall back to plaintext) connect
-/// today; `require` and stricter fail with a clear "TLS is not built in yet" error.
+/// libpq's `sslmode`, with libpq's meanings (libpq-connect "SSL Support"). Whatever the mode, a
+/// root certificate file that exists (`sslrootcert`, else `~/.postgresql/root.crt`) makes every
+/// TLS connection verify the server's chain, as in libpq; without one, `require` (and `prefer`,
+/// `allow`) take any certificate the server proves it holds the key of. Unix-domain sockets never
+/// use TLS.
 ///
 /// ```
 /// use wirepool::config::SslMode;
@@ -77,16 +83,17 @@ impl fmt::Debug for Password {
 pub enum SslMode {
     /// Never use TLS.
     Disable,
-    /// Plaintext first, TLS if the server insists (treated as plaintext: TLS is not built in).
+    /// Plaintext first; TLS on a new connection if the server refuses the plaintext one.
     Allow,
-    /// TLS if the server supports it, else plaintext (libpq's default).
+    /// TLS if the server supports it; plaintext after a refused SSLRequest, a failed handshake or
+    /// a server error under TLS (libpq's default).
     #[default]
     Prefer,
-    /// TLS required.
+    /// TLS required (the chain verified if a root certificate file exists).
     Require,
-    /// TLS required, server certificate verified against a CA.
+    /// TLS required, the server certificate's chain verified against the root certificates.
     VerifyCa,
-    /// TLS required, certificate and host name verified.
+    /// TLS required, the chain and the host name (a subjectAltName) verified.
     VerifyFull,
 }
 
@@ -168,17 +175,22 @@ pub enum Host {
 /// | `application_name` | `PGAPPNAME` | `fallback_application_name` |
 /// | `keepalives`, `keepalives_idle`, `_interval`, `_count` | — | on, system defaults |
 /// | `tcp_user_timeout` | — | system default (milliseconds; Linux, ignored elsewhere) |
-/// | `sslmode` | `PGSSLMODE` | `prefer` (`require` and stricter: TLS is not built in yet) |
+/// | `sslmode` | `PGSSLMODE` | `prefer`; `verify-full` with `sslrootcert=system` (see [`SslMode`]) |
+/// | `sslrootcert` | `PGSSLROOTCERT` | `~/.postgresql/root.crt` if it exists; `system`: the OS trust store |
+/// | `sslcert`, `sslkey` | `PGSSLCERT`, `PGSSLKEY` | `~/.postgresql/postgresql.crt`, `.key` (PEM; the key unencrypted, mode 0600) |
+/// | `sslcrl`, `sslcrldir` | `PGSSLCRL`, `PGSSLCRLDIR` | `~/.postgresql/root.crl` if it exists |
+/// | `sslsni` | `PGSSLSNI` | `1` (never for an IP address) |
+/// | `ssl_min_protocol_version`, `ssl_max_protocol_version` | `PGSSLMINPROTOCOLVERSION`, `PGSSLMAXPROTOCOLVERSION` | `TLSv1.2`, none |
+/// | `sslnegotiation` | `PGSSLNEGOTIATION` | `postgres` (`direct`: PostgreSQL 17's TLS without SSLRequest; `require` or stronger only) |
 /// | `require_auth` | `PGREQUIREAUTH` | any method |
-/// | `channel_binding` | `PGCHANNELBINDING` | `prefer` (`require` needs TLS) |
+/// | `channel_binding` | `PGCHANNELBINDING` | `prefer` (`require`: only SCRAM-SHA-256-PLUS over TLS may authenticate) |
 /// | `target_session_attrs` | `PGTARGETSESSIONATTRS` | `any` (see [`TargetSessionAttrs`]) |
 /// | `load_balance_hosts` | `PGLOADBALANCEHOSTS` | `disable` (see [`LoadBalanceHosts`]) |
 ///
-/// The deprecated `requiressl` is read as libpq reads it (`1` → `sslmode=require`). The TLS file
-/// and TLS-only keywords (`sslcert`, `sslkey`, `sslrootcert`, `sslcrl`, `sslcrldir`,
-/// `sslpassword`, `sslsni`, `sslcompression`, `ssl_min_protocol_version`,
-/// `ssl_max_protocol_version`) are accepted and dropped: they mean nothing without TLS. Other
-/// libpq keywords (`service`, `gssencmode`, `replication`, ...) are refused by name.
+/// The deprecated `requiressl` is read as libpq reads it (`1` → `sslmode=require`).
+/// `sslcompression` (ignored by libpq too) and `sslpassword` are accepted and dropped: wirepool
+/// refuses encrypted private keys with an error saying so. Other libpq keywords (`service`,
+/// `gssencmode`, `replication`, ...) are refused by name.
 ///
 /// Bounds on what the server can make a connection hold (the longest row, the SCRAM iteration
 /// count, unread notifications) are Rust-side settings, not keywords: see [`Limits`] and
@@ -241,7 +253,7 @@ impl Config {
     ///
     /// ```
     /// let mut config = wirepool::Config::new();
-    /// config.set("keepalives_idle", "30")?.set("sslcert", "ignored.crt")?;
+    /// config.set("keepalives_idle", "30")?.set("sslrootcert", "/etc/ssl/db-ca.pem")?;
     /// assert_eq!(config.get("keepalives_idle"), Some("30"));
     /// assert!(config.set("foo", "1").is_err());
     /// # Ok::<(), wirepool::Error>(())

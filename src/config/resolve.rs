@@ -4,8 +4,7 @@
 //! host gets its password: the given one, else `$PGPASSWORD`, else `.pgpass`.
 //!
 //! All validation of values lives here, so a string that parses can still fail to resolve
-//! (`port=notaport`), as with libpq. Settings that would need TLS fail with an `unsupported`
-//! error: wirepool never quietly connects in plaintext when the string asks for encryption.
+//! (`port=notaport`), as with libpq. The TLS settings resolve in `tls.rs`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -16,9 +15,10 @@ use super::keyword::{Keyword, COUNT};
 use super::limits::Limits;
 use super::pgpass::PassFile;
 use super::target::{LoadBalanceHosts, TargetSessionAttrs};
+use super::tls::{self, TlsParams};
 use super::{Config, Host, Password, SslMode};
 use crate::error::Error;
-use crate::wire::RequireAuth;
+use crate::wire::{ChannelBindingMode, RequireAuth};
 
 /// libpq's `DEF_PGPORT`.
 const DEFAULT_PORT: u16 = 5432;
@@ -88,10 +88,14 @@ pub struct ConnectParams {
     pub target_session_attrs: TargetSessionAttrs,
     /// Whether to try the hosts (and each host's addresses) in a random order.
     pub load_balance_hosts: LoadBalanceHosts,
-    /// `disable`, `allow` or `prefer` (the others fail to resolve).
+    /// `sslmode` (`verify-full` by default with `sslrootcert=system`).
     pub sslmode: SslMode,
     /// Bounds on what the server can make the connection hold.
     pub limits: Limits,
+    /// The TLS files and options.
+    pub tls: TlsParams,
+    /// `channel_binding` (SCRAM-SHA-256-PLUS).
+    pub channel_binding: ChannelBindingMode,
 }
 
 impl Config {
@@ -155,8 +159,11 @@ impl Config {
             .non_empty(Keyword::Dbname)
             .unwrap_or(user.as_str())
             .to_owned();
-        let sslmode = sslmode(&s)?;
-        check_unsupported_modes(&s)?;
+        let (sslmode, tls) = tls::resolve(&s, home)?;
+        let channel_binding = match s.get(Keyword::ChannelBinding) {
+            Some(v) => v.parse::<ChannelBindingMode>().map_err(Error::config)?,
+            None => ChannelBindingMode::Prefer,
+        };
         check_client_encoding(&s)?;
         let require_auth = match s.non_empty(Keyword::RequireAuth) {
             Some(v) => v.parse::<RequireAuth>().map_err(Error::config)?,
@@ -209,12 +216,14 @@ impl Config {
             load_balance_hosts,
             sslmode,
             limits: self.limits.checked()?,
+            tls,
+            channel_binding,
         })
     }
 }
 
 /// Each keyword's effective value before defaults: the `Config`'s, else its PG* variable's.
-struct Settings {
+pub(super) struct Settings {
     values: [Option<String>; COUNT],
 }
 
@@ -239,12 +248,12 @@ impl Settings {
         Ok(settings)
     }
 
-    fn get(&self, k: Keyword) -> Option<&str> {
+    pub(super) fn get(&self, k: Keyword) -> Option<&str> {
         self.values[k as usize].as_deref()
     }
 
     /// The value, with empty treated as unset (libpq does so for most keywords).
-    fn non_empty(&self, k: Keyword) -> Option<&str> {
+    pub(super) fn non_empty(&self, k: Keyword) -> Option<&str> {
         self.get(k).filter(|v| !v.is_empty())
     }
 
@@ -274,37 +283,6 @@ fn os_user(env: &dyn Fn(&str) -> Option<String>) -> String {
         .into_iter()
         .find_map(|name| env(name).filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "postgres".to_owned())
-}
-
-fn sslmode(s: &Settings) -> Result<SslMode, Error> {
-    let mode = match s.get(Keyword::Sslmode) {
-        Some(v) => v.parse::<SslMode>()?,
-        None => SslMode::Prefer,
-    };
-    match mode {
-        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-            Err(Error::unsupported(format!(
-                "sslmode={}: TLS is not built in yet; use sslmode=disable or prefer",
-                mode.as_str()
-            )))
-        }
-        SslMode::Disable | SslMode::Allow | SslMode::Prefer => Ok(mode),
-    }
-}
-
-/// `channel_binding`: libpq's values are all recognised, and the ones wirepool cannot honour fail
-/// loudly instead of being ignored.
-fn check_unsupported_modes(s: &Settings) -> Result<(), Error> {
-    match s.get(Keyword::ChannelBinding) {
-        None | Some("disable" | "prefer") => {}
-        Some("require") => {
-            return Err(Error::unsupported(
-                "channel_binding=require: TLS is not built in yet, and channel binding needs it",
-            ))
-        }
-        Some(v) => return Err(invalid_value(Keyword::ChannelBinding, v)),
-    }
-    Ok(())
 }
 
 /// wirepool hands text to the caller as Rust strings, so the session must speak UTF-8. libpq's

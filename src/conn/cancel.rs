@@ -6,6 +6,9 @@
 //! pool must not reuse the connection before then (a late cancel would hit the next query,
 //! pgbouncer#245, npgsql#1636). The whole exchange is bounded by a timeout.
 //!
+//! A connection that uses TLS sends its cancel requests over TLS too, with the same settings
+//! (libpq 17's `PQcancelCreate` does so): the key is never sent in plaintext for it.
+//!
 //! Even EOF is not enough for a pool: the request may be delayed, retried or simply not yet
 //! started when the connection is returned. So every token shares a flag with its
 //! [`Connection`](super::Connection): `cancel` sets it before sending anything, and the
@@ -20,6 +23,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::socket::{self, PeerAddr, Stream};
+use super::tls::CancelTls;
 use crate::config::Keepalives;
 use crate::error::{Error, Result};
 use crate::wire::{frontend, BackendKey};
@@ -39,6 +43,8 @@ pub struct CancelToken {
     pub(crate) timeout: Duration,
     /// Shared with the connection: "a CancelRequest was (or is being) sent".
     pub(crate) sent: Arc<AtomicBool>,
+    /// Set when the connection uses TLS.
+    pub(crate) tls: Option<CancelTls>,
 }
 
 impl CancelToken {
@@ -62,13 +68,16 @@ impl CancelToken {
         })?;
         // Before the first byte: from here on the request may reach the server at any time.
         self.sent.store(true, Ordering::Release);
-        tokio::time::timeout(self.timeout, send_cancel(&self.addr, key))
-            .await
-            .unwrap_or_else(|_| Err(Error::connect_timeout()))
+        tokio::time::timeout(
+            self.timeout,
+            send_cancel(&self.addr, key, self.tls.as_ref()),
+        )
+        .await
+        .unwrap_or_else(|_| Err(Error::connect_timeout()))
     }
 }
 
-async fn send_cancel(addr: &PeerAddr, key: BackendKey) -> Result<()> {
+async fn send_cancel(addr: &PeerAddr, key: BackendKey, tls: Option<&CancelTls>) -> Result<()> {
     let no_keepalive = Keepalives {
         enabled: false,
         idle: None,
@@ -76,7 +85,10 @@ async fn send_cancel(addr: &PeerAddr, key: BackendKey) -> Result<()> {
         count: None,
         user_timeout: None,
     };
-    let mut stream: Stream = socket::connect(addr, &no_keepalive).await?;
+    let mut stream = match (socket::connect(addr, &no_keepalive).await?, tls) {
+        (Stream::Tcp(tcp), Some(tls)) => Stream::Tls(Box::new(tls.open(tcp).await?)),
+        (stream, _) => stream,
+    };
     let mut buf = BytesMut::new();
     frontend::cancel_request(key.pid, key.key, &mut buf);
     stream.write_all(&buf).await.map_err(Error::io)?;
@@ -85,8 +97,16 @@ async fn send_cancel(addr: &PeerAddr, key: BackendKey) -> Result<()> {
         match stream.read(&mut sink).await {
             Ok(0) => return Ok(()),
             Ok(_) => {}
-            // A reset after the request went out still means the server is done with it.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
+            // A reset after the request went out still means the server is done with it; so
+            // does a TLS connection closed without close_notify.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                return Ok(())
+            }
             Err(e) => return Err(Error::io(e)),
         }
     }

@@ -168,6 +168,10 @@ impl Framed {
                 return Err(Error::io(io::ErrorKind::WriteZero.into()));
             }
         }
+        // rustls may hold encrypted records the socket did not take yet; plaintext has none.
+        if self.stream.is_tls() {
+            self.stream.flush().await.map_err(Error::io)?;
+        }
         Ok(())
     }
 

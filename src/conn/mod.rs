@@ -3,8 +3,9 @@
 //!
 //! Files: `socket` (TCP/Unix, keepalive, address resolution), `framed` (buffers + decoder),
 //! `select` (which host and address, `target_session_attrs`, `load_balance_hosts`), `startup`
-//! (one attempt: socket + handshake driver), `scram_cache` (PBKDF2 off the executor, cached),
-//! `query` (simple query), `cancel` (CancelRequest), `listen` (notifications, [`Listener`]).
+//! (one attempt: socket, `sslmode`'s TLS negotiation, handshake driver), `tls` (rustls
+//! configuration and verifiers), `scram_cache` (PBKDF2 off the executor, cached), `query`
+//! (simple query), `cancel` (CancelRequest), `listen` (notifications, [`Listener`]).
 //!
 //! Each connection has a tracing span (`connection`, with the backend's `pid` and the server's
 //! `host` address), entered for the events it logs (server notices, a server closing the
@@ -28,6 +29,7 @@ mod scram_cache;
 mod select;
 mod socket;
 mod startup;
+mod tls;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -133,6 +135,8 @@ struct Inner {
     probed: SessionState,
     /// A statement failed with 25006 (read_only_sql_transaction) on this session.
     refused_writes: bool,
+    /// Set when the session uses TLS: cancel requests go the same way.
+    tls: Option<tls::CancelTls>,
     /// The server said it is going away: SQLSTATE class 08, or 57P01/57P02/57P03.
     server_going_away: bool,
     /// The session changed since [`Connection::mark_session_clean`] (or the connect).
@@ -186,6 +190,7 @@ impl Connection {
             refused_writes: false,
             server_going_away: false,
             session_changed: false,
+            tls: None,
         };
         Connection {
             inner: Box::new(inner),
@@ -575,6 +580,7 @@ impl Connection {
             key: self.inner.backend_key,
             timeout: self.inner.cancel_timeout,
             sent: Arc::clone(&self.inner.cancel_sent),
+            tls: self.inner.tls.clone(),
         }
     }
 

@@ -21,28 +21,23 @@
 //!   5432`): the error returned is the last one, and its message lists all of them.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::socket::{self, PeerAddr};
 use super::startup::connect_addr;
+use super::tls::TlsConnector;
 use super::Connection;
 use crate::config::{
-    ConnectParams, Host, LoadBalanceHosts, SessionState, SslMode, Target, TargetSessionAttrs,
-    Verdict,
+    ConnectParams, Host, LoadBalanceHosts, SessionState, Target, TargetSessionAttrs, Verdict,
 };
 use crate::error::{Error, Result};
 
 /// Connects to the first server, in the order `p` asks for, that accepts us and matches
 /// `p.target_session_attrs`. `seed` drives `load_balance_hosts=random`.
 pub(crate) async fn connect(p: &ConnectParams, seed: u64) -> Result<Connection> {
-    if matches!(
-        p.sslmode,
-        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
-    ) {
-        return Err(Error::unsupported(
-            "TLS (sslmode=require or stricter) is not built in yet",
-        ));
-    }
+    // Once per connect, before any socket: a `verify-full` without root certificates fails here.
+    let tls = TlsConnector::for_params(p.sslmode, &p.tls)?;
     let mut order = Order::new(p.load_balance_hosts, seed);
     let mut hosts: Vec<&Target> = p.targets.iter().collect();
     order.shuffle(&mut hosts);
@@ -55,7 +50,9 @@ pub(crate) async fn connect(p: &ConnectParams, seed: u64) -> Result<Connection> 
     let mut trail = Trail::default();
     for &mode in passes {
         for target in &hosts {
-            if let Some(mut conn) = try_host(p, target, mode, &mut order, &mut trail).await? {
+            if let Some(mut conn) =
+                try_host(p, tls.as_ref(), target, mode, &mut order, &mut trail).await?
+            {
                 conn.inner.target = p.target_session_attrs;
                 return Ok(conn);
             }
@@ -68,6 +65,7 @@ pub(crate) async fn connect(p: &ConnectParams, seed: u64) -> Result<Connection> 
 /// over (`None`: its failures are in `trail`), or authentication fails (`Err`).
 async fn try_host(
     p: &ConnectParams,
+    tls: Option<&Arc<TlsConnector>>,
     target: &Target,
     mode: TargetSessionAttrs,
     order: &mut Order,
@@ -83,7 +81,7 @@ async fn try_host(
     order.shuffle(&mut addrs);
     for addr in addrs {
         let here = place(target, Some(&addr));
-        match within(p.connect_timeout, open_matching(p, target, addr, mode)).await {
+        match within(p.connect_timeout, open_matching(p, tls, target, addr, mode)).await {
             Ok(Ok(conn)) => return Ok(Some(conn)),
             // Not the kind of server asked for: its other addresses are the same server.
             Ok(Err(rejected)) => {
@@ -105,11 +103,12 @@ async fn try_host(
 /// attempt itself failed.
 async fn open_matching(
     p: &ConnectParams,
+    tls: Option<&Arc<TlsConnector>>,
     target: &Target,
     addr: PeerAddr,
     mode: TargetSessionAttrs,
 ) -> Result<Result<Connection>> {
-    let mut conn = connect_addr(p, target, addr).await?;
+    let mut conn = connect_addr(p, target, addr, tls).await?;
     let mut state = conn.reported_state();
     loop {
         let rejection = match mode.verdict(&state) {

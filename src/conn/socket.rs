@@ -1,5 +1,8 @@
 //! Sockets: resolving a [`Target`] to addresses, opening TCP (with `TCP_NODELAY`, keepalive and
-//! `TCP_USER_TIMEOUT`) or Unix-domain streams, and one `Stream` type that reads and writes either.
+//! `TCP_USER_TIMEOUT`) or Unix-domain streams, and one `Stream` type that reads and writes any of
+//! them or TLS over TCP. An enum, not a trait object: the plaintext path pays one match, no
+//! indirection; the TLS state (about 1 KiB plus buffers) is boxed so a plaintext stream stays
+//! small.
 //!
 //! The address a connection actually used is kept ([`PeerAddr`]) so a CancelRequest goes to the
 //! same server, not to whatever a multi-host list or DNS would pick next (libpq-cancel).
@@ -16,8 +19,10 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
+use super::tls::{self, TlsStream};
 use crate::config::{Host, Keepalives, Target};
 use crate::error::{Error, Result};
+use crate::wire::tls::{tls_server_end_point, CertificateError};
 
 /// Where a connection went: a TCP address or a Unix socket file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +57,7 @@ pub(crate) enum Stream {
     Tcp(TcpStream),
     #[cfg(unix)]
     Unix(UnixStream),
+    Tls(Box<TlsStream>),
 }
 
 /// Opens a stream to `addr`. TCP gets `TCP_NODELAY` (the protocol is request/response with small
@@ -104,13 +110,36 @@ impl Stream {
     /// A non-blocking read straight from the socket, bypassing the runtime's readiness cache so
     /// the answer reflects what the kernel holds *now* (`WouldBlock` if nothing). Used by
     /// `check_closed`; the runtime copes, since it re-arms on the next edge either way.
-    pub(crate) fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Over TLS, the bytes read are decrypted: a close_notify reads as EOF.
+    pub(crate) fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use std::io::Read;
         match self {
-            Stream::Tcp(s) => (&*SockRef::from(s)).read(buf),
+            Stream::Tcp(s) => (&*SockRef::from(&*s)).read(buf),
             #[cfg(unix)]
-            Stream::Unix(s) => (&*SockRef::from(s)).read(buf),
+            Stream::Unix(s) => (&*SockRef::from(&*s)).read(buf),
+            Stream::Tls(s) => tls::read_now(s, buf),
         }
+    }
+
+    /// Whether the stream is encrypted.
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// `None` in plaintext; over TLS, the `tls-server-end-point` channel binding data of the
+    /// server's certificate (RFC 5929), or why there is none.
+    pub(crate) fn tls_server_end_point(
+        &self,
+    ) -> Option<std::result::Result<Vec<u8>, CertificateError>> {
+        let Stream::Tls(s) = self else {
+            return None;
+        };
+        let (_, session) = s.get_ref();
+        let leaf = session
+            .peer_certificates()
+            .and_then(<[_]>::first)
+            .ok_or(CertificateError::Malformed);
+        Some(leaf.and_then(|der| tls_server_end_point(der)))
     }
 }
 
@@ -124,6 +153,7 @@ impl AsyncRead for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
 }
@@ -138,6 +168,7 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
         }
     }
 
@@ -146,6 +177,7 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
         }
     }
 
@@ -154,6 +186,7 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
         }
     }
 }

@@ -13,7 +13,7 @@ use super::socket::Stream;
 use super::Connection;
 use crate::config::{
     ConnectParams, Host, Keepalives, Limits, LoadBalanceHosts, Password, SslMode, Target,
-    TargetSessionAttrs,
+    TargetSessionAttrs, TlsParams,
 };
 use crate::error::Result;
 use crate::wire::RequireAuth;
@@ -46,6 +46,8 @@ fn params(user: &str, password: Option<&str>, ports: &[u16]) -> ConnectParams {
         limits: Limits::default(),
         load_balance_hosts: LoadBalanceHosts::Disable,
         sslmode: SslMode::Prefer,
+        tls: TlsParams::default(),
+        channel_binding: crate::wire::ChannelBindingMode::Prefer,
     }
 }
 

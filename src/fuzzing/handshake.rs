@@ -33,8 +33,8 @@ use bytes::BytesMut;
 use super::scram::{known_salted_password, server_signature};
 use crate::wire::auth::{ScramKeys, DEFAULT_MAX_SCRAM_ITERATIONS};
 use crate::wire::{
-    AuthConfig, Authentication, BackendMessage, Decoder, Handshake, HandshakeError, StartupParams,
-    Step,
+    AuthConfig, Authentication, BackendMessage, ChannelBindingMode, Decoder, Handshake,
+    HandshakeError, StartupParams, Step,
 };
 
 const NONCE: &str = "9IZ2O01zb9IgiIZ1WJ/zgpJB";
@@ -96,6 +96,8 @@ fn run(data: &[u8]) -> End {
         } else {
             4095
         },
+        tls: None,
+        channel_binding: ChannelBindingMode::Prefer,
     };
     let params = StartupParams {
         user: USER.into(),

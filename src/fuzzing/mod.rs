@@ -23,6 +23,7 @@ mod frontend_roundtrip;
 mod handshake;
 mod scram;
 mod simple_query;
+mod tls;
 
 #[cfg(test)]
 mod replay;
@@ -34,6 +35,7 @@ pub use self::frontend_roundtrip::frontend_roundtrip;
 pub use self::handshake::handshake;
 pub use self::scram::scram;
 pub use self::simple_query::simple_query;
+pub use self::tls::tls;
 
 /// The option byte and up to `N` `\n`-separated parts of `data`; the last part takes the rest
 /// (newlines included), missing parts are empty.

@@ -23,6 +23,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("handshake", super::handshake),
     ("scram", super::scram),
     ("simple_query", super::simple_query),
+    ("tls", super::tls),
 ];
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
@@ -98,4 +99,9 @@ fn scram_corpus() {
 #[test]
 fn simple_query_corpus() {
     replay("simple_query");
+}
+
+#[test]
+fn tls_corpus() {
+    replay("tls");
 }

@@ -36,6 +36,7 @@ pub mod frontend;
 mod require_auth;
 mod rows;
 pub mod startup;
+pub mod tls;
 
 pub use backend::{
     Authentication, BackendMessage, CommandTag, CopyResponse, DataRow, DataRowColumns, Decoder,
@@ -44,7 +45,8 @@ pub use backend::{
 pub use error_response::DbError;
 pub use require_auth::RequireAuth;
 pub use startup::{
-    AuthConfig, BackendKey, Handshake, HandshakeError, Session, StartupParams, Step,
+    AuthConfig, BackendKey, ChannelBindingMode, Handshake, HandshakeError, Session, StartupParams,
+    Step,
 };
 
 use auth::ScramError;
@@ -161,8 +163,8 @@ pub enum WireError {
     /// NegotiateProtocolVersion listed an option we never sent (we send none).
     UnrequestedProtocolOption,
     /// The server's first reply does not begin as PostgreSQL's does (an authentication request,
-    /// an ErrorResponse or NegotiateProtocolVersion): the peer speaks another protocol, such as
-    /// HTTP, whose replies begin with `H`.
+    /// an ErrorResponse or NegotiateProtocolVersion; `S` or `N` to SSLRequest): the peer speaks
+    /// another protocol, such as HTTP, whose replies begin with `H`.
     NotPostgres {
         /// The reply's first byte.
         first_byte: u8,
@@ -176,6 +178,9 @@ pub enum WireError {
     EmbeddedNul,
     /// A SCRAM message from the server is malformed (see [`ScramError`]).
     Scram(ScramError),
+    /// The server's answer to SSLRequest came with more bytes: injected before the TLS
+    /// handshake, they must not be read as protocol (CVE-2021-23222).
+    DataAfterSslReply,
 }
 
 impl std::fmt::Display for WireError {
@@ -256,6 +261,10 @@ impl std::fmt::Display for WireError {
             }
             WireError::EmbeddedNul => f.write_str("string contains an embedded NUL byte"),
             WireError::Scram(e) => write!(f, "SCRAM: {e}"),
+            WireError::DataAfterSslReply => f.write_str(
+                "received unencrypted data after the server's answer to SSLRequest (a \
+                 man-in-the-middle attempt?)",
+            ),
         }
     }
 }

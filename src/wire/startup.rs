@@ -5,7 +5,7 @@
 //! new ──► AwaitingAuth ──R3/R5──► PasswordSent ──R0──┐
 //!             │  └──R10──► SaslInitialSent ──R11──► SaslNeedKeys ──keys──► SaslFinalSent
 //!             │                                                                │ R12 (verified)
-//!             └──R0 (require_auth permitting)──► Authenticated ◄──R0── SaslVerified
+//!             └──R0 (require_auth permitting)──► Authenticated ◄──R0── SaslVerified { bound }
 //!                                   S, K, N ──► Authenticated ──Z──► Done(Session)
 //! ```
 //!
@@ -16,8 +16,15 @@
 //! - after SCRAM, AuthenticationOk is accepted only once SASLFinal carried the server signature
 //!   we expect (ponylang/postgres#204: a server skipping SASLFinal never proved it knows the
 //!   password);
-//! - SCRAM-SHA-256-PLUS offered on this (non-TLS) connection is refused, as libpq does: it
+//! - SCRAM-SHA-256-PLUS offered on a connection without TLS is refused, as libpq does: it
 //!   suggests TLS was stripped by a man in the middle;
+//! - `channel_binding` (libpq fe-auth.c `pg_SASL_init`, `check_expected_areq`): over TLS, -PLUS
+//!   is chosen whenever the server offers it (unless `disable`); `require` answers SASL requests
+//!   only, fails before SASLInitialResponse when -PLUS cannot be used (no TLS, not offered, a
+//!   certificate without a digest such as Ed25519), and refuses AuthenticationOk unless a bound
+//!   exchange was verified. The gs2 flag is `y` only over TLS when the server offered no -PLUS
+//!   (a server that offered it treats `y` as a downgrade), else `n`. Under `prefer`, an Ed25519
+//!   certificate means plain SCRAM with `n` (libpq fails there: "could not find digest");
 //! - any error leaves the machine failed: every later call errors too.
 
 use std::collections::HashMap;
@@ -26,11 +33,12 @@ use std::fmt;
 use bytes::BytesMut;
 
 use super::auth::{
-    md5_password, KeyRequest, ScramClient, ScramError, ScramKeys, DEFAULT_MAX_SCRAM_ITERATIONS,
-    SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
+    md5_password, ChannelBinding, KeyRequest, ScramClient, ScramError, ScramKeys,
+    DEFAULT_MAX_SCRAM_ITERATIONS, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
 };
 use super::backend::{Authentication, BackendMessage};
 use super::require_auth::AuthMethod;
+use super::tls::CertificateError;
 use super::{frontend, DbError, RequireAuth, TransactionStatus, WireError};
 
 /// What goes in the StartupMessage. `client_encoding=UTF8` is always added (the codec decodes
@@ -59,6 +67,39 @@ pub struct AuthConfig {
     /// The largest SCRAM iteration count accepted from the server (RFC 5802 §9: a hostile
     /// server can burn our CPU with a huge count).
     pub max_scram_iterations: u32,
+    /// `None` without TLS (a server offering SCRAM-SHA-256-PLUS is then refused: TLS was
+    /// probably stripped on the way); over TLS, the `tls-server-end-point` channel binding data
+    /// of the server certificate, or why it has none.
+    pub tls: Option<Result<Vec<u8>, CertificateError>>,
+    /// libpq's `channel_binding`.
+    pub channel_binding: ChannelBindingMode,
+}
+
+/// libpq's `channel_binding`: whether SCRAM binds to the TLS channel (SCRAM-SHA-256-PLUS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChannelBindingMode {
+    /// Never bind.
+    Disable,
+    /// Bind when the server offers -PLUS over TLS (libpq's default with TLS support).
+    #[default]
+    Prefer,
+    /// Only a bound SCRAM exchange may authenticate (the server proves it holds the TLS
+    /// certificate's key *and* knows the password).
+    Require,
+}
+
+impl std::str::FromStr for ChannelBindingMode {
+    type Err = String;
+
+    /// `disable`, `prefer` or `require`.
+    fn from_str(s: &str) -> Result<ChannelBindingMode, String> {
+        match s {
+            "disable" => Ok(ChannelBindingMode::Disable),
+            "prefer" => Ok(ChannelBindingMode::Prefer),
+            "require" => Ok(ChannelBindingMode::Require),
+            _ => Err(format!("invalid channel_binding value: \"{s}\"")),
+        }
+    }
 }
 
 impl Default for AuthConfig {
@@ -67,6 +108,8 @@ impl Default for AuthConfig {
             password: None,
             require_auth: RequireAuth::default(),
             max_scram_iterations: DEFAULT_MAX_SCRAM_ITERATIONS,
+            tls: None,
+            channel_binding: ChannelBindingMode::Prefer,
         }
     }
 }
@@ -77,6 +120,8 @@ impl fmt::Debug for AuthConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("require_auth", &self.require_auth)
             .field("max_scram_iterations", &self.max_scram_iterations)
+            .field("tls", &self.tls.is_some())
+            .field("channel_binding", &self.channel_binding)
             .finish()
     }
 }
@@ -163,7 +208,10 @@ enum State {
     SaslInitialSent(ScramClient),
     SaslNeedKeys(ScramClient),
     SaslFinalSent(ScramClient),
-    SaslVerified,
+    /// SCRAM verified the server; `bound`: with channel binding.
+    SaslVerified {
+        bound: bool,
+    },
     Authenticated,
     Done,
     Failed,
@@ -378,20 +426,29 @@ impl Handshake {
         match (state, a) {
             (State::AwaitingAuth, Authentication::Ok) => {
                 policy.check_ok(false).map_err(HandshakeError::Auth)?;
+                self.check_bound(false)?;
                 Ok((State::Authenticated, Step::Continue))
             }
-            (State::PasswordSent | State::SaslVerified, Authentication::Ok) => {
+            (State::PasswordSent, Authentication::Ok) => {
                 policy.check_ok(true).map_err(HandshakeError::Auth)?;
+                self.check_bound(false)?;
+                Ok((State::Authenticated, Step::Continue))
+            }
+            (State::SaslVerified { bound }, Authentication::Ok) => {
+                policy.check_ok(true).map_err(HandshakeError::Auth)?;
+                self.check_bound(bound)?;
                 Ok((State::Authenticated, Step::Continue))
             }
             (State::AwaitingAuth, Authentication::CleartextPassword) => {
                 check(AuthMethod::Password)?;
+                self.check_not_sasl()?;
                 let password = password(&self.auth)?;
                 frontend::password_message(password, &mut self.out)?;
                 Ok((State::PasswordSent, Step::Continue))
             }
             (State::AwaitingAuth, Authentication::Md5Password { salt }) => {
                 check(AuthMethod::Md5)?;
+                self.check_not_sasl()?;
                 let hashed = md5_password(self.user.as_bytes(), password(&self.auth)?, salt);
                 frontend::password_message(hashed.as_bytes(), &mut self.out)?;
                 Ok((State::PasswordSent, Step::Continue))
@@ -412,7 +469,8 @@ impl Handshake {
                 if !client.is_verified() {
                     return Err(scram_error(ScramError::InvalidServerSignature));
                 }
-                Ok((State::SaslVerified, Step::Continue))
+                let bound = client.is_bound();
+                Ok((State::SaslVerified { bound }, Step::Continue))
             }
             (State::SaslInitialSent(_) | State::SaslFinalSent(_), Authentication::Ok) => {
                 Err(HandshakeError::Auth(
@@ -425,40 +483,88 @@ impl Handshake {
             (State::AwaitingAuth, Authentication::ScmCredential) => unsupported("SCM credential"),
             (State::AwaitingAuth, Authentication::Gss) => {
                 check(AuthMethod::Gss)?;
+                self.check_not_sasl()?;
                 unsupported("GSSAPI")
             }
             (State::AwaitingAuth, Authentication::Sspi) => {
                 check(AuthMethod::Sspi)?;
+                self.check_not_sasl()?;
                 unsupported("SSPI")
             }
             (_, a) => Err(WireError::UnexpectedAuthRequest(auth_code(&a)).into()),
         }
     }
 
-    fn start_sasl(&mut self, mechanisms: &[String]) -> Result<State, HandshakeError> {
-        if mechanisms.iter().any(|m| m == SCRAM_SHA_256_PLUS) {
-            // libpq fe-auth.c: offering -PLUS where no channel can be bound smells of TLS
-            // having been stripped between us and the server.
+    /// `channel_binding=require` answers nothing but SASL (libpq `check_expected_areq`).
+    fn check_not_sasl(&self) -> Result<(), HandshakeError> {
+        if self.auth.channel_binding == ChannelBindingMode::Require {
             return Err(HandshakeError::Auth(
-                "server offered SCRAM-SHA-256-PLUS authentication over a non-SSL connection".into(),
+                "channel binding required but not supported by server's authentication request"
+                    .into(),
             ));
         }
-        if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
-            return Err(HandshakeError::Unsupported(format!(
-                "none of the server's SASL authentication mechanisms are supported: {}",
-                mechanisms.join(", ")
-            )));
+        Ok(())
+    }
+
+    /// `channel_binding=require` accepts AuthenticationOk only after a bound, verified exchange.
+    fn check_bound(&self, bound: bool) -> Result<(), HandshakeError> {
+        if self.auth.channel_binding == ChannelBindingMode::Require && !bound {
+            return Err(HandshakeError::Auth(
+                "channel binding required, but server authenticated client without channel \
+                 binding"
+                    .into(),
+            ));
         }
+        Ok(())
+    }
+
+    fn start_sasl(&mut self, mechanisms: &[String]) -> Result<State, HandshakeError> {
+        let plus_offered = mechanisms.iter().any(|m| m == SCRAM_SHA_256_PLUS);
+        let mode = self.auth.channel_binding;
+        let binding =
+            match (&self.auth.tls, plus_offered) {
+                // libpq fe-auth.c: offering -PLUS where no channel can be bound smells of TLS
+                // having been stripped between us and the server.
+                (None, true) => return Err(HandshakeError::Auth(
+                    "server offered SCRAM-SHA-256-PLUS authentication over a non-SSL connection"
+                        .into(),
+                )),
+                (None, false) => ChannelBinding::None,
+                (Some(_), _) if mode == ChannelBindingMode::Disable => ChannelBinding::None,
+                (Some(Ok(data)), true) => ChannelBinding::TlsServerEndPoint(data.clone()),
+                (Some(Err(e)), true) if mode == ChannelBindingMode::Require => {
+                    return Err(HandshakeError::Auth(format!(
+                        "channel binding is required, but cannot be used: {e}"
+                    )))
+                }
+                // The server offered -PLUS and we cannot bind: `y` would read as a downgrade.
+                (Some(Err(_)), true) => ChannelBinding::None,
+                (Some(_), false) => ChannelBinding::NotOffered,
+            };
+        let mechanism = match binding {
+            ChannelBinding::TlsServerEndPoint(_) => SCRAM_SHA_256_PLUS,
+            _ if mode == ChannelBindingMode::Require => {
+                return Err(HandshakeError::Auth(
+                    "channel binding is required, but server did not offer an authentication \
+                     method that supports channel binding"
+                        .into(),
+                ))
+            }
+            _ if mechanisms.iter().any(|m| m == SCRAM_SHA_256) => SCRAM_SHA_256,
+            _ => {
+                return Err(HandshakeError::Unsupported(format!(
+                    "none of the server's SASL authentication mechanisms are supported: {}",
+                    mechanisms.join(", ")
+                )))
+            }
+        };
         password(&self.auth)?;
         let client = match &self.scram_nonce {
             Some(nonce) => ScramClient::with_nonce(nonce),
             None => ScramClient::new().map_err(scram_error)?,
-        };
-        frontend::sasl_initial_response(
-            SCRAM_SHA_256,
-            client.client_first_message(),
-            &mut self.out,
-        )?;
+        }
+        .with_binding(binding);
+        frontend::sasl_initial_response(mechanism, client.client_first_message(), &mut self.out)?;
         Ok(State::SaslInitialSent(client))
     }
 }

@@ -108,9 +108,12 @@ impl FakeServer {
         self.accepted.load(Ordering::SeqCst)
     }
 
-    /// A libpq-style connection string to this server (`dbname=postgres`).
+    /// A libpq-style connection string to this server (`dbname=postgres`, `sslmode=disable`:
+    /// scripts speak plaintext from the first byte, and would read an SSLRequest as a startup
+    /// packet; tests/tls_peers.rs scripts TLS negotiation).
     pub fn conninfo(&self, user: &str, password: Option<&str>) -> String {
-        super::cluster::conninfo("127.0.0.1", self.port(), user, password)
+        let base = super::cluster::conninfo("127.0.0.1", self.port(), user, password);
+        format!("{base} sslmode=disable")
     }
 
     /// Waits for the scripts to finish and re-raises the first panic among them.

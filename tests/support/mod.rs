@@ -14,6 +14,7 @@ pub mod chaos;
 pub mod cluster;
 pub mod fake_server;
 pub mod pgbouncer;
+pub mod pki;
 pub mod pool_mock;
 pub mod proxy;
 pub mod report;

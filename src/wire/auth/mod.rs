@@ -15,6 +15,6 @@ pub mod scram;
 
 pub use self::md5::md5_password;
 pub use self::scram::{
-    saslprep_or_raw, KeyRequest, ScramClient, ScramError, ScramKeys, DEFAULT_MAX_SCRAM_ITERATIONS,
-    SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
+    saslprep_or_raw, ChannelBinding, KeyRequest, ScramClient, ScramError, ScramKeys,
+    DEFAULT_MAX_SCRAM_ITERATIONS, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
 };

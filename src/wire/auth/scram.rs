@@ -18,8 +18,12 @@
 //!   ServerSignature matched ours, compared in constant time.
 //! - Secrets (keys, proof, expected signature) never appear in `Debug`.
 //!
-//! Channel binding (`SCRAM-SHA-256-PLUS`, gs2 flag `p=`/`y`) is not implemented: the gs2 header is
-//! always `n,,`.
+//! - The gs2 header (RFC 5802 §7) is one of three, chosen by the caller ([`ChannelBinding`]):
+//!   `p=tls-server-end-point,,` for SCRAM-SHA-256-PLUS, `y,,` (the client could bind, the server
+//!   offered no -PLUS), `n,,` (no binding). client-final's `c=` is the base64 of the same header,
+//!   followed by the channel binding data for `p=`: the flag the server sees twice never differs.
+//!   PostgreSQL accepts `y` only when it did not offer -PLUS (a downgrade check), so
+//!   `wire::startup` sends `y` only then.
 
 use std::fmt;
 
@@ -47,12 +51,43 @@ pub const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
 /// the cost to well under a second of one core in an optimized build.
 pub const DEFAULT_MAX_SCRAM_ITERATIONS: u32 = 1_000_000;
 
-/// The gs2-header of a client that does not do channel binding (RFC 5802 §7, flag `n`, no authzid:
-/// PostgreSQL rejects an authzid with 0A000).
-const GS2_HEADER: &str = "n,,";
+/// What the client says about channel binding in its gs2 header (RFC 5802 §7; no authzid:
+/// PostgreSQL rejects one with 0A000).
+#[derive(Clone, PartialEq, Eq)]
+pub enum ChannelBinding {
+    /// `n,,`: the client does not bind (no TLS, or `channel_binding=disable`).
+    None,
+    /// `y,,`: the client could bind but the server did not offer SCRAM-SHA-256-PLUS.
+    NotOffered,
+    /// `p=tls-server-end-point,,`: SCRAM-SHA-256-PLUS, with the hash of the server certificate
+    /// (RFC 5929 §4.1; see `wire::tls::tls_server_end_point`).
+    TlsServerEndPoint(Vec<u8>),
+}
 
-/// `c=` of client-final-message: base64 of [`GS2_HEADER`] (`base64("n,,") == "biws"`).
-const CHANNEL_BINDING: &str = "c=biws";
+impl ChannelBinding {
+    fn gs2_header(&self) -> &'static str {
+        match self {
+            ChannelBinding::None => "n,,",
+            ChannelBinding::NotOffered => "y,,",
+            ChannelBinding::TlsServerEndPoint(_) => "p=tls-server-end-point,,",
+        }
+    }
+
+    /// `c=`'s value: base64(gs2 header + channel binding data).
+    fn c_attribute(&self) -> String {
+        let mut input = self.gs2_header().as_bytes().to_vec();
+        if let ChannelBinding::TlsServerEndPoint(data) = self {
+            input.extend_from_slice(data);
+        }
+        STANDARD.encode(input)
+    }
+}
+
+impl fmt::Debug for ChannelBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.gs2_header())
+    }
+}
 
 /// Random bytes in our nonce. 18 bytes of base64 are exactly 24 characters, all `printable`
 /// (the base64 alphabet has no `,`): libpq's choice, 144 bits of entropy.
@@ -196,6 +231,7 @@ pub struct ScramClient {
     client_first: String,
     client_first_bare: String,
     client_nonce: String,
+    binding: ChannelBinding,
     state: State,
 }
 
@@ -237,11 +273,31 @@ impl ScramClient {
         client_first_bare.push_str(",r=");
         client_first_bare.push_str(nonce);
         ScramClient {
-            client_first: format!("{GS2_HEADER}{client_first_bare}"),
+            client_first: format!("n,,{client_first_bare}"),
             client_first_bare,
             client_nonce: nonce.to_owned(),
+            binding: ChannelBinding::None,
             state: State::AwaitingServerFirst,
         }
+    }
+
+    /// Sets the gs2 header's channel binding (the default is [`ChannelBinding::None`]). Call
+    /// before [`client_first_message`](Self::client_first_message): it changes that message.
+    ///
+    /// ```
+    /// use wirepool::wire::auth::{ChannelBinding, ScramClient};
+    /// let scram = ScramClient::with_nonce("N").with_binding(ChannelBinding::NotOffered);
+    /// assert_eq!(scram.client_first_message(), b"y,,n=,r=N");
+    /// ```
+    pub fn with_binding(mut self, binding: ChannelBinding) -> ScramClient {
+        self.client_first = format!("{}{}", binding.gs2_header(), self.client_first_bare);
+        self.binding = binding;
+        self
+    }
+
+    /// Whether the exchange binds to the TLS channel (SCRAM-SHA-256-PLUS).
+    pub fn is_bound(&self) -> bool {
+        matches!(self.binding, ChannelBinding::TlsServerEndPoint(_))
     }
 
     /// client-first-message, e.g. `n,,n=,r=<nonce>`: the data of SASLInitialResponse. Available in
@@ -284,7 +340,8 @@ impl ScramClient {
         }
     }
 
-    /// client-final-message `c=biws,r=<full nonce>,p=<base64 ClientProof>`: the data of
+    /// client-final-message `c=biws,r=<full nonce>,p=<base64 ClientProof>` (`c=` as the channel
+    /// binding says: `biws` is base64 of `n,,`): the data of
     /// SASLResponse. Remembers the ServerSignature the server must answer with.
     ///
     /// `keys` must come from [`ScramKeys::derive`] with the password and the [`KeyRequest`]
@@ -302,7 +359,7 @@ impl ScramClient {
         else {
             return self.fail(ScramError::OutOfOrder);
         };
-        let without_proof = format!("{CHANNEL_BINDING},r={nonce}");
+        let without_proof = format!("c={},r={nonce}", self.binding.c_attribute());
         // RFC 5802 §3: AuthMessage = client-first-message-bare "," server-first-message ","
         // client-final-message-without-proof.
         let auth_message: [&[u8]; 5] = [
@@ -378,6 +435,38 @@ mod tests {
         assert_eq!(nonce.len(), 24);
         assert!(nonce.iter().all(|&b| parse::is_printable(b)));
         assert_ne!(scram.client_nonce, ScramClient::new().unwrap().client_nonce);
+    }
+
+    #[test]
+    fn the_gs2_flag_is_the_same_in_client_first_and_c() {
+        let data = vec![0xab; 32];
+        for (binding, header) in [
+            (ChannelBinding::None, "n,,"),
+            (ChannelBinding::NotOffered, "y,,"),
+            (
+                ChannelBinding::TlsServerEndPoint(data.clone()),
+                "p=tls-server-end-point,,",
+            ),
+        ] {
+            let bound = matches!(binding, ChannelBinding::TlsServerEndPoint(_));
+            let mut scram = ScramClient::with_nonce("abc").with_binding(binding);
+            assert!(scram.client_first_message().starts_with(header.as_bytes()));
+            assert_eq!(scram.is_bound(), bound);
+            scram
+                .handle_server_first(b"r=abcdef,s=c2FsdA==,i=1", 1)
+                .unwrap();
+            let keys = ScramKeys::derive(b"pw", b"salt", 1);
+            let fin = String::from_utf8(scram.client_final_message(&keys).unwrap()).unwrap();
+            let c = fin.strip_prefix("c=").unwrap().split(',').next().unwrap();
+            let mut expected = header.as_bytes().to_vec();
+            if bound {
+                expected.extend(&data);
+            }
+            assert_eq!(STANDARD.decode(c).unwrap(), expected);
+        }
+        // The probe's prefix (postgres-protocol.md §2.4).
+        let p = ChannelBinding::TlsServerEndPoint(Vec::new()).c_attribute();
+        assert_eq!(p, "cD10bHMtc2VydmVyLWVuZC1wb2ludCws");
     }
 
     #[test]
