@@ -27,6 +27,8 @@ struct Certs {
     full: Issued,
     /// CN `localhost`, no SAN at all.
     cn_only: Issued,
+    /// CN `localhost`, SAN `DNS:other.example` only.
+    cn_and_other_san: Issued,
 }
 
 fn certs() -> &'static Certs {
@@ -43,11 +45,19 @@ fn certs() -> &'static Certs {
                 "DNS:localhost,IP:127.0.0.1",
             )?;
             let cn_only = pki.server("cn-only", &ca, KeyKind::P256, "localhost", "")?;
+            let cn_and_other_san = pki.server(
+                "cn-other-san",
+                &ca,
+                KeyKind::P256,
+                "localhost",
+                "DNS:other.example",
+            )?;
             Ok(Certs {
                 pki,
                 ca,
                 full,
                 cn_only,
+                cn_and_other_san,
             })
         };
         make().unwrap_or_else(|e| panic!("{e}"))
@@ -212,33 +222,53 @@ async fn a_stalled_handshake_is_bounded_by_connect_timeout() {
     );
 }
 
-/// libpq checks the common name when a certificate has no SAN of the host's kind; wirepool
-/// (rustls-webpki) checks SANs only, so such a certificate fails `verify-full` while
-/// `verify-ca` takes it. Every public CA has put SANs in certificates for years (CA/Browser
-/// Forum baseline requirements); a private one must too, for wirepool's `verify-full`.
+/// libpq's Common Name fallback under `verify-full`: a certificate with no subjectAltName of the
+/// host's kind is checked by its CN (the certificate PostgreSQL's docs make with
+/// `-subj "/CN=..."`); a CN that names another host fails, and a certificate that has a
+/// `dNSName` is never checked by its CN.
 #[tokio::test]
-async fn a_common_name_alone_does_not_pass_verify_full() {
+async fn verify_full_falls_back_to_the_common_name_only_without_a_matching_kind_of_san() {
     let c = certs();
-    let ca = format!("sslrootcert={}", c.ca.cert.display());
+    let ca = format!("sslmode=verify-full sslrootcert={}", c.ca.cert.display());
+    let ok = |server: u16, host: &str| conninfo(server, host, &ca);
+
+    // CN localhost, no SAN: the CN decides.
     let server = tls_peer(&c.cn_only, &[], false, Arc::default());
-    let e = connect(&conninfo(
-        server.port(),
-        "localhost",
-        &format!("sslmode=verify-full {ca}"),
-    ))
-    .await
-    .unwrap_err();
+    let conn = connect(&ok(server.port(), "localhost")).await.unwrap();
+    conn.close().await.unwrap();
+    server.join().await;
+
+    // CN localhost, no SAN, host 127.0.0.1: the CN names another host.
+    let server = tls_peer(&c.cn_only, &[], false, Arc::default());
+    let e = connect(&ok(server.port(), "127.0.0.1")).await.unwrap_err();
     assert!(
         e.is_tls() && e.to_string().contains("not valid for name"),
         "{e}"
     );
     server.join().await;
 
-    let server = tls_peer(&c.cn_only, &[], false, Arc::default());
+    // CN localhost, SAN DNS:other.example only: the SAN decides, so localhost fails.
+    let server = tls_peer(&c.cn_and_other_san, &[], false, Arc::default());
+    let e = connect(&ok(server.port(), "localhost")).await.unwrap_err();
+    assert!(
+        e.is_tls() && e.to_string().contains("not valid for name"),
+        "{e}"
+    );
+    server.join().await;
+
+    // CN localhost, SAN DNS:other.example only, host 127.0.0.1: no iPAddress entry, so the
+    // CN is asked, and it does not name 127.0.0.1.
+    let server = tls_peer(&c.cn_and_other_san, &[], false, Arc::default());
+    let e = connect(&ok(server.port(), "127.0.0.1")).await.unwrap_err();
+    assert!(e.is_tls(), "{e}");
+    server.join().await;
+
+    // verify-ca never checks a name.
+    let server = tls_peer(&c.cn_and_other_san, &[], false, Arc::default());
     let conn = connect(&conninfo(
         server.port(),
         "localhost",
-        &format!("sslmode=verify-ca {ca}"),
+        &format!("sslmode=verify-ca sslrootcert={}", c.ca.cert.display()),
     ))
     .await
     .unwrap();

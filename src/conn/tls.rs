@@ -40,7 +40,7 @@ use tokio::net::TcpStream;
 use crate::config::{Host, RootCert, SslMode, Target, TlsParams, TlsVersion};
 use crate::error::{Error, Result};
 use crate::wire::frontend;
-use crate::wire::tls::{ssl_reply, SslReply};
+use crate::wire::tls::{common_names_without_san, name_matches, ssl_reply, HostKind, SslReply};
 
 /// The ALPN protocol name PostgreSQL 17 registers and requires for direct TLS.
 const ALPN_POSTGRESQL: &[u8] = b"postgresql";
@@ -156,7 +156,7 @@ impl TlsConnector {
                 .build()
                 .map_err(|e| Error::tls_config(format!("certificate verifier: {e}")))?;
                 match verify {
-                    Verify::Full => webpki,
+                    Verify::Full => Arc::new(Full(webpki)),
                     _ => Arc::new(ChainOnly(webpki)),
                 }
             }
@@ -509,6 +509,71 @@ impl ServerCertVerifier for ChainOnly {
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
             other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// `verify-full`: rustls-webpki's whole verification, host name included (subjectAltName
+/// only), plus libpq's fallback to the subject's Common Name when the certificate has no
+/// subjectAltName of the host's kind (`pgtls_verify_peer_name_matches_certificate_guts` in
+/// fe-secure-openssl.c), as the certificate PostgreSQL's own docs make with
+/// `openssl req -subj "/CN=dbhost.yourdomain.com"` has. webpki checks the name last, so the
+/// fallback is asked only about a certificate whose chain, validity and revocation passed.
+#[derive(Debug)]
+struct Full(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for Full {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let verdict =
+            self.0
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        let Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) = &verdict
+        else {
+            return verdict;
+        };
+        let (host, kind) = match server_name {
+            ServerName::DnsName(name) => (name.as_ref().to_owned(), HostKind::Name),
+            ServerName::IpAddress(ip) => {
+                (std::net::IpAddr::from(*ip).to_string(), HostKind::Address)
+            }
+            _ => return verdict,
+        };
+        match common_names_without_san(end_entity.as_ref(), kind) {
+            Ok(names) if names.iter().any(|cn| name_matches(cn, &host)) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            _ => verdict,
         }
     }
 

@@ -1,5 +1,6 @@
-//! Fuzz body `tls`: the two parsers a TLS peer reaches before it is authenticated, the answer to
-//! SSLRequest and the server certificate's `signatureAlgorithm` (for channel binding).
+//! Fuzz body `tls`: the parsers a TLS peer reaches before it is authenticated: the answer to
+//! SSLRequest, the server certificate's `signatureAlgorithm` (for channel binding), and its
+//! subject and subjectAltName (for `verify-full`'s Common Name fallback).
 //!
 //! Input: `[options] bytes`.
 //! - `options % 2 == 0`: `bytes` is what the first read after SSLRequest returned.
@@ -10,10 +11,12 @@
 //!   is an error answer whatever follows; anything else is an error.
 //! - The certificate reader never panics; when it names a hash, the channel binding data has
 //!   that hash's length, and the input starts with a DER SEQUENCE; inputs above
-//!   `MAX_CERTIFICATE_LEN` are refused.
+//!   `MAX_CERTIFICATE_LEN` are refused. The name reader never panics either, returns no name
+//!   holding a NUL, and refuses what the hash reader refuses as too long.
 
 use crate::wire::tls::{
-    end_point_hash, ssl_reply, tls_server_end_point, EndPointHash, SslReply, MAX_CERTIFICATE_LEN,
+    common_names_without_san, end_point_hash, ssl_reply, tls_server_end_point, EndPointHash,
+    HostKind, SslReply, MAX_CERTIFICATE_LEN,
 };
 
 /// Runs one input; panics only if an invariant above is broken.
@@ -33,6 +36,14 @@ pub fn tls(data: &[u8]) {
             (bytes, reply) => panic!("ssl_reply({bytes:?}) = {reply:?}"),
         }
         return;
+    }
+    for kind in [HostKind::Name, HostKind::Address] {
+        if let Ok(names) = common_names_without_san(bytes, kind) {
+            assert!(names.iter().all(|n| !n.contains('\0')));
+        }
+        if bytes.len() > MAX_CERTIFICATE_LEN {
+            assert!(common_names_without_san(bytes, kind).is_err());
+        }
     }
     match end_point_hash(bytes) {
         Ok(hash) => {

@@ -1,7 +1,9 @@
 //! The sans-IO half of TLS: the server's one-byte answer to SSLRequest (PostgreSQL protocol
 //! docs, "SSL Session Encryption"), and the `tls-server-end-point` channel binding data of a
-//! server certificate (RFC 5929 §4.1), read by a small DER reader that looks at nothing but the
-//! certificate's outer SEQUENCE and its `signatureAlgorithm`.
+//! server certificate (RFC 5929 §4.1), and the Common Names libpq falls back to when a
+//! certificate has no subjectAltName of the host's kind, read by a small DER reader that looks
+//! at nothing but the certificate's outer SEQUENCE, its `signatureAlgorithm`, its subject and
+//! its subjectAltName.
 //!
 //! Invariant: an `S` must be the only byte the server has sent. Bytes that arrived with it were
 //! written before the TLS handshake by whoever sits on the path, so they are an error, never
@@ -115,11 +117,26 @@ mod oid {
     pub const SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
     pub const SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
     pub const SHA224: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x04];
+    /// id-at-commonName, 2.5.4.3.
+    pub const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+    /// id-ce-subjectAltName, 2.5.29.17.
+    pub const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
 }
 
 /// DER tags used here.
 const SEQUENCE: u8 = 0x30;
+const SET: u8 = 0x31;
 const OID: u8 = 0x06;
+const BOOLEAN: u8 = 0x01;
+const OCTET_STRING: u8 = 0x04;
+const UTF8_STRING: u8 = 0x0c;
+const PRINTABLE_STRING: u8 = 0x13;
+const IA5_STRING: u8 = 0x16;
+/// `[3]` constructed, explicit: tbsCertificate's `extensions`.
+const CONTEXT_3: u8 = 0xa3;
+/// GeneralName's `dNSName [2] IMPLICIT IA5String` and `iPAddress [7] IMPLICIT OCTET STRING`.
+const DNS_NAME: u8 = 0x82;
+const IP_ADDRESS: u8 = 0x87;
 /// `[0]` constructed, explicit: RSASSA-PSS-params' `hashAlgorithm`.
 const CONTEXT_0: u8 = 0xa0;
 
@@ -230,9 +247,173 @@ pub fn tls_server_end_point(der: &[u8]) -> Result<Vec<u8>, CertificateError> {
     })
 }
 
+/// What kind of host a certificate's names are checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKind {
+    /// A DNS name: checked against `dNSName` entries.
+    Name,
+    /// An IP address literal: checked against `iPAddress` entries.
+    Address,
+}
+
+/// The subject's Common Names of the certificate `der` when it has no subjectAltName entry of
+/// the host's kind, else nothing: libpq's `pgtls_verify_peer_name_matches_certificate_guts`
+/// (fe-secure-openssl.c) checks the CN only then. Names that are not UTF-8 text, or that
+/// hold a NUL (a forged name, CVE-2009-4034), are left out.
+///
+/// ```
+/// use wirepool::wire::tls::{common_names_without_san, CertificateError, HostKind};
+/// assert_eq!(
+///     common_names_without_san(b"\x30\x00", HostKind::Name),
+///     Err(CertificateError::Malformed)
+/// );
+/// ```
+///
+/// # Errors
+/// [`CertificateError::Malformed`] for bytes not shaped like a certificate's tbsCertificate
+/// (or over [`MAX_CERTIFICATE_LEN`]).
+pub fn common_names_without_san(
+    der: &[u8],
+    kind: HostKind,
+) -> Result<Vec<String>, CertificateError> {
+    if der.len() > MAX_CERTIFICATE_LEN {
+        return Err(CertificateError::Malformed);
+    }
+    let (certificate, _) = expect(der, SEQUENCE)?;
+    let (tbs, _) = expect(certificate, SEQUENCE)?;
+    // version [0] EXPLICIT (optional), serialNumber, signature, issuer, validity, subject,
+    // subjectPublicKeyInfo, issuerUniqueID [1], subjectUniqueID [2], extensions [3] EXPLICIT.
+    let mut rest = tbs;
+    if rest.first() == Some(&CONTEXT_0) {
+        rest = tlv(rest)?.2;
+    }
+    for _ in 0..4 {
+        rest = tlv(rest)?.2; // serialNumber, signature, issuer, validity
+    }
+    let (subject, after_subject) = expect(rest, SEQUENCE)?;
+    rest = tlv(after_subject)?.2; // subjectPublicKeyInfo
+    let mut has_san_of_kind = false;
+    while !rest.is_empty() {
+        let (tag, content, next) = tlv(rest)?;
+        if tag == CONTEXT_3 {
+            has_san_of_kind = san_has(content, kind)?;
+        }
+        rest = next;
+    }
+    if has_san_of_kind {
+        return Ok(Vec::new());
+    }
+    let mut names = Vec::new();
+    let mut rdns = subject;
+    while !rdns.is_empty() {
+        let (set, next) = expect(rdns, SET)?;
+        let mut attributes = set;
+        while !attributes.is_empty() {
+            let (attribute, more) = expect(attributes, SEQUENCE)?;
+            let (oid, value) = expect(attribute, OID)?;
+            if oid == oid::COMMON_NAME {
+                let (tag, text, _) = tlv(value)?;
+                let text_tag = matches!(tag, UTF8_STRING | PRINTABLE_STRING | IA5_STRING);
+                match std::str::from_utf8(text) {
+                    Ok(name) if text_tag && !name.contains('\0') => names.push(name.to_owned()),
+                    _ => {}
+                }
+            }
+            attributes = more;
+        }
+        rdns = next;
+    }
+    Ok(names)
+}
+
+/// Whether `extensions` (the content of tbsCertificate's `[3]`) hold a subjectAltName with an
+/// entry of `kind`.
+fn san_has(extensions: &[u8], kind: HostKind) -> Result<bool, CertificateError> {
+    let (mut list, _) = expect(extensions, SEQUENCE)?;
+    while !list.is_empty() {
+        let (extension, next) = expect(list, SEQUENCE)?;
+        let (oid, mut fields) = expect(extension, OID)?;
+        if oid == oid::SUBJECT_ALT_NAME {
+            if fields.first() == Some(&BOOLEAN) {
+                fields = tlv(fields)?.2; // critical
+            }
+            let (value, _) = expect(fields, OCTET_STRING)?;
+            let (mut names, _) = expect(value, SEQUENCE)?;
+            let wanted = match kind {
+                HostKind::Name => DNS_NAME,
+                HostKind::Address => IP_ADDRESS,
+            };
+            while !names.is_empty() {
+                let (tag, _, more) = tlv(names)?;
+                if tag == wanted {
+                    return Ok(true);
+                }
+                names = more;
+            }
+        }
+        list = next;
+    }
+    Ok(false)
+}
+
+/// Whether the certificate name `pattern` (a CN) names `host`, by libpq's
+/// `pq_verify_peer_name_matches_certificate_name` (fe-secure-common.c): equal ignoring ASCII
+/// case, or `*.rest` matching a host that is one label followed by `.rest` (the wildcard never
+/// spans a dot, and `*.example.com` does not name `example.com`).
+///
+/// ```
+/// use wirepool::wire::tls::name_matches;
+/// assert!(name_matches("DB.example.com", "db.example.com"));
+/// assert!(name_matches("*.example.com", "db.example.com"));
+/// assert!(!name_matches("*.example.com", "a.db.example.com"));
+/// assert!(!name_matches("*.example.com", "example.com"));
+/// ```
+pub fn name_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) if suffix.starts_with('.') && suffix.len() > 1 => {
+            let Some(split) = host.len().checked_sub(suffix.len()) else {
+                return false;
+            };
+            match (host.get(..split), host.get(split..)) {
+                (Some(label), Some(tail)) => {
+                    !label.is_empty() && !label.contains('.') && tail.eq_ignore_ascii_case(suffix)
+                }
+                _ => false,
+            }
+        }
+        _ => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcards_cover_exactly_one_label() {
+        assert!(name_matches("localhost", "LOCALHOST"));
+        assert!(name_matches("*.pg.example", "a.pg.example"));
+        assert!(!name_matches("*.pg.example", ".pg.example"));
+        assert!(!name_matches("*.pg.example", "pg.example"));
+        assert!(!name_matches("*.pg.example", "a.b.pg.example"));
+        assert!(!name_matches("*", "localhost"));
+        assert!(!name_matches("*.", "a."));
+        assert!(!name_matches("db*.example", "db1.example"));
+        assert!(name_matches("*.ex", "é.ex"));
+    }
+
+    #[test]
+    fn truncated_certificates_are_malformed_not_a_panic() {
+        let mut der = vec![0x30, 0x82, 0x01, 0x00];
+        der.extend([0x30, 0x03, 0x02, 0x01, 0x01]);
+        for cut in 0..der.len() {
+            let _ = common_names_without_san(&der[..cut], HostKind::Name);
+        }
+        assert_eq!(
+            common_names_without_san(&der, HostKind::Name),
+            Err(CertificateError::Malformed)
+        );
+    }
 
     #[test]
     fn one_byte_answers() {
