@@ -22,8 +22,11 @@
 //! their query).
 
 mod cancel;
+mod columns;
+mod extended;
 mod framed;
 mod listen;
+mod params;
 mod query;
 mod scram_cache;
 mod select;
@@ -40,7 +43,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use cancel::CancelToken;
+pub use columns::{BoxError, Column, FromColumn, RowIndex, QUOTED_TEXT_MAX};
 pub use listen::Listener;
+pub use params::{IsNull, ParamBuf, ToParam};
 
 use crate::config::{Config, Limits, SessionState, TargetSessionAttrs};
 use crate::error::{Error, Result};
@@ -51,16 +56,19 @@ use framed::Framed;
 use listen::Inbox;
 use socket::PeerAddr;
 
-/// One data row of a simple query's result, with every value as text (`None` is SQL NULL).
+/// One data row of a query's result, with every value as text (`None` is SQL NULL); read
+/// values as Rust types with [`Row::try_get`].
 ///
 /// Two allocations per row however many columns it has: the values' text back to back, and
-/// where each one lies in it.
+/// where each one lies in it. The column descriptions are shared by every row of a result.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Row {
     /// Every non-NULL value, concatenated.
     text: String,
     /// Per column, its value's byte range in `text`; `None` for NULL.
     spans: Vec<Option<(usize, usize)>>,
+    /// The RowDescription, for rows of [`Connection::query`]; `None` for `simple_query`'s.
+    columns: Option<Arc<[Column]>>,
 }
 
 impl Row {
@@ -141,6 +149,9 @@ struct Inner {
     server_going_away: bool,
     /// The session changed since [`Connection::mark_session_clean`] (or the connect).
     session_changed: bool,
+    /// The request in flight is an extended query: a COPY FROM STDIN it starts makes the
+    /// server ignore the Sync already sent, so refusing it takes CopyFail and a new Sync.
+    extended: bool,
 }
 
 /// How long [`Connection::close`] waits for the server to end the session after Terminate. A
@@ -191,6 +202,7 @@ impl Connection {
             server_going_away: false,
             session_changed: false,
             tls: None,
+            extended: false,
         };
         Connection {
             inner: Box::new(inner),
