@@ -376,3 +376,19 @@ async fn through_the_pool_guard() {
     );
     pool.close().await;
 }
+
+#[tokio::test]
+async fn a_session_change_through_the_extended_path_is_seen() {
+    let mut conn = connect().await;
+    conn.query("SELECT $1::int4", &[&1i32]).await.unwrap();
+    assert!(!conn.session_changed());
+    conn.execute("SET application_name = 'x'", &[])
+        .await
+        .unwrap();
+    assert!(conn.session_changed(), "the SET tag");
+    conn.mark_session_clean();
+    conn.query("SELECT set_config('DateStyle', 'German', false)", &[])
+        .await
+        .unwrap();
+    assert!(conn.session_changed(), "the reported parameter");
+}

@@ -348,6 +348,7 @@ impl Connection {
                 Ok(step)
             }
             (Some(Expect::Results), BackendMessage::CommandComplete(tag)) => {
+                self.note_command(&tag);
                 response.tag = Some(tag);
                 Ok(advance)
             }
