@@ -106,6 +106,8 @@ pub(crate) enum Kind {
     Column(String),
     /// `query_one` or `query_opt` got another number of rows: how many.
     RowCount(usize),
+    /// A transaction did not do what was asked: what happened.
+    Transaction(&'static str),
     /// The pool could not hand out a connection before its deadline.
     PoolTimeout(Box<PoolTimeoutInfo>),
     /// The pool is closed.
@@ -312,6 +314,11 @@ impl Error {
     /// `query_one` or `query_opt` got `n` rows.
     pub(crate) fn row_count(n: usize) -> Error {
         Error::new(Kind::RowCount(n))
+    }
+
+    /// A transaction that did not do what was asked.
+    pub(crate) fn transaction(msg: &'static str) -> Error {
+        Error::new(Kind::Transaction(msg))
     }
 
     /// Marks this error as the failure of a connect attempt at `place`.
@@ -641,6 +648,13 @@ impl Error {
         }
     }
 
+    /// A [`Transaction`](crate::conn::Transaction) did not do what was asked: its `commit` found
+    /// the transaction already failed (the server answered `COMMIT` with `ROLLBACK`: none of its
+    /// work was saved), or `transaction()` was called on a connection already inside one.
+    pub fn is_transaction(&self) -> bool {
+        matches!(self.kind(), Kind::Transaction(_))
+    }
+
     /// `putconn` was given a connection from another pool.
     pub fn is_foreign_connection(&self) -> bool {
         matches!(self.kind(), Kind::ForeignConnection)
@@ -678,6 +692,7 @@ impl fmt::Display for Error {
             Kind::InvalidParameters(msg) => write!(f, "invalid input: {msg}")?,
             Kind::Column(msg) => write!(f, "column {msg}")?,
             Kind::RowCount(n) => write!(f, "expected one row, the query returned {n}")?,
+            Kind::Transaction(msg) => f.write_str(msg)?,
             Kind::PoolTimeout(i) => write!(
                 f,
                 "pool '{}': couldn't get a connection after {:.3} s (size {}, idle {}, waiting {})",

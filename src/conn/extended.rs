@@ -33,8 +33,12 @@ use crate::wire::{parameter_count, BackendMessage, CommandTag, DbError, WireErro
 /// One reply the request asked for, in the order the server sends them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Expect {
+    /// CloseComplete, for a Close.
+    Close,
     /// ParseComplete, for a Parse.
     Parse,
+    /// ParameterDescription, for a Describe of a statement.
+    Parameters,
     /// RowDescription or NoData, for a Describe.
     Shape,
     /// BindComplete, for a Bind.
@@ -52,6 +56,8 @@ pub(super) struct Response {
     pub(super) rows: Vec<Row>,
     pub(super) tag: Option<CommandTag>,
     pub(super) columns: Option<Arc<[Column]>>,
+    /// From a Describe of the statement.
+    pub(super) parameter_types: Option<Vec<u32>>,
 }
 
 /// A failure while encoding Bind: the codec's, or a parameter's own.
@@ -172,8 +178,22 @@ impl Connection {
         Ok(response.tag.and_then(|t| t.rows()).unwrap_or(0))
     }
 
-    /// The shared path: readiness, local checks, one write, the replies.
+    /// The shared path: through the statement cache when it is on, else unnamed.
     async fn extended_query(
+        &mut self,
+        sql: &str,
+        params: &[&dyn ToParam],
+        keep_rows: bool,
+    ) -> Result<Response> {
+        if self.inner.statements.is_some() {
+            self.cached_query(sql, params, keep_rows).await
+        } else {
+            self.unnamed_query(sql, params, keep_rows).await
+        }
+    }
+
+    /// Readiness, local checks, one write on the unnamed statement, the replies.
+    pub(super) async fn unnamed_query(
         &mut self,
         sql: &str,
         params: &[&dyn ToParam],
@@ -187,7 +207,10 @@ impl Connection {
             wbuf.truncate(start);
             return Err(e);
         }
-        self.send_and_read(UNNAMED, None, keep_rows).await
+        let mut response = Response::default();
+        self.send_and_read(0, UNNAMED, keep_rows, &mut response)
+            .await?;
+        Ok(response)
     }
 
     /// A broken connection fails fast; a busy one (a dropped earlier call) is read through to
@@ -204,22 +227,25 @@ impl Connection {
     }
 
     /// `standard_conforming_strings` as the server last reported it (on unless it said off).
-    fn standard_conforming_strings(&self) -> bool {
+    pub(super) fn standard_conforming_strings(&self) -> bool {
         self.parameter("standard_conforming_strings") != Some("off")
     }
 
-    /// Sends what is encoded in the write buffer and reads the replies `expect` lists, then
-    /// ReadyForQuery. `columns` describes the rows when no Describe was sent.
+    /// Sends what is encoded in the write buffer and reads the replies: `closes`
+    /// CloseCompletes, then those `expect` lists, then ReadyForQuery. What arrived is in
+    /// `response` even when an error follows; its `columns` describe the rows when no Describe
+    /// was sent.
     pub(super) async fn send_and_read(
         &mut self,
+        closes: usize,
         expect: &[Expect],
-        columns: Option<Arc<[Column]>>,
         keep_rows: bool,
-    ) -> Result<Response> {
+        response: &mut Response,
+    ) -> Result<()> {
         self.inner.busy = true;
         self.inner.extended = true;
         let result = match self.inner.io.flush().await {
-            Ok(()) => self.read_replies(expect, columns, keep_rows).await,
+            Ok(()) => self.read_replies(closes, expect, keep_rows, response).await,
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
@@ -239,14 +265,12 @@ impl Connection {
 
     async fn read_replies(
         &mut self,
+        closes: usize,
         expect: &[Expect],
-        columns: Option<Arc<[Column]>>,
         keep_rows: bool,
-    ) -> Result<Response> {
-        let mut response = Response {
-            columns,
-            ..Response::default()
-        };
+        response: &mut Response,
+    ) -> Result<()> {
+        let steps = closes.saturating_add(expect.len());
         let mut step = 0usize;
         let mut failure: Option<Error> = None;
         loop {
@@ -259,7 +283,10 @@ impl Connection {
                     Err(e) => return Err(e),
                 },
             };
-            let next = expect.get(step).copied();
+            let next = match step.checked_sub(closes) {
+                None => Some(Expect::Close),
+                Some(i) => expect.get(i).copied(),
+            };
             match msg {
                 BackendMessage::ReadyForQuery(status) => {
                     if failure.is_none() && next.is_some() {
@@ -289,19 +316,19 @@ impl Connection {
                 BackendMessage::CommandComplete(_)
                     if failure.as_ref().is_some_and(Error::is_unsupported) =>
                 {
-                    step = expect.len();
+                    step = steps;
                 }
                 BackendMessage::CopyBothResponse(_) => return Err(self.refuse_copy_both()),
                 // After an error the server sends nothing but ReadyForQuery.
                 other if failure.is_some() => return Err(unexpected(&other)),
                 other => {
-                    step = self.on_reply(other, next, step, &mut response, keep_rows)?;
+                    step = self.on_reply(other, next, step, response, keep_rows)?;
                 }
             }
         }
         match failure {
             Some(e) => Err(e),
-            None => Ok(response),
+            None => Ok(()),
         }
     }
 
@@ -316,8 +343,13 @@ impl Connection {
     ) -> Result<usize> {
         let advance = step.saturating_add(1);
         match (next, msg) {
-            (Some(Expect::Parse), BackendMessage::ParseComplete)
+            (Some(Expect::Close), BackendMessage::CloseComplete)
+            | (Some(Expect::Parse), BackendMessage::ParseComplete)
             | (Some(Expect::Bind), BackendMessage::BindComplete) => Ok(advance),
+            (Some(Expect::Parameters), BackendMessage::ParameterDescription(p)) => {
+                response.parameter_types = Some(p.types);
+                Ok(advance)
+            }
             (Some(Expect::Shape), BackendMessage::RowDescription(rd)) => {
                 let columns: Arc<[Column]> = rd
                     .fields()

@@ -32,6 +32,8 @@ mod scram_cache;
 mod select;
 mod socket;
 mod startup;
+mod statements;
+mod transaction;
 mod tls;
 
 use std::collections::HashMap;
@@ -46,6 +48,7 @@ pub use cancel::CancelToken;
 pub use columns::{BoxError, Column, FromColumn, RowIndex, QUOTED_TEXT_MAX};
 pub use listen::Listener;
 pub use params::{IsNull, ParamBuf, ToParam};
+pub use transaction::Transaction;
 
 use crate::config::{Config, Limits, SessionState, TargetSessionAttrs};
 use crate::error::{Error, Result};
@@ -152,6 +155,8 @@ struct Inner {
     /// The request in flight is an extended query: a COPY FROM STDIN it starts makes the
     /// server ignore the Sync already sent, so refusing it takes CopyFail and a new Sync.
     extended: bool,
+    /// The statement cache, when it is on (`statements.rs`).
+    statements: Option<Box<statements::StatementCache>>,
 }
 
 /// How long [`Connection::close`] waits for the server to end the session after Terminate. A
@@ -203,6 +208,7 @@ impl Connection {
             session_changed: false,
             tls: None,
             extended: false,
+            statements: None,
         };
         Connection {
             inner: Box::new(inner),
@@ -339,6 +345,7 @@ impl Connection {
     pub(crate) fn note_command(&mut self, tag: &CommandTag) {
         if tag.changes_session() {
             self.inner.session_changed = true;
+            self.note_statements_dropped(tag);
         }
     }
 
