@@ -293,6 +293,29 @@ mod tests {
         );
     }
 
+    /// The one write of `conn.query("select $1::int4 as n", &[&42i32])`, as docs/protocol.md
+    /// shows it byte by byte.
+    #[test]
+    fn an_unnamed_query_is_seventy_bytes() {
+        let mut buf = BytesMut::new();
+        parse("", "select $1::int4 as n", &[], &mut buf).unwrap();
+        let value = |_: usize, buf: &mut BytesMut| {
+            buf.put_slice(b"42");
+            Ok::<_, WireError>(true)
+        };
+        bind("", "", 1, value, &mut buf).unwrap();
+        describe(Target::Portal, "", &mut buf).unwrap();
+        execute("", 0, &mut buf).unwrap();
+        sync(&mut buf);
+        let want: &[u8] = b"P\0\0\0\x1c\0select $1::int4 as n\0\0\0\
+            B\0\0\0\x12\0\0\0\0\0\x01\0\0\0\x0242\0\0\
+            D\0\0\0\x06P\0\
+            E\0\0\0\x09\0\0\0\0\0\
+            S\0\0\0\x04";
+        assert_eq!(&buf[..], want);
+        assert_eq!(buf.len(), 70);
+    }
+
     #[test]
     fn the_parameter_count_is_bounded_at_65535() {
         let mut buf = BytesMut::from(&b"x"[..]);
