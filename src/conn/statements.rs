@@ -194,7 +194,6 @@ impl Connection {
         params: &[&dyn ToParam],
         keep_rows: bool,
     ) -> std::result::Result<Response, (bool, Error)> {
-        let scs = self.standard_conforming_strings();
         let inner = &mut *self.inner;
         let Some(cache) = inner.statements.as_deref_mut() else {
             return Err((false, Error::closed()));
@@ -205,7 +204,11 @@ impl Connection {
         let mut response = Response::default();
         let hit = cache.entries.contains_key(sql);
         if !hit {
-            check_parameter_count(sql, params.len(), scs).map_err(|e| (false, e))?;
+            let scs = inner
+                .params
+                .get("standard_conforming_strings")
+                .map(String::as_str);
+            check_parameter_count(sql, params.len(), scs != Some("off")).map_err(|e| (false, e))?;
             cache.evict_down_to(cache.capacity.saturating_sub(1));
         }
         let closes = std::mem::take(&mut cache.to_close);
