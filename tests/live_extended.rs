@@ -208,6 +208,11 @@ async fn every_getter_reads_its_type_and_names_the_column_when_it_cannot() {
     );
     let past = row.try_get::<i32, _>(99).unwrap_err();
     assert!(past.is_column(), "{past}");
+    // A simple query's rows read the same way by position; they carry no names.
+    let simple = conn.simple_query("SELECT 5 AS five").await.unwrap();
+    assert_eq!(simple[0].try_get::<i32, _>(0).unwrap(), 5);
+    let unnamed = simple[0].try_get::<i32, _>("five").unwrap_err();
+    assert!(unnamed.to_string().contains("no column names"), "{unnamed}");
 }
 
 #[tokio::test]

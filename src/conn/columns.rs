@@ -251,8 +251,16 @@ impl Row {
     /// a `T`. The message names the column and quotes the text.
     pub fn try_get<'a, T: FromColumn<'a>, I: RowIndex>(&'a self, idx: I) -> Result<T> {
         let Some(pos) = idx.position(self) else {
+            let why = if self.columns.is_none() {
+                "a row of simple_query has no column names: read it by position, or use query"
+            } else {
+                "no such column"
+            };
             return Err(Error::column(
-                format!("{idx} does not exist (the row has {} columns)", self.len()),
+                format!(
+                    "{idx} does not exist ({why}; the row has {} columns)",
+                    self.len()
+                ),
                 None,
             ));
         };
