@@ -260,3 +260,52 @@ async fn the_pools_session_reset_empties_the_cache() {
     drop(guard);
     pool.close().await;
 }
+
+/// Every outcome of the unnamed path, through the cache too (a miss, then a hit): the same
+/// rows, the same server errors, the same local refusals, and the connection usable after each.
+#[tokio::test]
+async fn the_cached_path_answers_as_the_unnamed_one() {
+    let mut plain = connect().await;
+    let mut cache = cached(4).await;
+    let long = "é'\\".repeat(100_000);
+    let bytes: &[u8] = b"\0\xff";
+    let cases: Vec<(&str, Vec<&dyn wirepool::conn::ToParam>)> = vec![
+        (
+            "SELECT $1::text, $2::int8, $3::bool",
+            vec![&long, &-7i64, &None::<bool>],
+        ),
+        ("SELECT $1::bytea", vec![&bytes]),
+        ("SELECT 10 / (3 - x) FROM generate_series(1, 5) x", vec![]),
+        ("SELECT $1::int4", vec![&"x"]),
+        ("SELECT $1::text", vec![&"a\0b"]),
+        ("SELECT $1::int4, $2::int4", vec![&1i32]),
+        ("SELEC 1", vec![]),
+        ("SELECT generate_series(1, $1::int4)", vec![&3i32]),
+        ("", vec![]),
+    ];
+    for (sql, params) in &cases {
+        let want = outcome(plain.query(sql, params).await);
+        for pass in ["miss", "hit"] {
+            let got = outcome(cache.query(sql, params).await);
+            assert_eq!(got, want, "{sql} ({pass})");
+            assert!(!cache.is_broken() && !cache.is_busy(), "{sql} ({pass})");
+        }
+    }
+    assert!(cache.cached_statements() <= 4);
+}
+
+/// Rows as text, or the error's kind and code.
+fn outcome(r: wirepool::Result<Vec<wirepool::Row>>) -> Result<Vec<Vec<Option<String>>>, String> {
+    match r {
+        Ok(rows) => Ok(rows
+            .iter()
+            .map(|r| (0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+            .collect()),
+        Err(e) => Err(format!(
+            "db {} invalid {} code {:?}",
+            e.is_db(),
+            e.is_invalid_input(),
+            e.code()
+        )),
+    }
+}
