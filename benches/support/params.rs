@@ -1,5 +1,5 @@
-//! The `params` section of `end_to_end`: `SELECT $1::int4` with one parameter, 16 tasks through
-//! a pool of 5, on 1- and 2-worker runtimes.
+//! The `params` section of `end_to_end`: `SELECT $1::int4`, and a 10-column row selected by the
+//! same parameter, 16 tasks through a pool of 5, on 1- and 2-worker runtimes.
 //!
 //! Contenders, each over TCP to the same cluster, all connections open before timing:
 //! - deadpool-postgres with tokio-postgres's `prepare_cached` (its statement cache: a named
@@ -18,7 +18,16 @@ use wirepool::pool::PgManager;
 use super::stats::{fmt_ratio, median, median_ratio, print_table, rotation};
 use super::{cluster, runtime, timed_loop, Rate, Settings};
 
-const SQL: &str = "SELECT $1::int4";
+/// The queries: (label, SQL); the first column is always the parameter, 42.
+const QUERIES: [(&str, &str); 2] = [
+    ("SELECT $1::int4", "SELECT $1::int4"),
+    (
+        "a 10-column row",
+        "SELECT $1::int4 AS id, 'user_' || $1::int4 AS name, $1::int8 * 1000 AS big, \
+         true AS active, 3.25::float8 AS score, '2024-01-01 12:00:00'::timestamp AS created, \
+         'x'::text AS a, 'yy'::text AS b, NULL::text AS c, 7::int2 AS d",
+    ),
+];
 const TASKS: usize = 16;
 const SIZE: usize = 5;
 const WORKERS: [usize; 2] = [1, 2];
@@ -65,7 +74,13 @@ fn check(value: i32) -> Result<(), String> {
     }
 }
 
-fn run(i: usize, conninfo: &str, workers: usize, s: &Settings) -> Result<Rate, String> {
+fn run(
+    i: usize,
+    sql: &'static str,
+    conninfo: &str,
+    workers: usize,
+    s: &Settings,
+) -> Result<Rate, String> {
     let rt = runtime(workers);
     match i {
         0 | 1 => {
@@ -76,10 +91,10 @@ fn run(i: usize, conninfo: &str, workers: usize, s: &Settings) -> Result<Rate, S
                 async move {
                     let client = pool.get().await.map_err(|e| e.to_string())?;
                     let rows = if typed {
-                        client.query_typed(SQL, &[(&42i32, Type::INT4)]).await
+                        client.query_typed(sql, &[(&42i32, Type::INT4)]).await
                     } else {
                         let stmt = client
-                            .prepare_cached(SQL)
+                            .prepare_cached(sql)
                             .await
                             .map_err(|e| e.to_string())?;
                         client.query(&stmt, &[&42i32]).await
@@ -99,7 +114,7 @@ fn run(i: usize, conninfo: &str, workers: usize, s: &Settings) -> Result<Rate, S
                 async move {
                     let mut conn = p.connection().await.map_err(|e| e.to_string())?;
                     let row = conn
-                        .query_one(SQL, &[&42i32])
+                        .query_one(sql, &[&42i32])
                         .await
                         .map_err(|e| e.to_string())?;
                     check(row.try_get::<i32, _>(0).map_err(|e| e.to_string())?)
@@ -111,23 +126,29 @@ fn run(i: usize, conninfo: &str, workers: usize, s: &Settings) -> Result<Rate, S
     }
 }
 
-/// Runs the section and prints its table (method in docs/performance.md).
+/// Runs the section and prints its tables (method in docs/performance.md).
 pub fn params(cluster: &cluster::Cluster, s: &Settings) {
+    for (label, sql) in QUERIES {
+        table(cluster, s, label, sql);
+    }
+}
+
+fn table(cluster: &cluster::Cluster, s: &Settings, label: &str, sql: &'static str) {
     let conninfo = cluster::conninfo(cluster.host(), cluster.port(), "postgres", None);
     let mut rates: Vec<Vec<Vec<Rate>>> = vec![vec![Vec::new(); NAMES.len()]; WORKERS.len()];
     for round in 0..s.rounds {
         for (w, workers) in WORKERS.iter().enumerate() {
             for i in rotation(NAMES.len(), round).filter(|i| s.runs_pool(*i)) {
-                match run(i, &conninfo, *workers, s) {
+                match run(i, sql, &conninfo, *workers, s) {
                     Ok(r) => rates[w][i].push(r),
                     Err(e) => eprintln!("{} failed: {e}", NAMES[i]),
                 }
             }
         }
-        eprintln!("params round {}/{} done", round + 1, s.rounds);
+        eprintln!("params ({label}) round {}/{} done", round + 1, s.rounds);
     }
     println!(
-        "## `{SQL}` with one parameter, {TASKS} tasks / pool of {SIZE}: queries/s and client CPU \
+        "## {label} with one parameter, {TASKS} tasks / pool of {SIZE}: queries/s and client CPU \
          µs per query, ratios to deadpool-postgres's prepare_cached and to query_typed\n\n\
          (127.0.0.1 TCP; median of {} interleaved rounds, {:?} windows)\n",
         s.rounds, s.window
