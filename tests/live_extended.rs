@@ -397,3 +397,29 @@ async fn a_session_change_through_the_extended_path_is_seen() {
         .unwrap();
     assert!(conn.session_changed(), "the reported parameter");
 }
+
+#[tokio::test]
+async fn copy_through_the_extended_path_is_refused_and_the_connection_stays_usable() {
+    let mut conn = connect().await;
+    conn.simple_query("CREATE TEMP TABLE copied (v int)")
+        .await
+        .unwrap();
+    // COPY FROM STDIN: the server ignores the Sync sent with the query while it waits for
+    // data, so the refusal must bring its own Sync, or this would hang.
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        conn.query("COPY copied FROM STDIN", &[]),
+    )
+    .await
+    .expect("no hang")
+    .unwrap_err();
+    assert!(err.is_unsupported(), "{err:?}");
+    assert_usable(&mut conn).await;
+    let err = conn
+        .execute("COPY (SELECT generate_series(1, 3)) TO STDOUT", &[])
+        .await
+        .unwrap_err();
+    assert!(err.is_unsupported(), "{err:?}");
+    assert_usable(&mut conn).await;
+    assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
+}
