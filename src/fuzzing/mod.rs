@@ -10,8 +10,9 @@
 //! Contract of every function: it returns normally for any input, and panics only when the crate
 //! broke an invariant (that panic is the finding). It never panics on the input being malformed.
 //! All targets but two are pure (bytes in, values out); `simple_query` and `extended_query`
-//! drive a real [`Connection`](crate::Connection) against a scripted server on a loopback socket, on a
-//! per-thread tokio runtime. How to run the targets and what each asserts: `docs/fuzzing.md`.
+//! drive a real [`Connection`](crate::Connection) against a scripted server on a loopback
+//! socket, on a per-thread tokio runtime. How to run the targets and what each asserts:
+//! `docs/fuzzing.md`.
 //!
 //! Input layouts are chosen so that recorded seeds stay readable: a leading option byte, then
 //! messages separated by `\n` where the messages are text (see each function's doc).
