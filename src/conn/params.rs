@@ -12,7 +12,19 @@ use std::fmt::{self, Write as _};
 
 use bytes::{BufMut, BytesMut};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::wire::{WireError, MAX_FRONTEND_MESSAGE_LEN};
+
+/// Refuses a value that could never fit in a Bind message before it is copied (so a
+/// multi-gigabyte value is an error without first being written out).
+fn fits(len: usize) -> Result<()> {
+    if len > MAX_FRONTEND_MESSAGE_LEN {
+        return Err(Error::invalid_input(WireError::OutboundTooLong {
+            limit: MAX_FRONTEND_MESSAGE_LEN,
+        }));
+    }
+    Ok(())
+}
 
 /// Whether [`ToParam::to_param`] wrote a value or stands for SQL NULL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +111,7 @@ impl<T: ToParam> ToParam for Option<T> {
 
 impl ToParam for str {
     fn to_param(&self, out: &mut ParamBuf<'_>) -> Result<IsNull> {
+        fits(self.len())?;
         out.push_str(self);
         Ok(IsNull::No)
     }
@@ -194,6 +207,13 @@ mod tests {
             }
             IsNull::No => Some(String::from_utf8(buf.to_vec()).unwrap()),
         }
+    }
+
+    #[test]
+    fn a_value_that_cannot_fit_in_bind_is_refused_before_copying() {
+        assert!(fits(MAX_FRONTEND_MESSAGE_LEN).is_ok());
+        let err = fits(MAX_FRONTEND_MESSAGE_LEN + 1).unwrap_err();
+        assert!(err.is_invalid_input(), "{err:?}");
     }
 
     #[test]
