@@ -1,19 +1,23 @@
 //! The only place in the crate that does I/O: a socket, its read and write buffers, and the
-//! handshake and simple-query loops that drive the sans-IO [`crate::wire`] codec.
+//! handshake, simple-query and extended-query loops that drive the sans-IO [`crate::wire`]
+//! codec.
 //!
 //! Files: `socket` (TCP/Unix, keepalive, address resolution), `framed` (buffers + decoder),
 //! `select` (which host and address, `target_session_attrs`, `load_balance_hosts`), `startup`
 //! (one attempt: socket, `sslmode`'s TLS negotiation, handshake driver), `tls` (rustls
 //! configuration and verifiers), `scram_cache` (PBKDF2 off the executor, cached), `query`
-//! (simple query), `cancel` (CancelRequest), `listen` (notifications, [`Listener`]).
+//! (simple query), `extended` (queries with parameters: Parse/Bind/Execute), `params`
+//! ([`ToParam`]), `columns` ([`Row::try_get`], [`FromColumn`]), `statements` (the opt-in
+//! statement cache), `transaction` ([`Transaction`]), `cancel` (CancelRequest), `listen`
+//! (notifications, [`Listener`]).
 //!
 //! Each connection has a tracing span (`connection`, with the backend's `pid` and the server's
 //! `host` address), entered for the events it logs (server notices, a server closing the
 //! session), so a log line says which session it came from; opened inside a pool's task, the
 //! span is a child of the pool's.
 //!
-//! State invariants: `busy` is set when a Query is written and cleared only by its
-//! ReadyForQuery; `broken` is set by any I/O or protocol error (or by `check_closed` seeing
+//! State invariants: `busy` is set when a Query (or an extended query, up to its Sync) is
+//! written and cleared only by its ReadyForQuery; `broken` is set by any I/O or protocol error (or by `check_closed` seeing
 //! EOF or a FATAL) and is never cleared: every later call fails fast with [`Error::is_closed`].
 //! A write cut short (a future dropped inside `flush`, leaving unsent bytes) counts as broken
 //! too: the server holds part of a message and would read whatever we sent next as its rest.
