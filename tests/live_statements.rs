@@ -309,3 +309,18 @@ fn outcome(r: wirepool::Result<Vec<wirepool::Row>>) -> Result<Vec<Vec<Option<Str
         )),
     }
 }
+
+#[tokio::test]
+async fn the_config_turns_the_cache_on() {
+    let mut with_cache = config();
+    with_cache.statement_cache(2);
+    let mut conn = Connection::connect(&with_cache).await.unwrap();
+    assert_eq!(conn.statement_cache_capacity(), 2);
+    conn.query("SELECT $1::int4", &[&1i32]).await.unwrap();
+    assert_eq!(prepared(&mut conn).await, ["wirepool_0"]);
+    assert_eq!(
+        with_cache.to_string(),
+        config().to_string(),
+        "not a conninfo keyword"
+    );
+}

@@ -232,7 +232,9 @@ impl Connection {
     /// (10.0.0.7), port 5432 failed: ...`) and why each failed or was passed over.
     pub async fn connect(config: &Config) -> Result<Connection> {
         let params = config.resolve()?;
-        select::connect(&params, select::os_seed()).await
+        let mut conn = select::connect(&params, select::os_seed()).await?;
+        conn.set_statement_cache_capacity(config.get_statement_cache());
+        Ok(conn)
     }
 
     /// [`connect`](Connection::connect) with `load_balance_hosts=random`'s choices drawn from
@@ -253,7 +255,9 @@ impl Connection {
     /// As [`connect`](Connection::connect).
     pub async fn connect_with_seed(config: &Config, seed: u64) -> Result<Connection> {
         let params = config.resolve()?;
-        select::connect(&params, seed).await
+        let mut conn = select::connect(&params, seed).await?;
+        conn.set_statement_cache_capacity(config.get_statement_cache());
+        Ok(conn)
     }
 
     /// The `target_session_attrs` this connection was opened for.

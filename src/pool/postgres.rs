@@ -49,21 +49,18 @@ impl IntoConfig for String {
 #[derive(Debug, Clone)]
 pub struct PgManager {
     config: Config,
-    statement_cache: usize,
 }
 
 impl PgManager {
     /// A manager connecting with `config`.
     pub fn new(config: Config) -> Self {
-        PgManager {
-            config,
-            statement_cache: 0,
-        }
+        PgManager { config }
     }
 
     /// Gives every connection a statement cache of `capacity` named statements
-    /// ([`Connection::set_statement_cache_capacity`]); 0, the default, leaves it off. The
-    /// pool's session reset (`DISCARD ALL`) empties a connection's cache with its statements.
+    /// ([`Config::statement_cache`], [`Connection::set_statement_cache_capacity`]); 0, the
+    /// default, leaves it off. The pool's session reset (`DISCARD ALL`) empties a connection's
+    /// cache with its statements.
     ///
     /// Behind PgBouncer in transaction mode, only with PgBouncer ≥ 1.21 and
     /// `max_prepared_statements` set: a named statement lives in one server session. Off, every
@@ -77,7 +74,7 @@ impl PgManager {
     /// # Ok(()) }
     /// ```
     pub fn statement_cache(mut self, capacity: usize) -> Self {
-        self.statement_cache = capacity;
+        self.config.statement_cache(capacity);
         self
     }
 
@@ -112,10 +109,8 @@ impl PgManager {
 impl Manage for PgManager {
     type Connection = Connection;
 
-    async fn connect(&self) -> Result<Connection> {
-        let mut conn = Connection::connect(&self.config).await?;
-        conn.set_statement_cache_capacity(self.statement_cache);
-        Ok(conn)
+    fn connect(&self) -> impl Future<Output = Result<Connection>> + Send {
+        Connection::connect(&self.config)
     }
 
     /// Broken, busy and transaction states from local knowledge; and the pool heals itself
