@@ -14,7 +14,13 @@ use wirepool::{Pool, TransactionStatus};
 
 /// Starts PgBouncer, or `None` when the user asked to skip these tests.
 fn bouncer(mode: PoolMode, server_pool_size: usize) -> Option<PgBouncer> {
-    match PgBouncer::start(Cluster::shared(), mode, server_pool_size, &["scram_user"]) {
+    bouncer_for("scram_user", mode, server_pool_size)
+}
+
+/// [`bouncer`] serving `user`: tests that count a role's server connections give the other
+/// tests, which run at the same time, another role.
+fn bouncer_for(user: &str, mode: PoolMode, server_pool_size: usize) -> Option<PgBouncer> {
+    match PgBouncer::start(Cluster::shared(), mode, server_pool_size, &[user]) {
         Ok(b) => Some(b),
         Err(e) if std::env::var("WIREPOOL_SKIP_PGBOUNCER").is_ok_and(|v| v == "1") => {
             eprintln!("skipped (WIREPOOL_SKIP_PGBOUNCER=1): {e}");
@@ -132,16 +138,20 @@ async fn a_changed_session_is_reset_through_session_pooling() {
     pool.close().await;
 }
 
+/// The role of the extended-query tests: not `scram_user`, whose server connections
+/// `many_tasks_share_two_server_connections_under_transaction_pooling` counts while these run.
+const EXTENDED_USER: &str = "md5scram_user";
+
 /// Parameters under transaction pooling: every query is one Parse-to-Sync unit on the unnamed
 /// statement, so PgBouncer may give each one to a different server connection and none can
 /// meet a statement it does not know ("prepared statement ... does not exist") or one that
 /// another client left ("... already exists"). 16 tasks, 8 client connections, 2 servers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parameters_on_the_unnamed_statement_under_transaction_pooling() {
-    let Some(bouncer) = bouncer(PoolMode::Transaction, 2) else {
+    let Some(bouncer) = bouncer_for(EXTENDED_USER, PoolMode::Transaction, 2) else {
         return;
     };
-    let pool = Pool::builder(bouncer.conninfo("scram_user").as_str())
+    let pool = Pool::builder(bouncer.conninfo(EXTENDED_USER).as_str())
         .name("wp_bouncer_extended")
         .max_size(8)
         .timeout(Duration::from_secs(20))
@@ -197,7 +207,7 @@ async fn parameters_on_the_unnamed_statement_under_transaction_pooling() {
 /// "already exists" or "does not exist".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_statement_cache_under_session_pooling() {
-    let Some(bouncer) = bouncer(PoolMode::Session, 4) else {
+    let Some(bouncer) = bouncer_for(EXTENDED_USER, PoolMode::Session, 4) else {
         return;
     };
     let (major, minor) = bouncer.version();
@@ -209,7 +219,7 @@ async fn the_statement_cache_under_session_pooling() {
             " only (max_prepared_statements needs 1.21)"
         }
     );
-    let config: wirepool::Config = bouncer.conninfo("scram_user").parse().unwrap();
+    let config: wirepool::Config = bouncer.conninfo(EXTENDED_USER).parse().unwrap();
     let manager = wirepool::pool::PgManager::new(config).statement_cache(3);
     let pool = Pool::builder_for(manager)
         .name("wp_bouncer_cache")
