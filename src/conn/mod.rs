@@ -37,8 +37,8 @@ mod select;
 mod socket;
 mod startup;
 mod statements;
-mod transaction;
 mod tls;
+mod transaction;
 
 use std::collections::HashMap;
 use std::fmt;
