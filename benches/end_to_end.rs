@@ -6,6 +6,8 @@
 //! Sections (each one's method is in docs/performance.md):
 //! - `select1`: `SELECT 1` (simple protocol) from T tasks through a pool of N, on 1- and
 //!   2-worker runtimes: queries/s and client CPU time per query; pgbench at the same T.
+//! - `params`: `SELECT $1::int4` with a parameter, 16 tasks / pool of 5, 1 and 2 workers:
+//!   wirepool unnamed and cached vs deadpool-postgres's `prepare_cached` and `query_typed`.
 //! - `connect`: connections/s opened and closed (trust, md5, SCRAM), 1 and 8 at a time.
 //! - `memory`: RSS of a process holding 200 idle connections, each pool in its own child.
 //! - `python`: psycopg_pool, if `WIREPOOL_BENCH_PYTHON` names a Python that has it.
@@ -32,6 +34,8 @@ mod e2e_charts;
 mod e2e_more;
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/params.rs"]
+mod params;
 #[path = "support/pg_clients.rs"]
 mod pg_clients;
 #[path = "support/procfs.rs"]
@@ -276,6 +280,9 @@ fn main() {
     };
     if s.wants("select1") {
         select1(&cluster, &s);
+    }
+    if s.wants("params") {
+        params::params(&cluster, &s);
     }
     if s.wants("connect") {
         e2e_more::connect(&cluster, &s);

@@ -98,6 +98,16 @@ pub(crate) enum Kind {
     /// A value the caller passed cannot be sent (a NUL byte, over a protocol size limit); the
     /// source is the [`WireError`].
     InvalidInput,
+    /// A query's parameters cannot be sent as given (their count, a NUL in a text value, a
+    /// parameter's own encoder failing): what is wrong; the source, if any, is the cause.
+    InvalidParameters(String),
+    /// A row's value cannot be read as asked: which column, and why; the source, if any, is
+    /// the parse error.
+    Column(String),
+    /// `query_one` or `query_opt` got another number of rows: how many.
+    RowCount(usize),
+    /// A transaction did not do what was asked: what happened.
+    Transaction(&'static str),
     /// The pool could not hand out a connection before its deadline.
     PoolTimeout(Box<PoolTimeoutInfo>),
     /// The pool is closed.
@@ -284,6 +294,31 @@ impl Error {
     /// An outbound encoding error: the caller's value, not the server, is at fault.
     pub(crate) fn invalid_input(e: WireError) -> Error {
         Error::with_source(Kind::InvalidInput, e)
+    }
+
+    /// Parameters that cannot be sent as given; nothing was sent.
+    pub(crate) fn invalid_parameters(msg: impl Into<String>) -> Error {
+        Error::new(Kind::InvalidParameters(msg.into()))
+    }
+
+    /// A row's value that cannot be read as asked (`msg` names the column and the text).
+    pub(crate) fn column(
+        msg: impl Into<String>,
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    ) -> Error {
+        let mut e = Error::new(Kind::Column(msg.into()));
+        e.inner.source = source;
+        e
+    }
+
+    /// `query_one` or `query_opt` got `n` rows.
+    pub(crate) fn row_count(n: usize) -> Error {
+        Error::new(Kind::RowCount(n))
+    }
+
+    /// A transaction that did not do what was asked.
+    pub(crate) fn transaction(msg: &'static str) -> Error {
+        Error::new(Kind::Transaction(msg))
     }
 
     /// Marks this error as the failure of a connect attempt at `place`.
@@ -568,10 +603,24 @@ impl Error {
         matches!(self.kind(), Kind::TargetMismatch(_))
     }
 
-    /// A value passed by the caller cannot be sent as it is: it contains a NUL byte, or exceeds a
-    /// protocol size limit. Nothing was sent; the connection is still usable.
+    /// A value passed by the caller cannot be sent as it is: it contains a NUL byte, exceeds a
+    /// protocol size limit, or a query was given more or fewer parameters than its text uses.
+    /// Nothing was sent; the connection is still usable.
     pub fn is_invalid_input(&self) -> bool {
-        matches!(self.kind(), Kind::InvalidInput)
+        matches!(self.kind(), Kind::InvalidInput | Kind::InvalidParameters(_))
+    }
+
+    /// A row's value could not be read as the type asked for (`Row::try_get`): no such column,
+    /// NULL read as a type without NULL (read it as an `Option`), or text that does not parse
+    /// as the type. The message names the column and quotes the text.
+    pub fn is_column(&self) -> bool {
+        matches!(self.kind(), Kind::Column(_))
+    }
+
+    /// `query_one` returned no row or several, or `query_opt` several (the connection is still
+    /// usable: every row was read).
+    pub fn is_row_count(&self) -> bool {
+        matches!(self.kind(), Kind::RowCount(_))
     }
 
     /// The server sent a message longer than a limit the user sets (a row over
@@ -597,6 +646,13 @@ impl Error {
             Kind::NotificationsLost { missed, .. } => Some(*missed),
             _ => None,
         }
+    }
+
+    /// A [`Transaction`](crate::conn::Transaction) did not do what was asked: its `commit` found
+    /// the transaction already failed (the server answered `COMMIT` with `ROLLBACK`: none of its
+    /// work was saved), or `transaction()` was called on a connection already inside one.
+    pub fn is_transaction(&self) -> bool {
+        matches!(self.kind(), Kind::Transaction(_))
     }
 
     /// `putconn` was given a connection from another pool.
@@ -633,6 +689,10 @@ impl fmt::Display for Error {
             Kind::TargetMismatch(msg) => f.write_str(msg)?,
             Kind::Tls { msg, .. } => write!(f, "TLS: {msg}")?,
             Kind::InvalidInput => f.write_str("invalid input")?,
+            Kind::InvalidParameters(msg) => write!(f, "invalid input: {msg}")?,
+            Kind::Column(msg) => write!(f, "column {msg}")?,
+            Kind::RowCount(n) => write!(f, "expected one row, the query returned {n}")?,
+            Kind::Transaction(msg) => f.write_str(msg)?,
             Kind::PoolTimeout(i) => write!(
                 f,
                 "pool '{}': couldn't get a connection after {:.3} s (size {}, idle {}, waiting {})",

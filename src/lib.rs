@@ -26,6 +26,9 @@
 //! let rows = conn.simple_query("SELECT 1, NULL").await?;
 //! assert_eq!(rows[0].get(0), Some("1"));
 //! assert_eq!(rows[0].get(1), None);
+//! // Values travel as parameters (the extended query protocol), never inside the SQL text.
+//! let row = conn.query_one("SELECT $1::int8 * 2 AS twice", &[&21i64]).await?;
+//! assert_eq!(row.try_get::<i64, _>("twice")?, 42);
 //! conn.close().await?;
 //! # Ok(()) }
 //! ```
@@ -43,7 +46,7 @@ pub mod pool;
 pub mod wire;
 
 pub use config::Config;
-pub use conn::{CancelToken, Connection, Listener, Notification, Row};
+pub use conn::{CancelToken, Connection, Listener, Notification, Row, ToParam, Transaction};
 pub use error::{Error, PoolTimeoutInfo, Result};
 pub use pool::{Pool, PoolBuilder, PoolStats, PooledConnection};
 pub use wire::{DbError, TransactionStatus};

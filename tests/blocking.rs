@@ -320,3 +320,29 @@ fn a_cancel_token_stops_a_query_from_another_thread() {
     assert_eq!(err.code(), Some("57014"), "{err}");
     canceller.join().unwrap().unwrap();
 }
+
+#[test]
+fn parameters_from_a_thread() {
+    let pool = open_pool("wp_blocking_params", 1, 1, Duration::from_secs(5));
+    let mut conn = pool.connection().unwrap();
+    let text = "it's; DROP TABLE x; --";
+    let row = conn
+        .query_one("SELECT $1::text, $2::int8 * 2", &[&text, &21i64])
+        .unwrap();
+    assert_eq!(row.try_get::<&str, _>(0).unwrap(), text);
+    assert_eq!(row.try_get::<i64, _>(1).unwrap(), 42);
+    assert_eq!(
+        conn.execute("SELECT generate_series(1, $1::int4)", &[&3i32])
+            .unwrap(),
+        3
+    );
+    assert!(conn
+        .query_opt("SELECT 1 WHERE $1::bool", &[&false])
+        .unwrap()
+        .is_none());
+    let err = conn.query("SELECT $1::int4", &[&"x"]).unwrap_err();
+    assert_eq!(err.code(), Some("22P02"));
+    assert_eq!(conn.query("SELECT 1", &[]).unwrap().len(), 1);
+    drop(conn);
+    pool.close().unwrap();
+}

@@ -38,3 +38,18 @@ fn checkout_futures_are_send(pool: &Pool) {
     fut_send(pool.close());
     is_send(&pool.clone());
 }
+
+#[test]
+fn query_types_are_send_and_sync() {
+    send_sync_static::<wirepool::Row>();
+    send_sync_static::<wirepool::conn::Column>();
+    send::<wirepool::conn::Transaction<'static>>();
+}
+
+#[allow(dead_code)]
+fn query_futures_are_send(conn: &mut wirepool::Connection) {
+    fn fut_send<F: Future + Send>(_: F) {}
+    fut_send(conn.query("SELECT $1::int4", &[&1i32]));
+    fut_send(conn.execute("SELECT $1::text", &[&"x"]));
+    fut_send(conn.transaction());
+}

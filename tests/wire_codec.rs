@@ -5,7 +5,8 @@ use bytes::{BufMut, BytesMut};
 use wirepool::wire::{
     frontend, Authentication, BackendMessage, Decoder, DecoderLimits, TransactionStatus, WireError,
     MAX_AUTH_MESSAGE_LEN, MAX_AUTH_RESPONSE_LEN, MAX_FRONTEND_MESSAGE_LEN, MAX_NOTIFICATION_LEN,
-    MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN, MAX_STARTUP_PACKET_LEN,
+    MAX_PARAMETER_DESCRIPTION_LEN, MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN,
+    MAX_STARTUP_PACKET_LEN,
 };
 
 /// A backend message: tag, Int32 length (body + 4), body.
@@ -591,9 +592,51 @@ fn post_startup_limits_exact_and_one_past() {
         check_limit(&mut d, tag, max);
     }
     check_limit(&mut d, b'A', MAX_NOTIFICATION_LEN);
-    for tag in *b"SZCIGHWc" {
+    for tag in *b"SZCIGHWc123ns" {
         check_limit(&mut d, tag, MAX_SMALL_MESSAGE_LEN);
     }
+    check_limit(&mut d, b't', MAX_PARAMETER_DESCRIPTION_LEN);
+}
+
+#[test]
+fn extended_query_replies() {
+    let mut d = ready_decoder();
+    for (tag, want) in [
+        (b'1', BackendMessage::ParseComplete),
+        (b'2', BackendMessage::BindComplete),
+        (b'3', BackendMessage::CloseComplete),
+        (b'n', BackendMessage::NoData),
+        (b's', BackendMessage::PortalSuspended),
+    ] {
+        assert_eq!(decode_one(&mut d, &msg(tag, b"")), Ok(Some(want)));
+        assert_eq!(
+            decode_one(&mut d, &msg(tag, b"x")),
+            Err(WireError::TrailingBytes { tag })
+        );
+    }
+    // The largest ParameterDescription: 65,535 OIDs, the count read as unsigned.
+    let mut body = vec![0xff, 0xff];
+    for i in 0..65_535u32 {
+        body.extend_from_slice(&i.to_be_bytes());
+    }
+    assert_eq!(body.len() + 4, MAX_PARAMETER_DESCRIPTION_LEN);
+    match decode_one(&mut d, &msg(b't', &body)) {
+        Ok(Some(BackendMessage::ParameterDescription(p))) => {
+            assert_eq!(p.types.len(), 65_535);
+            assert_eq!(p.types[65_534], 65_534);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        decode_one(&mut d, &msg(b't', &[0, 2, 0, 0, 0, 23])),
+        Err(WireError::UnexpectedEnd { tag: b't' })
+    );
+    // Not during startup.
+    let mut startup = Decoder::new();
+    assert_eq!(
+        decode_one(&mut startup, &msg(b'1', b"")),
+        Err(WireError::UnexpectedMessage { tag: b'1' })
+    );
 }
 
 #[test]

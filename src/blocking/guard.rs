@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::runtime::Driver;
-use crate::conn::{Notification, Row};
+use crate::conn::{Notification, Row, ToParam};
 use crate::error::Result;
 use crate::wire::BackendKey;
 use crate::TransactionStatus;
@@ -57,6 +57,50 @@ impl PooledConnection {
     /// `InsideAsyncRuntime`.
     pub fn simple_query(&mut self, sql: &str) -> Result<Vec<Row>> {
         self.driver.block_on(self.conn.simple_query(sql))?
+    }
+
+    /// Runs `sql` with `params` over the extended protocol and blocks until it completes. See
+    /// [`Connection::query`](crate::Connection::query).
+    ///
+    /// ```no_run
+    /// # fn demo(pool: &wirepool::blocking::Pool) -> wirepool::Result<()> {
+    /// let mut conn = pool.connection()?;
+    /// let rows = conn.query("SELECT $1::int4 + 1", &[&41])?;
+    /// assert_eq!(rows[0].try_get::<i32, _>(0)?, 42);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Connection::query`](crate::Connection::query), or `InsideAsyncRuntime`.
+    pub fn query(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<Vec<Row>> {
+        self.driver.block_on(self.conn.query(sql, params))?
+    }
+
+    /// [`query`](PooledConnection::query) for exactly one row. See
+    /// [`Connection::query_one`](crate::Connection::query_one).
+    ///
+    /// # Errors
+    /// As [`Connection::query_one`](crate::Connection::query_one), or `InsideAsyncRuntime`.
+    pub fn query_one(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<Row> {
+        self.driver.block_on(self.conn.query_one(sql, params))?
+    }
+
+    /// [`query`](PooledConnection::query) for at most one row. See
+    /// [`Connection::query_opt`](crate::Connection::query_opt).
+    ///
+    /// # Errors
+    /// As [`Connection::query_opt`](crate::Connection::query_opt), or `InsideAsyncRuntime`.
+    pub fn query_opt(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<Option<Row>> {
+        self.driver.block_on(self.conn.query_opt(sql, params))?
+    }
+
+    /// Runs `sql` with `params` and returns the number of rows it affected. See
+    /// [`Connection::execute`](crate::Connection::execute).
+    ///
+    /// # Errors
+    /// As [`Connection::execute`](crate::Connection::execute), or `InsideAsyncRuntime`.
+    pub fn execute(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<u64> {
+        self.driver.block_on(self.conn.execute(sql, params))?
     }
 
     /// A token that cancels this connection's running query from another thread. While the

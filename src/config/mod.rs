@@ -219,6 +219,8 @@ pub struct Config {
     password: Option<Password>,
     /// Rust-side settings, not keywords (see [`Limits`]).
     limits: Limits,
+    /// The statement cache's capacity for each connection (0: off); not a keyword.
+    statement_cache: usize,
 }
 
 impl Config {
@@ -229,6 +231,33 @@ impl Config {
     /// ```
     pub fn new() -> Config {
         Config::default()
+    }
+
+    /// Gives each connection opened with this configuration a statement cache of `capacity`
+    /// named statements ([`Connection::set_statement_cache_capacity`]); 0, the default, leaves
+    /// it off. A Rust-side setting, not a conninfo keyword.
+    ///
+    /// Behind PgBouncer in transaction mode, only with PgBouncer ≥ 1.21 and
+    /// `max_prepared_statements` set; off, every query uses the unnamed statement, which is safe
+    /// behind any pooler.
+    ///
+    /// ```
+    /// let mut config: wirepool::Config = "host=db".parse()?;
+    /// config.statement_cache(100);
+    /// assert_eq!(config.get_statement_cache(), 100);
+    /// assert_eq!(config.to_string(), "host=db");
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    ///
+    /// [`Connection::set_statement_cache_capacity`]: crate::Connection::set_statement_cache_capacity
+    pub fn statement_cache(&mut self, capacity: usize) -> &mut Config {
+        self.statement_cache = capacity;
+        self
+    }
+
+    /// The statement cache's capacity for each connection (0: off).
+    pub fn get_statement_cache(&self) -> usize {
+        self.statement_cache
     }
 
     /// The whole configuration as a keyword/value string, **password included**: it contains
@@ -325,6 +354,9 @@ impl fmt::Debug for Config {
         }
         if self.limits != Limits::default() {
             d.field("limits", &self.limits);
+        }
+        if self.statement_cache != 0 {
+            d.field("statement_cache", &self.statement_cache);
         }
         d.finish()
     }

@@ -1,19 +1,23 @@
 //! The only place in the crate that does I/O: a socket, its read and write buffers, and the
-//! handshake and simple-query loops that drive the sans-IO [`crate::wire`] codec.
+//! handshake, simple-query and extended-query loops that drive the sans-IO [`crate::wire`]
+//! codec.
 //!
 //! Files: `socket` (TCP/Unix, keepalive, address resolution), `framed` (buffers + decoder),
 //! `select` (which host and address, `target_session_attrs`, `load_balance_hosts`), `startup`
 //! (one attempt: socket, `sslmode`'s TLS negotiation, handshake driver), `tls` (rustls
 //! configuration and verifiers), `scram_cache` (PBKDF2 off the executor, cached), `query`
-//! (simple query), `cancel` (CancelRequest), `listen` (notifications, [`Listener`]).
+//! (simple query), `extended` (queries with parameters: Parse/Bind/Execute), `params`
+//! ([`ToParam`]), `columns` ([`Row::try_get`], [`FromColumn`]), `statements` (the opt-in
+//! statement cache), `transaction` ([`Transaction`]), `cancel` (CancelRequest), `listen`
+//! (notifications, [`Listener`]).
 //!
 //! Each connection has a tracing span (`connection`, with the backend's `pid` and the server's
 //! `host` address), entered for the events it logs (server notices, a server closing the
 //! session), so a log line says which session it came from; opened inside a pool's task, the
 //! span is a child of the pool's.
 //!
-//! State invariants: `busy` is set when a Query is written and cleared only by its
-//! ReadyForQuery; `broken` is set by any I/O or protocol error (or by `check_closed` seeing
+//! State invariants: `busy` is set when a Query (or an extended query, up to its Sync) is
+//! written and cleared only by its ReadyForQuery; `broken` is set by any I/O or protocol error (or by `check_closed` seeing
 //! EOF or a FATAL) and is never cleared: every later call fails fast with [`Error::is_closed`].
 //! A write cut short (a future dropped inside `flush`, leaving unsent bytes) counts as broken
 //! too: the server holds part of a message and would read whatever we sent next as its rest.
@@ -22,14 +26,19 @@
 //! their query).
 
 mod cancel;
+mod columns;
+mod extended;
 mod framed;
 mod listen;
+mod params;
 mod query;
 mod scram_cache;
 mod select;
 mod socket;
 mod startup;
+mod statements;
 mod tls;
+mod transaction;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -40,7 +49,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use cancel::CancelToken;
+pub use columns::{BoxError, Column, FromColumn, RowIndex, QUOTED_TEXT_MAX};
 pub use listen::Listener;
+pub use params::{IsNull, ParamBuf, ToParam};
+pub use transaction::Transaction;
 
 use crate::config::{Config, Limits, SessionState, TargetSessionAttrs};
 use crate::error::{Error, Result};
@@ -51,16 +63,19 @@ use framed::Framed;
 use listen::Inbox;
 use socket::PeerAddr;
 
-/// One data row of a simple query's result, with every value as text (`None` is SQL NULL).
+/// One data row of a query's result, with every value as text (`None` is SQL NULL); read
+/// values as Rust types with [`Row::try_get`].
 ///
 /// Two allocations per row however many columns it has: the values' text back to back, and
-/// where each one lies in it.
+/// where each one lies in it. The column descriptions are shared by every row of a result.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Row {
     /// Every non-NULL value, concatenated.
     text: String,
     /// Per column, its value's byte range in `text`; `None` for NULL.
     spans: Vec<Option<(usize, usize)>>,
+    /// The RowDescription, for rows of [`Connection::query`]; `None` for `simple_query`'s.
+    columns: Option<Arc<[Column]>>,
 }
 
 impl Row {
@@ -141,6 +156,11 @@ struct Inner {
     server_going_away: bool,
     /// The session changed since [`Connection::mark_session_clean`] (or the connect).
     session_changed: bool,
+    /// The request in flight is an extended query: a COPY FROM STDIN it starts makes the
+    /// server ignore the Sync already sent, so refusing it takes CopyFail and a new Sync.
+    extended: bool,
+    /// The statement cache, when it is on (`statements.rs`).
+    statements: Option<Box<statements::StatementCache>>,
 }
 
 /// How long [`Connection::close`] waits for the server to end the session after Terminate. A
@@ -191,6 +211,8 @@ impl Connection {
             server_going_away: false,
             session_changed: false,
             tls: None,
+            extended: false,
+            statements: None,
         };
         Connection {
             inner: Box::new(inner),
@@ -210,7 +232,9 @@ impl Connection {
     /// (10.0.0.7), port 5432 failed: ...`) and why each failed or was passed over.
     pub async fn connect(config: &Config) -> Result<Connection> {
         let params = config.resolve()?;
-        select::connect(&params, select::os_seed()).await
+        let mut conn = select::connect(&params, select::os_seed()).await?;
+        conn.set_statement_cache_capacity(config.get_statement_cache());
+        Ok(conn)
     }
 
     /// [`connect`](Connection::connect) with `load_balance_hosts=random`'s choices drawn from
@@ -231,7 +255,9 @@ impl Connection {
     /// As [`connect`](Connection::connect).
     pub async fn connect_with_seed(config: &Config, seed: u64) -> Result<Connection> {
         let params = config.resolve()?;
-        select::connect(&params, seed).await
+        let mut conn = select::connect(&params, seed).await?;
+        conn.set_statement_cache_capacity(config.get_statement_cache());
+        Ok(conn)
     }
 
     /// The `target_session_attrs` this connection was opened for.
@@ -327,6 +353,7 @@ impl Connection {
     pub(crate) fn note_command(&mut self, tag: &CommandTag) {
         if tag.changes_session() {
             self.inner.session_changed = true;
+            self.note_statements_dropped(tag);
         }
     }
 

@@ -30,7 +30,7 @@ enum Outcome {
 impl Connection {
     /// A query's ReadyForQuery: idle again, large buffers given back, and proof of life for
     /// `check_closed` (`ALIVE_BYPASS`).
-    fn ready(&mut self, status: TransactionStatus) {
+    pub(super) fn ready(&mut self, status: TransactionStatus) {
         self.inner.status = status;
         self.inner.busy = false;
         self.inner.io.shrink_idle();
@@ -42,6 +42,7 @@ impl Connection {
         // and nothing was written, so the connection stays usable.
         frontend::query(sql, &mut self.inner.io.wbuf).map_err(Error::invalid_input)?;
         self.inner.busy = true;
+        self.inner.extended = false;
         self.inner.io.flush().await?;
         let mut rows = Vec::new();
         let mut columns: Option<usize> = None;
@@ -140,24 +141,36 @@ impl Connection {
                 | BackendMessage::ErrorResponse(_)
                 | BackendMessage::CopyOutResponse(_)
                 | BackendMessage::CopyData(_)
-                | BackendMessage::CopyDone => {}
+                | BackendMessage::CopyDone
+                | BackendMessage::ParseComplete
+                | BackendMessage::BindComplete
+                | BackendMessage::CloseComplete
+                | BackendMessage::ParameterDescription(_)
+                | BackendMessage::NoData
+                | BackendMessage::PortalSuspended => {}
                 other => self.handle_async(other)?,
             }
         }
     }
 
     /// Ends a COPY FROM STDIN with CopyFail; the server answers with 57014 and ReadyForQuery.
-    async fn refuse_copy_in(&mut self) -> Result<()> {
+    /// A COPY started by an extended query also needs a Sync: the server ignored the one sent
+    /// with the query while in copy-in mode, and after the error skips to the next (protocol
+    /// docs, "COPY Operations").
+    pub(super) async fn refuse_copy_in(&mut self) -> Result<()> {
         frontend::copy_fail(
             "COPY FROM STDIN is not supported by wirepool",
             &mut self.inner.io.wbuf,
         )
         .map_err(Error::protocol)?;
+        if self.inner.extended {
+            crate::wire::extended::sync(&mut self.inner.io.wbuf);
+        }
         self.inner.io.flush().await
     }
 
     /// CopyBoth (replication) has no way back to ReadyForQuery short of closing the session.
-    fn refuse_copy_both(&mut self) -> Error {
+    pub(super) fn refuse_copy_both(&mut self) -> Error {
         self.mark_broken();
         Error::unsupported("COPY BOTH (replication) is not supported")
     }
@@ -195,7 +208,7 @@ fn keep_first(current: Outcome, new: Outcome) -> Outcome {
 /// The row's values as text, in one `String` (see [`Row`]). `None` if a value is not UTF-8 (we
 /// ask for client_encoding UTF8; a session that changed it gets an error rather than silently
 /// mangled text).
-fn to_row(row: &DataRow) -> Option<Row> {
+pub(super) fn to_row(row: &DataRow) -> Option<Row> {
     let size = row.columns().map(|v| v.map_or(0, <[u8]>::len)).sum();
     let mut text = String::with_capacity(size);
     let mut spans = Vec::with_capacity(row.len());
@@ -209,5 +222,9 @@ fn to_row(row: &DataRow) -> Option<Row> {
             }
         });
     }
-    Some(Row { text, spans })
+    Some(Row {
+        text,
+        spans,
+        columns: None,
+    })
 }

@@ -15,7 +15,9 @@
 //!   limit, one within it decodes or waits;
 //! - a decoded RowDescription or DataRow reads back as many columns as it declares, and those
 //!   reads cover its body exactly: they are validated when decoded and read on demand, so
-//!   reading them can neither come up short nor step wrong;
+//!   reading them can neither come up short nor step wrong; a ParameterDescription's types
+//!   cover its body; ParseComplete, BindComplete, CloseComplete, NoData and PortalSuspended
+//!   are empty;
 //! - `Ok(None)` consumes nothing and reserves at most what the declared message needs (doubling
 //!   allowed): a hostile length cannot make us reserve gigabytes.
 
@@ -23,7 +25,8 @@ use bytes::BytesMut;
 
 use crate::wire::{
     BackendMessage, Decoder, DecoderLimits, WireError, DEFAULT_MAX_MESSAGE_LEN,
-    MAX_AUTH_MESSAGE_LEN, MAX_NOTIFICATION_LEN, MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN,
+    MAX_AUTH_MESSAGE_LEN, MAX_NOTIFICATION_LEN, MAX_PARAMETER_DESCRIPTION_LEN,
+    MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN,
 };
 
 /// `BytesMut` may give a buffer that was split off a larger one its original allocation size
@@ -154,6 +157,18 @@ fn check_reads_back(msg: &BackendMessage, len: u32) {
             let read: usize = row.columns().map(|v| 4 + v.map_or(0, <[u8]>::len)).sum();
             assert_eq!(2 + read, body, "DataRow values cover the body");
         }
+        BackendMessage::ParameterDescription(p) => {
+            assert_eq!(
+                2 + 4 * p.types.len(),
+                body,
+                "ParameterDescription covers the body"
+            );
+        }
+        BackendMessage::ParseComplete
+        | BackendMessage::BindComplete
+        | BackendMessage::CloseComplete
+        | BackendMessage::NoData
+        | BackendMessage::PortalSuspended => assert_eq!(body, 0, "an empty message"),
         _ => {}
     }
 }
@@ -166,9 +181,9 @@ fn limit_for(startup: bool, tag: u8, limits: DecoderLimits) -> Option<usize> {
         (true, b'E' | b'N' | b'S' | b'K' | b'v' | b'Z') => Some(MAX_STARTUP_MESSAGE_LEN),
         (false, b'T' | b'D' | b'd' | b'E' | b'N') => Some(limits.max_message_len),
         (false, b'A') => Some(MAX_NOTIFICATION_LEN),
-        (false, b'S' | b'Z' | b'C' | b'I' | b'G' | b'H' | b'W' | b'c') => {
-            Some(MAX_SMALL_MESSAGE_LEN)
-        }
+        (false, b't') => Some(MAX_PARAMETER_DESCRIPTION_LEN),
+        (false, b'S' | b'Z' | b'C' | b'I' | b'G' | b'H' | b'W' | b'c')
+        | (false, b'1' | b'2' | b'3' | b'n' | b's') => Some(MAX_SMALL_MESSAGE_LEN),
         _ => None,
     }
 }

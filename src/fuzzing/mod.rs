@@ -9,9 +9,10 @@
 //!
 //! Contract of every function: it returns normally for any input, and panics only when the crate
 //! broke an invariant (that panic is the finding). It never panics on the input being malformed.
-//! All targets but one are pure (bytes in, values out); `simple_query` drives a real
-//! [`Connection`](crate::Connection) against a scripted server on a loopback socket, on a
-//! per-thread tokio runtime. How to run the targets and what each asserts: `docs/fuzzing.md`.
+//! All targets but two are pure (bytes in, values out); `simple_query` and `extended_query`
+//! drive a real [`Connection`](crate::Connection) against a scripted server on a loopback
+//! socket, on a per-thread tokio runtime. How to run the targets and what each asserts:
+//! `docs/fuzzing.md`.
 //!
 //! Input layouts are chosen so that recorded seeds stay readable: a leading option byte, then
 //! messages separated by `\n` where the messages are text (see each function's doc).
@@ -19,6 +20,7 @@
 mod conninfo;
 mod decode_backend;
 mod error_fields;
+mod extended_query;
 mod frontend_roundtrip;
 mod handshake;
 mod scram;
@@ -31,6 +33,7 @@ mod replay;
 pub use self::conninfo::conninfo;
 pub use self::decode_backend::decode_backend;
 pub use self::error_fields::error_fields;
+pub use self::extended_query::extended_query;
 pub use self::frontend_roundtrip::frontend_roundtrip;
 pub use self::handshake::handshake;
 pub use self::scram::scram;

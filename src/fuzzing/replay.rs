@@ -19,6 +19,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("conninfo", super::conninfo),
     ("decode_backend", super::decode_backend),
     ("error_fields", super::error_fields),
+    ("extended_query", super::extended_query),
     ("frontend_roundtrip", super::frontend_roundtrip),
     ("handshake", super::handshake),
     ("scram", super::scram),
@@ -104,4 +105,9 @@ fn simple_query_corpus() {
 #[test]
 fn tls_corpus() {
     replay("tls");
+}
+
+#[test]
+fn extended_query_corpus() {
+    replay("extended_query");
 }

@@ -29,7 +29,7 @@ use crate::wire::TransactionStatus;
 use crate::{Config, Connection, Error, Row};
 
 /// AuthenticationOk, then ReadyForQuery(Idle): the shortest login PostgreSQL can send.
-const LOGIN: &[u8] = b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I";
+pub(super) const LOGIN: &[u8] = b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I";
 
 thread_local! {
     /// One runtime and one listener per thread, reused by every run: a fresh runtime per
@@ -60,7 +60,7 @@ enum End {
     Broken,
 }
 
-fn start() -> (Runtime, TcpListener, Config) {
+pub(super) fn start() -> (Runtime, TcpListener, Config) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -234,7 +234,7 @@ fn model(mut script: &[u8]) -> Model {
 }
 
 /// A DataRow's values as text, without validation (only consulted when the client accepted it).
-fn row(body: &[u8]) -> Vec<Option<String>> {
+pub(super) fn row(body: &[u8]) -> Vec<Option<String>> {
     let mut values = Vec::new();
     let mut rest = body.get(2..).unwrap_or_default();
     while let Some(len) = rest

@@ -57,6 +57,27 @@ impl PgManager {
         PgManager { config }
     }
 
+    /// Gives every connection a statement cache of `capacity` named statements
+    /// ([`Config::statement_cache`], [`Connection::set_statement_cache_capacity`]); 0, the
+    /// default, leaves it off. The pool's session reset (`DISCARD ALL`) empties a connection's
+    /// cache with its statements.
+    ///
+    /// Behind PgBouncer in transaction mode, only with PgBouncer ≥ 1.21 and
+    /// `max_prepared_statements` set: a named statement lives in one server session. Off, every
+    /// query uses the unnamed statement, which is safe behind any pooler.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), wirepool::Error> {
+    /// use wirepool::pool::PgManager;
+    /// let manager = PgManager::new("host=db user=app".parse()?).statement_cache(100);
+    /// let pool = wirepool::Pool::builder_for(manager).max_size(10).open().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn statement_cache(mut self, capacity: usize) -> Self {
+        self.config.statement_cache(capacity);
+        self
+    }
+
     /// A manager for `config` once every value resolves (environment and `.pgpass` included),
     /// so a mistake such as `port=notaport` fails now, not at each connect.
     pub(crate) fn checked(config: Config) -> Result<Self> {

@@ -9,7 +9,8 @@
 //! - *startup* (until the first ReadyForQuery): only `R E N S K v Z` are valid; `R` is capped
 //!   at [`MAX_AUTH_MESSAGE_LEN`], the others at [`MAX_STARTUP_MESSAGE_LEN`];
 //! - *ready*: `T D d E N` are capped at [`DecoderLimits::max_message_len`], `A` at
-//!   [`MAX_NOTIFICATION_LEN`], every other tag at [`MAX_SMALL_MESSAGE_LEN`].
+//!   [`MAX_NOTIFICATION_LEN`], `t` at [`MAX_PARAMETER_DESCRIPTION_LEN`], every other tag at
+//!   [`MAX_SMALL_MESSAGE_LEN`].
 
 use bytes::{Bytes, BytesMut};
 
@@ -19,7 +20,8 @@ pub use super::rows::{
 };
 use super::{
     DbError, TransactionStatus, WireError, DEFAULT_MAX_MESSAGE_LEN, MAX_AUTH_MESSAGE_LEN,
-    MAX_NOTIFICATION_LEN, MAX_SMALL_MESSAGE_LEN, MAX_STARTUP_MESSAGE_LEN,
+    MAX_NOTIFICATION_LEN, MAX_PARAMETER_DESCRIPTION_LEN, MAX_SMALL_MESSAGE_LEN,
+    MAX_STARTUP_MESSAGE_LEN,
 };
 
 /// An Authentication request (`'R'`), by its code.
@@ -71,6 +73,13 @@ pub struct CopyResponse {
     pub format: u8,
     /// The per-column format codes.
     pub column_formats: Vec<i16>,
+}
+
+/// ParameterDescription (`'t'`): the type OIDs of a prepared statement's parameters, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterDescription {
+    /// One OID per parameter (`$1` first).
+    pub types: Vec<u32>,
 }
 
 /// A message from the server.
@@ -133,6 +142,18 @@ pub enum BackendMessage {
     CopyData(Bytes),
     /// `'c'`: the end of COPY data.
     CopyDone,
+    /// `'1'`: a Parse succeeded.
+    ParseComplete,
+    /// `'2'`: a Bind succeeded.
+    BindComplete,
+    /// `'3'`: a Close succeeded (also when nothing by that name existed).
+    CloseComplete,
+    /// `'t'`: a Describe of a statement: its parameters' types.
+    ParameterDescription(ParameterDescription),
+    /// `'n'`: a Describe found a statement or portal that returns no rows.
+    NoData,
+    /// `'s'`: an Execute reached its row limit before the portal's end.
+    PortalSuspended,
 }
 
 impl BackendMessage {
@@ -156,6 +177,12 @@ impl BackendMessage {
             BackendMessage::CopyBothResponse(_) => b'W',
             BackendMessage::CopyData(_) => b'd',
             BackendMessage::CopyDone => b'c',
+            BackendMessage::ParseComplete => b'1',
+            BackendMessage::BindComplete => b'2',
+            BackendMessage::CloseComplete => b'3',
+            BackendMessage::ParameterDescription(_) => b't',
+            BackendMessage::NoData => b'n',
+            BackendMessage::PortalSuspended => b's',
         }
     }
 }
@@ -270,15 +297,16 @@ impl Decoder {
         match tag {
             _ if DecoderLimits::covers(tag) => Ok(self.limits.max_message_len),
             b'A' => Ok(MAX_NOTIFICATION_LEN),
-            b'S' | b'Z' | b'C' | b'I' | b'G' | b'H' | b'W' | b'c' => Ok(MAX_SMALL_MESSAGE_LEN),
+            b't' => Ok(MAX_PARAMETER_DESCRIPTION_LEN),
+            b'S' | b'Z' | b'C' | b'I' | b'G' | b'H' | b'W' | b'c' | b'1' | b'2' | b'3' | b'n'
+            | b's' => Ok(MAX_SMALL_MESSAGE_LEN),
             _ if is_backend_tag(tag) => Err(WireError::UnexpectedMessage { tag }),
             _ => Err(WireError::UnknownMessage { tag }),
         }
     }
 }
 
-/// Every type byte the server can send in protocol 3.x (protocol-message-formats), including
-/// those of the extended protocol, which this crate never triggers.
+/// Every type byte the server can send in protocol 3.x (protocol-message-formats).
 fn is_backend_tag(tag: u8) -> bool {
     b"RSKZETDCINAvGHWdc123nstV".contains(&tag)
 }
@@ -306,6 +334,19 @@ fn parse(tag: u8, body: Bytes) -> Result<BackendMessage, WireError> {
                 b'Z' => BackendMessage::ReadyForQuery(TransactionStatus::from_byte(b.u8()?)?),
                 b'I' => BackendMessage::EmptyQueryResponse,
                 b'c' => BackendMessage::CopyDone,
+                b'1' => BackendMessage::ParseComplete,
+                b'2' => BackendMessage::BindComplete,
+                b'3' => BackendMessage::CloseComplete,
+                b'n' => BackendMessage::NoData,
+                b's' => BackendMessage::PortalSuspended,
+                b't' => {
+                    let n = b.count16_unsigned()?;
+                    let mut types = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        types.push(u32::from_be_bytes(b.i32()?.to_be_bytes()));
+                    }
+                    BackendMessage::ParameterDescription(ParameterDescription { types })
+                }
                 b'A' => BackendMessage::NotificationResponse {
                     pid: b.i32()?,
                     channel: b.str()?,

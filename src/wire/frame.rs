@@ -104,6 +104,11 @@ impl Body {
         usize::try_from(self.i16()?).map_err(|_| WireError::NegativeLength { tag: self.tag })
     }
 
+    /// An Int16 count the server writes as unsigned (a ParameterDescription's, up to 65,535).
+    pub(crate) fn count16_unsigned(&mut self) -> Result<usize, WireError> {
+        self.array().map(u16::from_be_bytes).map(usize::from)
+    }
+
     /// Where the cursor stands, for [`Body::since`].
     pub(crate) fn position(&self) -> usize {
         self.pos

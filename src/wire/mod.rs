@@ -5,6 +5,8 @@
 //! - [`backend`] is a streaming [`Decoder`]: it returns `Ok(None)` until a whole message is
 //!   buffered, never consumes a partial message (so the I/O layer above is cancel-safe), and
 //!   checks each declared length against a per-phase limit *before* reserving memory for it.
+//! - [`extended`] encodes the extended query protocol's messages (Parse, Bind, Describe,
+//!   Execute, Close, Sync, Flush); the decoder reads their replies.
 //! - [`startup`] is the [`Handshake`] state machine: it is fed decoded messages and asked for
 //!   bytes to send, so a recorded transcript can drive a whole login with no runtime.
 //!
@@ -31,8 +33,10 @@
 pub mod auth;
 pub mod backend;
 mod error_response;
+pub mod extended;
 mod frame;
 pub mod frontend;
+mod placeholders;
 mod require_auth;
 mod rows;
 pub mod startup;
@@ -40,9 +44,10 @@ pub mod tls;
 
 pub use backend::{
     Authentication, BackendMessage, CommandTag, CopyResponse, DataRow, DataRowColumns, Decoder,
-    DecoderLimits, FieldDescription, FieldDescriptions, RowDescription,
+    DecoderLimits, FieldDescription, FieldDescriptions, ParameterDescription, RowDescription,
 };
 pub use error_response::DbError;
+pub(crate) use placeholders::parameter_count;
 pub use require_auth::RequireAuth;
 pub use startup::{
     AuthConfig, BackendKey, ChannelBindingMode, Handshake, HandshakeError, Session, StartupParams,
@@ -72,6 +77,11 @@ pub const MAX_NOTIFICATION_LEN: usize = 64 << 10;
 /// Largest message accepted after startup for every tag except `T D d E N A`: the bound libpq's
 /// `pqParseInput3` (`fe-protocol3.c`) applies before it assumes message-boundary sync was lost.
 pub const MAX_SMALL_MESSAGE_LEN: usize = 30_000;
+
+/// Largest ParameterDescription (`'t'`): its exact maximum, `Int32 len, Int16 n, Int32 oid × n`
+/// with `n` at most [`extended::MAX_PARAMETERS`]. libpq holds `'t'` to the 30,000 of other
+/// small messages (`pqParseInput3`), which a statement of more than 7,498 parameters exceeds.
+pub const MAX_PARAMETER_DESCRIPTION_LEN: usize = 4 + 2 + 4 * extended::MAX_PARAMETERS;
 
 /// Default cap for RowDescription, DataRow, CopyData, ErrorResponse and NoticeResponse after
 /// startup ([`DecoderLimits::max_message_len`]).
@@ -176,6 +186,17 @@ pub enum WireError {
     },
     /// An outbound string contains a NUL byte, which would end it early on the wire.
     EmbeddedNul,
+    /// Parse or Bind was asked to carry more than [`extended::MAX_PARAMETERS`] parameters
+    /// (the protocol's Int16 count).
+    TooManyParameters {
+        /// The number of parameters asked for.
+        count: usize,
+    },
+    /// A Bind parameter's encoder reported NULL after writing bytes.
+    InvalidParameter {
+        /// The parameter's index (0 for `$1`).
+        index: usize,
+    },
     /// A SCRAM message from the server is malformed (see [`ScramError`]).
     Scram(ScramError),
     /// The server's answer to SSLRequest came with more bytes: injected before the TLS
@@ -260,6 +281,16 @@ impl std::fmt::Display for WireError {
                 )
             }
             WireError::EmbeddedNul => f.write_str("string contains an embedded NUL byte"),
+            WireError::TooManyParameters { count } => write!(
+                f,
+                "{count} parameters exceed the protocol's limit of {}",
+                extended::MAX_PARAMETERS
+            ),
+            WireError::InvalidParameter { index } => write!(
+                f,
+                "parameter ${} was reported as NULL after writing bytes",
+                index.saturating_add(1)
+            ),
             WireError::Scram(e) => write!(f, "SCRAM: {e}"),
             WireError::DataAfterSslReply => f.write_str(
                 "received unencrypted data after the server's answer to SSLRequest (a \

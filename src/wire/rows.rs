@@ -256,6 +256,28 @@ impl CommandTag {
         ) || tag.starts_with(b"DISCARD")
     }
 
+    /// The number of rows the command processed, from the tag's last word: `INSERT 0 5` → 5,
+    /// `UPDATE 3`, `DELETE 2`, `SELECT 4`, `MERGE 1`, `COPY 7`, `FETCH 1`, `MOVE 1`. `None`
+    /// for a command that reports no count (`CREATE TABLE`, `SET`, ...).
+    ///
+    /// ```
+    /// use wirepool::wire::CommandTag;
+    /// assert_eq!(CommandTag::from("INSERT 0 5").rows(), Some(5));
+    /// assert_eq!(CommandTag::from("SELECT 0").rows(), Some(0));
+    /// assert_eq!(CommandTag::from("CREATE TABLE").rows(), None);
+    /// ```
+    pub fn rows(&self) -> Option<u64> {
+        const COUNTED: [&str; 8] = [
+            "INSERT", "UPDATE", "DELETE", "SELECT", "MERGE", "COPY", "FETCH", "MOVE",
+        ];
+        let tag = self.as_str();
+        let (command, _) = tag.split_once(' ')?;
+        if !COUNTED.contains(&command) {
+            return None;
+        }
+        tag.rsplit(' ').next()?.parse().ok()
+    }
+
     /// The tag's text.
     pub fn as_str(&self) -> &str {
         // Validated in `parse` (or built from a `&str`), so this cannot fall back. It re-checks
