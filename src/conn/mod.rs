@@ -615,8 +615,9 @@ impl Connection {
     /// [`CLOSE_WAIT`]) for the server to close its end: the server backend has then left
     /// `pg_stat_activity`, so a pool that counts the session as gone once this returns never
     /// has more sessions on the server than it counts. A broken connection (including one
-    /// whose last write was cut short: Terminate would be read as the rest of that message) is
-    /// just dropped.
+    /// whose last write was cut short: Terminate would be read as the rest of that message)
+    /// gets no Terminate, only the closed sending side and the same bounded wait: its server
+    /// backend ends when it reads that EOF (after the query it may still be running).
     ///
     /// # Cancel safety
     /// Cancel-safe: the socket is closed either way (it is dropped with the future).
@@ -624,17 +625,16 @@ impl Connection {
     /// # Errors
     /// If Terminate could not be written.
     pub async fn close(mut self) -> Result<()> {
-        if self.is_broken() {
-            self.mark_broken();
-            return Ok(());
+        let broken = self.is_broken();
+        self.mark_broken();
+        if !broken {
+            frontend::terminate(&mut self.inner.io.wbuf);
+            self.inner.io.flush().await?;
         }
-        self.inner.broken = true;
-        frontend::terminate(&mut self.inner.io.wbuf);
-        self.inner.io.flush().await?;
-        self.inner.io.shutdown().await?;
-        // A backend that gets Terminate unregisters from pg_stat_activity (a
-        // `before_shmem_exit` hook) before its socket closes (an `on_proc_exit` one:
-        // PostgreSQL's ipc.c runs them in that order), so its EOF is the proof it is gone.
+        let _ = self.inner.io.shutdown().await;
+        // A backend unregisters from pg_stat_activity (a `before_shmem_exit` hook) before its
+        // socket closes (an `on_proc_exit` one: PostgreSQL's ipc.c runs them in that order),
+        // so its EOF is the proof it is gone.
         let _ = tokio::time::timeout(CLOSE_WAIT, self.inner.io.discard_until_eof()).await;
         Ok(())
     }
