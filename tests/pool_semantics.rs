@@ -153,10 +153,10 @@ async fn timeout_carries_the_last_connect_error() {
     let mock = Mock::new();
     mock.shared.set(|s| s.connect = Gate::Err);
     let pool = builder(&mock).min_size(0).max_size(2).open().await.unwrap();
-    // 2.5 s, not 3: the third attempt is due at 1 s + 2 s ± 10% each, i.e. 2.7..3.3 s, and the
-    // jitter's seed depends on how many pools the test binary opened before this one.
+    // 1 s: the third attempt is due at 250 ms + 500 ms, the fourth 550 ms later, each ± 10%
+    // (the jitter's seed depends on how many pools the test binary opened before this one).
     let e = pool
-        .connection_timeout(Duration::from_millis(2500))
+        .connection_timeout(Duration::from_secs(1))
         .await
         .unwrap_err();
     let text = mock_error().to_string();
@@ -175,8 +175,8 @@ async fn timeout_carries_the_last_connect_error() {
     }
     assert_eq!(chain.matches(&text).count(), 1, "{chain}");
     assert!(!e.to_string().contains(&text), "{e}");
-    // Backoff (1 s, then 2 s) while the request waited: two attempts, not a storm.
-    assert_eq!(mock.shared.connects.load(SeqCst), 2);
+    // Backoff (250 ms, then 500 ms) while the request waited: three attempts, not a storm.
+    assert_eq!(mock.shared.connects.load(SeqCst), 3);
 }
 
 #[tokio::test(start_paused = true)]

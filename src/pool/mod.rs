@@ -10,7 +10,7 @@
 // Layers (each file imports only from the ones above it in this list; docs/architecture.md has
 // the picture):
 // - leaves: `manage` (the trait), `settings`, `clock`, `backoff`, `stats`, `permits`, `errors`,
-//   `hooks` (running user code);
+//   `hooks` (running user code), `inflight` (work waiting on the server);
 // - `waiting`: bounded FIFO waits without a timer per waiter (over `permits`);
 // - `core`: the accounting core, its invariants, and every method and guard that changes a count;
 // - `returning` (the return path), `guard` (`PooledConnection`, over `returning`), `checkout`
@@ -28,6 +28,7 @@ mod errors;
 mod facade;
 mod guard;
 mod hooks;
+mod inflight;
 mod maintenance;
 mod manage;
 mod permits;

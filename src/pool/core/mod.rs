@@ -57,6 +57,7 @@ use tokio::time::Instant;
 
 use super::backoff::{Backoff, Jitter};
 use super::clock::{self, Clock, Nanos};
+use super::inflight::InFlight;
 use super::manage::{ConnState, Eviction, Manage};
 use super::permits::Permits;
 use super::settings::Settings;
@@ -126,6 +127,10 @@ pub(crate) struct Core<M: Manage> {
     connecting: AtomicUsize,
     /// Connections being closed (still in `size` until the server has let go of them).
     closing: AtomicUsize,
+    /// Busy connections being cancelled, then closed (named by a `PoolTimeout`).
+    cancels: InFlight,
+    /// Connect attempts in flight (named by a `PoolTimeout`).
+    connects: InFlight,
     /// Permit holders waiting for a connection to land.
     starving: AtomicUsize,
     min_size: AtomicUsize,
@@ -171,6 +176,8 @@ impl<M: Manage> Core<M> {
             size: AtomicUsize::new(0),
             connecting: AtomicUsize::new(0),
             closing: AtomicUsize::new(0),
+            cancels: InFlight::default(),
+            connects: InFlight::default(),
             starving: AtomicUsize::new(0),
             min_size: AtomicUsize::new(settings.min_size),
             max_size: AtomicUsize::new(settings.max_size),
@@ -211,6 +218,11 @@ impl<M: Manage> Core<M> {
 
     pub(crate) fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Connect attempts in flight: each registers for the time it runs.
+    pub(crate) fn connects(&self) -> &InFlight {
+        &self.connects
     }
 
     pub(crate) fn backoff(&self) -> &Backoff {
@@ -484,10 +496,12 @@ impl<M: Manage> Core<M> {
             .then(|| self.manager.cancel(&slot.conn));
         self.spawn(async move {
             let core = &freed.0;
+            let cancelling = cancel.is_some().then(|| core.cancels.enter());
             if let Some(cancel) = cancel {
                 let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel).await;
             }
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, core.manager.close(slot.conn)).await;
+            drop(cancelling);
             drop(freed);
         });
     }
@@ -730,9 +744,11 @@ impl<M: Manage> Core<M> {
     }
 
     /// A `PoolTimeout` for a request that started at `start`: a snapshot of the pool and, as its
-    /// source, the last connect error.
+    /// source, the last connect error, or else what held the capacity while waiting on the
+    /// server (connections awaiting cancellation, connects in flight), if anything did.
     pub(crate) fn timeout_error(&self, start: Instant) -> Error {
         let last = self.last_connect_error();
+        let (cancels, connects) = (self.cancels.summary(), self.connects.summary());
         let info = PoolTimeoutInfo {
             pool: self.name().to_owned(),
             waited: start.elapsed(),
@@ -740,10 +756,21 @@ impl<M: Manage> Core<M> {
             idle: self.idle_count(),
             waiting: self.counters.waiting(),
             last_connect_error: last.as_ref().map(|e| e.report()),
+            cancelling: cancels.count,
+            connecting: connects.count,
         };
         let kind = Kind::PoolTimeout(Box::new(info));
         match last {
             Some(last) => Error::with_source(kind, last),
+            None if cancels.count + connects.count > 0 => {
+                let held = Kind::CapacityHeld {
+                    cancelling: cancels.count,
+                    oldest_cancel: cancels.oldest,
+                    connecting: connects.count,
+                    oldest_connect: connects.oldest,
+                };
+                Error::with_source(kind, Error::new(held))
+            }
             None => Error::new(kind),
         }
     }
