@@ -433,6 +433,68 @@ async fn expired_connection_is_closed_on_return_and_replaced() {
     assert_eq!(mock.shared.closes.load(SeqCst), 1);
 }
 
+/// `close_timeout`: new checkouts fail at once, idle connections are closed, and it returns as
+/// soon as the last checked-out connection has come back and been closed; nothing is cancelled.
+#[tokio::test(start_paused = true)]
+async fn close_timeout_returns_when_the_last_connection_is_back() {
+    let mock = Mock::new();
+    let pool = open_ready(builder(&mock).min_size(2)).await;
+    let held = pool.connection().await.unwrap();
+    let start = Instant::now();
+    let worker = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(held);
+    });
+    let closing = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.close_timeout(Duration::from_secs(10)).await }
+    });
+    tokio::task::yield_now().await;
+    let e = pool.connection().await.unwrap_err();
+    assert!(e.is_pool_closed(), "{e}");
+    assert_eq!(start.elapsed(), Duration::ZERO, "refused at once");
+    assert_eq!(closing.await.unwrap(), 0, "nothing cancelled");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(1),
+        "as soon as it came back"
+    );
+    worker.await.unwrap();
+    assert_eq!(mock.shared.closes.load(SeqCst), 2);
+    assert_eq!(
+        (mock.shared.cancels.load(SeqCst), mock.shared.live()),
+        (0, 0)
+    );
+    assert_eq!(pool.stats().pool_size, 0);
+}
+
+/// At the deadline, `close_timeout` cancels the server work of every connection still out (and
+/// of none that came back); those are closed when their guards return them.
+#[tokio::test(start_paused = true)]
+async fn close_timeout_cancels_what_is_still_checked_out_at_the_deadline() {
+    let mock = Mock::new();
+    let pool = open_ready(builder(&mock).min_size(3)).await;
+    let mut busy = pool.connection().await.unwrap();
+    busy.state = ConnState::Busy; // a query running
+    let idle_out = pool.connection().await.unwrap(); // held, no query
+    let back = pool.connection().await.unwrap();
+    drop(back);
+    let start = Instant::now();
+    assert_eq!(pool.close_timeout(Duration::from_secs(2)).await, 2);
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    assert_eq!(
+        mock.shared.cancels.load(SeqCst),
+        2,
+        "one per connection still out"
+    );
+    assert_eq!(mock.shared.closes.load(SeqCst), 1, "the one returned");
+    busy.state = ConnState::Broken; // the cancelled query failed
+    drop((busy, idle_out));
+    settle_for(Duration::from_secs(1)).await;
+    assert_eq!(mock.shared.closes.load(SeqCst), 3);
+    assert_eq!(mock.shared.live(), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn close_fails_waiters_closes_idle_and_later_returns() {
     let mock = Mock::new();

@@ -10,7 +10,8 @@
 // Layers (each file imports only from the ones above it in this list; docs/architecture.md has
 // the picture):
 // - leaves: `manage` (the trait), `settings`, `clock`, `backoff`, `stats`, `permits`, `errors`,
-//   `hooks` (running user code), `inflight` (work waiting on the server);
+//   `hooks` (running user code), `inflight` (work waiting on the server), `revoke` (reaching
+//   checked-out connections);
 // - `waiting`: bounded FIFO waits without a timer per waiter (over `permits`);
 // - `core`: the accounting core, its invariants, and every method and guard that changes a count;
 // - `returning` (the return path), `guard` (`PooledConnection`, over `returning`), `checkout`
@@ -34,6 +35,7 @@ mod manage;
 mod permits;
 mod postgres;
 mod returning;
+mod revoke;
 mod settings;
 mod stats;
 #[cfg(test)]

@@ -60,6 +60,7 @@ use super::clock::{self, Clock, Nanos};
 use super::inflight::InFlight;
 use super::manage::{ConnState, Eviction, Manage};
 use super::permits::Permits;
+use super::revoke::{Registry, Revocable};
 use super::settings::Settings;
 use super::stats::{bump, Counters, PoolStats};
 use super::waiting::Deadlines;
@@ -87,6 +88,8 @@ pub(crate) struct Slot<C> {
     pub(crate) idle_since: Nanos,
     /// The pool's generation when it was opened: a `drain` since makes it stale.
     generation: u64,
+    /// Its prepared cancel, if any, which `close_timeout` reaches through the registry.
+    _revocable: Option<Arc<Revocable>>,
 }
 
 impl<C> Slot<C> {
@@ -131,6 +134,8 @@ pub(crate) struct Core<M: Manage> {
     cancels: InFlight,
     /// Connect attempts in flight (named by a `PoolTimeout`).
     connects: InFlight,
+    /// Every live connection's prepared cancel (`close_timeout`).
+    revocable: Registry,
     /// Permit holders waiting for a connection to land.
     starving: AtomicUsize,
     min_size: AtomicUsize,
@@ -178,6 +183,7 @@ impl<M: Manage> Core<M> {
             closing: AtomicUsize::new(0),
             cancels: InFlight::default(),
             connects: InFlight::default(),
+            revocable: Registry::default(),
             starving: AtomicUsize::new(0),
             min_size: AtomicUsize::new(settings.min_size),
             max_size: AtomicUsize::new(settings.max_size),
@@ -343,6 +349,7 @@ impl<M: Manage> Core<M> {
                 .map_or(Nanos::NEVER, |lifetime| self.clock.after(now, lifetime))
         });
         Slot {
+            _revocable: self.revocable.register(self.manager.prepare_cancel(&conn)),
             conn,
             expires,
             idle_since: self.clock.at(now),
@@ -494,13 +501,15 @@ impl<M: Manage> Core<M> {
         let freed = Freed::new(Arc::clone(self));
         let cancel = (self.manager.state(&slot.conn) == ConnState::Busy)
             .then(|| self.manager.cancel(&slot.conn));
+        // Only the connection goes on: no longer reachable by `close_timeout`.
+        let conn = slot.conn;
         self.spawn(async move {
             let core = &freed.0;
             let cancelling = cancel.is_some().then(|| core.cancels.enter());
             if let Some(cancel) = cancel {
                 let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel).await;
             }
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, core.manager.close(slot.conn)).await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, core.manager.close(conn)).await;
             drop(cancelling);
             drop(freed);
         });
@@ -586,6 +595,48 @@ impl<M: Manage> Core<M> {
         self.events.notify_waiters();
         self.growth.notify_one();
         true
+    }
+
+    /// Closes the pool, giving checked-out connections until `timeout` to come back: returns
+    /// once every connection is closed, or else, at the deadline, cancels the server work of
+    /// every connection still alive (checked out: the idle ones are closed first, and the ones
+    /// being closed have let their handle go), each CancelRequest bounded by
+    /// [`CANCEL_TIMEOUT`], and returns how many it cancelled. Their guards close them when
+    /// they come back (the pool is closed).
+    ///
+    /// # Cancel safety
+    /// The pool is closed at the first poll; dropped while waiting, it cancels nothing;
+    /// cancels already sent run to their end in the background.
+    pub(crate) async fn close_within(self: &Arc<Self>, timeout: Duration) -> usize {
+        let deadline = clock::deadline(Instant::now(), timeout);
+        self.mark_closed();
+        self.close_idle().await;
+        loop {
+            let notified = self.events.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.size() == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break;
+            }
+        }
+        let cancels = self.revocable.take_live();
+        let n = cancels.len();
+        tracing::warn!(pool = %self.name(), connections = n, "close_timeout: connections still checked out; cancelling their server work");
+        let sent: Vec<_> = cancels
+            .into_iter()
+            .map(|cancel| {
+                self.runtime.spawn(async move {
+                    let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel).await;
+                })
+            })
+            .collect();
+        for cancel in sent {
+            let _ = cancel.await;
+        }
+        n
     }
 
     /// Resolves when the pool closes.
