@@ -962,3 +962,73 @@ async fn drain_replaces_idle_connections_now_and_busy_ones_on_return() {
         "the connection from before is gone"
     );
 }
+
+/// A `tracing` writer into a shared buffer, to read what the pool logged.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// `leak_detection_threshold`: a checkout held past it is logged once at `warn`, with the pool's
+/// name, the time held and the line that checked it out, and counted; one returned in time is
+/// not; a reported one that comes back is logged again at `info`.
+#[tokio::test(start_paused = true)]
+async fn a_connection_held_past_the_leak_threshold_is_reported_once_with_its_call_site() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let mock = Mock::new();
+    let pool = open_ready(
+        builder(&mock)
+            .name("leaky")
+            .min_size(2)
+            .leak_detection_threshold(Duration::from_secs(2)),
+    )
+    .await;
+    let brief = pool.connection().await.unwrap();
+    let line = line!() + 1;
+    let leaked = pool.getconn().await.unwrap();
+    settle_for(Duration::from_secs(1)).await;
+    drop(brief); // held 1 s: in time
+    settle_for(Duration::from_secs(2)).await;
+    assert_eq!(pool.stats().leaks_detected, 1);
+    settle_for(Duration::from_secs(5)).await;
+    assert_eq!(pool.stats().leaks_detected, 1, "reported once");
+    let text = logs.text();
+    let warn = text
+        .lines()
+        .find(|l| l.contains("leak_detection_threshold"))
+        .expect("a leak warning");
+    assert!(
+        warn.contains("WARN") && warn.contains("pool=leaky"),
+        "{warn}"
+    );
+    let site = format!("tests/pool_semantics.rs:{line}:");
+    assert!(warn.contains(&site), "{warn} should name {site}");
+    assert!(warn.contains("held_ms=2"), "{warn}");
+    pool.putconn(leaked).unwrap();
+    assert!(logs
+        .text()
+        .contains("a connection reported as leaked was returned"));
+    assert_eq!(pool.stats().pool_available, 2);
+}

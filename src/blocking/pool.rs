@@ -135,6 +135,7 @@ impl Pool {
     /// `PoolTimeout` (with the last connect error, if connecting failed), `PoolClosed`,
     /// `TooManyRequests` when `max_waiting` requests are already waiting, or
     /// `InsideAsyncRuntime`.
+    #[track_caller]
     pub fn connection(&self) -> Result<PooledConnection> {
         let conn = self.driver().block_on(self.pool().connection())??;
         Ok(PooledConnection::new(conn, Arc::clone(self.driver())))
@@ -144,6 +145,7 @@ impl Pool {
     ///
     /// # Errors
     /// As [`connection`](Pool::connection).
+    #[track_caller]
     pub fn connection_timeout(&self, timeout: Duration) -> Result<PooledConnection> {
         let checkout = self.pool().connection_timeout(timeout);
         let conn = self.driver().block_on(checkout)??;
@@ -155,6 +157,7 @@ impl Pool {
     ///
     /// # Errors
     /// As [`connection`](Pool::connection).
+    #[track_caller]
     pub fn getconn(&self) -> Result<PooledConnection> {
         let conn = self.driver().block_on(self.pool().getconn())??;
         Ok(PooledConnection::new(conn, Arc::clone(self.driver())))
@@ -164,6 +167,7 @@ impl Pool {
     ///
     /// # Errors
     /// As [`connection`](Pool::connection).
+    #[track_caller]
     pub fn getconn_timeout(&self, timeout: Duration) -> Result<PooledConnection> {
         let checkout = self.pool().getconn_timeout(timeout);
         let conn = self.driver().block_on(checkout)??;

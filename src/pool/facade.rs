@@ -3,6 +3,8 @@
 //! and the accounting core (`core.rs`).
 
 use std::fmt;
+use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -149,8 +151,12 @@ impl<M: Manage> Pool<M> {
     /// # Errors
     /// `PoolTimeout` (with the last connect error, if connecting failed), `PoolClosed`, or
     /// `TooManyRequests` when `max_waiting` requests are already waiting.
-    pub async fn connection(&self) -> Result<PooledConnection<M>> {
-        checkout(&self.core, self.core.settings().timeout).await
+    ///
+    /// The caller's location is the checkout's call site in leak reports
+    /// ([`PoolBuilder::leak_detection_threshold`]).
+    #[track_caller]
+    pub fn connection(&self) -> impl Future<Output = Result<PooledConnection<M>>> + '_ {
+        checkout(&self.core, self.core.settings().timeout, Location::caller())
     }
 
     /// [`connection`](Pool::connection) with its own timeout.
@@ -160,8 +166,12 @@ impl<M: Manage> Pool<M> {
     ///
     /// # Errors
     /// As [`connection`](Pool::connection).
-    pub async fn connection_timeout(&self, timeout: Duration) -> Result<PooledConnection<M>> {
-        checkout(&self.core, timeout).await
+    #[track_caller]
+    pub fn connection_timeout(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<PooledConnection<M>>> + '_ {
+        checkout(&self.core, timeout, Location::caller())
     }
 
     /// Checks a connection out for an explicit [`putconn`](Pool::putconn). Dropping it
@@ -172,8 +182,9 @@ impl<M: Manage> Pool<M> {
     ///
     /// # Errors
     /// As [`connection`](Pool::connection).
-    pub async fn getconn(&self) -> Result<PooledConnection<M>> {
-        self.getconn_timeout(self.core.settings().timeout).await
+    #[track_caller]
+    pub fn getconn(&self) -> impl Future<Output = Result<PooledConnection<M>>> + '_ {
+        self.getconn_timeout(self.core.settings().timeout)
     }
 
     /// [`getconn`](Pool::getconn) with its own timeout.
@@ -183,10 +194,17 @@ impl<M: Manage> Pool<M> {
     ///
     /// # Errors
     /// As [`connection`](Pool::connection).
-    pub async fn getconn_timeout(&self, timeout: Duration) -> Result<PooledConnection<M>> {
-        let mut conn = checkout(&self.core, timeout).await?;
-        conn.set_explicit(true);
-        Ok(conn)
+    #[track_caller]
+    pub fn getconn_timeout(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<PooledConnection<M>>> + '_ {
+        let checkout = checkout(&self.core, timeout, Location::caller());
+        async move {
+            let mut conn = checkout.await?;
+            conn.set_explicit(true);
+            Ok(conn)
+        }
     }
 
     /// Gives a connection back. Synchronous and non-blocking: anything needing I/O (rollback,

@@ -11,7 +11,7 @@
 // the picture):
 // - leaves: `manage` (the trait), `settings`, `clock`, `backoff`, `stats`, `permits`, `errors`,
 //   `hooks` (running user code), `inflight` (work waiting on the server), `revoke` (reaching
-//   checked-out connections);
+//   checked-out connections), `leaks` (checkouts held too long);
 // - `waiting`: bounded FIFO waits without a timer per waiter (over `permits`);
 // - `core`: the accounting core, its invariants, and every method and guard that changes a count;
 // - `returning` (the return path), `guard` (`PooledConnection`, over `returning`), `checkout`
@@ -30,6 +30,7 @@ mod facade;
 mod guard;
 mod hooks;
 mod inflight;
+mod leaks;
 mod maintenance;
 mod manage;
 mod permits;

@@ -67,6 +67,10 @@ pub struct PoolStats {
     pub evicted_role_changed: u64,
     /// Replaced by [`Pool::drain`](super::Pool::drain).
     pub connections_drained: u64,
+    /// Checkouts held longer than
+    /// [`leak_detection_threshold`](super::PoolBuilder::leak_detection_threshold), each counted
+    /// (and logged) once.
+    pub leaks_detected: u64,
 }
 
 impl fmt::Display for PoolStats {
@@ -96,6 +100,7 @@ impl fmt::Display for PoolStats {
             ("evicted_read_only", self.evicted_read_only),
             ("evicted_role_changed", self.evicted_role_changed),
             ("connections_drained", self.connections_drained),
+            ("leaks_detected", self.leaks_detected),
         ];
         for (name, value) in counters.into_iter().filter(|&(_, v)| v != 0) {
             write!(f, ", {name} {value}")?;
@@ -121,6 +126,7 @@ pub(crate) struct CounterSet {
     pub evicted_read_only: AtomicU64,
     pub evicted_role_changed: AtomicU64,
     pub connections_drained: AtomicU64,
+    pub leaks_detected: AtomicU64,
     /// Requests that started / stopped waiting: `requests_waiting` is the difference, so a
     /// waiter bumps its own thread's line, never one shared with the other workers.
     pub waits_begun: AtomicU64,
@@ -128,7 +134,7 @@ pub(crate) struct CounterSet {
 }
 
 /// How many copies: enough that a runtime's worker threads rarely share one.
-const STRIPES: usize = 8;
+pub(crate) const STRIPES: usize = 8;
 
 /// This thread's stripe index, in `0..8`: threads take stripes round-robin as they first ask,
 /// so a runtime's few workers each get their own. Shared by every striped structure of the
@@ -194,6 +200,7 @@ impl Counters {
         s.evicted_read_only = self.sum(|c| &c.evicted_read_only, reset);
         s.evicted_role_changed = self.sum(|c| &c.evicted_role_changed, reset);
         s.connections_drained = self.sum(|c| &c.connections_drained, reset);
+        s.leaks_detected = self.sum(|c| &c.leaks_detected, reset);
         s.requests_waiting = self.waiting();
     }
 }

@@ -58,6 +58,7 @@ use tokio::time::Instant;
 use super::backoff::{Backoff, Jitter};
 use super::clock::{self, Clock, Nanos};
 use super::inflight::InFlight;
+use super::leaks::Leaks;
 use super::manage::{ConnState, Eviction, Manage};
 use super::permits::Permits;
 use super::revoke::{Registry, Revocable};
@@ -86,10 +87,10 @@ pub(crate) struct Slot<C> {
     /// When it went idle: the real clock at a connect or reset, the cached reading at a return
     /// (never later than the real time; up to one tick earlier: `clock.rs`).
     pub(crate) idle_since: Nanos,
-    /// The pool's generation when it was opened: a `drain` since makes it stale.
-    generation: u64,
-    /// Its prepared cancel, if any, which `close_timeout` reaches through the registry.
-    _revocable: Option<Arc<Revocable>>,
+    /// The pool's generation when it was opened (a `drain` since makes it stale) and its
+    /// prepared cancel, which `close_timeout` reaches through the registry. Behind one pointer,
+    /// so a slot stays four words: every checkout and return moves it.
+    info: Arc<Revocable>,
 }
 
 impl<C> Slot<C> {
@@ -136,6 +137,8 @@ pub(crate) struct Core<M: Manage> {
     connects: InFlight,
     /// Every live connection's prepared cancel (`close_timeout`).
     revocable: Registry,
+    /// Checkouts in progress, when leak detection is on.
+    leaks: Option<Leaks>,
     /// Permit holders waiting for a connection to land.
     starving: AtomicUsize,
     min_size: AtomicUsize,
@@ -184,6 +187,7 @@ impl<M: Manage> Core<M> {
             cancels: InFlight::default(),
             connects: InFlight::default(),
             revocable: Registry::default(),
+            leaks: settings.leak_threshold.map(Leaks::new),
             starving: AtomicUsize::new(0),
             min_size: AtomicUsize::new(settings.min_size),
             max_size: AtomicUsize::new(settings.max_size),
@@ -229,6 +233,12 @@ impl<M: Manage> Core<M> {
     /// Connect attempts in flight: each registers for the time it runs.
     pub(crate) fn connects(&self) -> &InFlight {
         &self.connects
+    }
+
+    /// Checkouts in progress, when leak detection is on.
+    #[inline]
+    pub(crate) fn leaks(&self) -> Option<&Leaks> {
+        self.leaks.as_ref()
     }
 
     pub(crate) fn backoff(&self) -> &Backoff {
@@ -349,11 +359,13 @@ impl<M: Manage> Core<M> {
                 .map_or(Nanos::NEVER, |lifetime| self.clock.after(now, lifetime))
         });
         Slot {
-            _revocable: self.revocable.register(self.manager.prepare_cancel(&conn)),
+            info: (self.revocable.register(
+                self.generation.load(SeqCst),
+                self.manager.prepare_cancel(&conn),
+            )),
             conn,
             expires,
             idle_since: self.clock.at(now),
-            generation: self.generation.load(SeqCst),
         }
     }
 
@@ -542,7 +554,9 @@ impl<M: Manage> Core<M> {
 
     /// Whether `slot` was opened before the last `drain`.
     pub(crate) fn is_drained(&self, slot: &Slot<M::Connection>) -> bool {
-        slot.generation != self.generation.load(Relaxed)
+        // A pool never drained skips the slot's pointer.
+        let now = self.generation.load(Relaxed);
+        now != 0 && slot.info.generation() != now
     }
 
     /// Replaces every connection (psycopg_pool 3.3's `drain`, HikariCP's
