@@ -1032,3 +1032,41 @@ async fn a_connection_held_past_the_leak_threshold_is_reported_once_with_its_cal
         .contains("a connection reported as leaked was returned"));
     assert_eq!(pool.stats().pool_available, 2);
 }
+
+/// `stats()` carries the checkout wait (of checkouts that waited), hold time (with
+/// `usage_stats`) and connect time histograms; `pop_stats` empties them.
+#[tokio::test(start_paused = true)]
+async fn stats_carry_wait_hold_and_connect_time_percentiles() {
+    let mock = Mock::new();
+    mock.shared
+        .set(|s| s.connect_delay = Duration::from_millis(20));
+    let pool = open_ready(builder(&mock).min_size(1).max_size(1).usage_stats(true)).await;
+    for hold_ms in [10u64, 10, 10, 300] {
+        let held = pool.connection().await.unwrap();
+        let waiter = tokio::spawn({
+            let pool = pool.clone();
+            async move { drop(pool.connection().await.unwrap()) }
+        });
+        tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+        drop(held);
+        waiter.await.unwrap();
+    }
+    let s = pool.pop_stats();
+    let ms = |d: Duration| d.as_millis();
+    assert_eq!(s.connect_time.count, 1);
+    assert_eq!(ms(s.connect_time.max), 20);
+    assert_eq!(s.checkout_wait.count, 4, "only the checkouts that waited");
+    assert_eq!(
+        (ms(s.checkout_wait.p50), ms(s.checkout_wait.max)),
+        (10, 300)
+    );
+    assert_eq!(s.hold_time.count, 8);
+    assert_eq!(ms(s.hold_time.max), 300);
+    // Quantiles are bucket tops (10 ms lands in 9.73-10.24 ms), never above the exact max.
+    assert!(
+        s.to_string()
+            .contains("wait p50/p99/max 10.2/300.0/300.0 ms"),
+        "{s}"
+    );
+    assert_eq!(pool.stats().checkout_wait.count, 0, "pop_stats emptied it");
+}

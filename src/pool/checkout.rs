@@ -81,7 +81,9 @@ async fn checkout_slow<M: Manage>(
     let mut waiting = None;
     let result = wait_for_connection(core, permit, (start, timeout), at, &mut waiting).await;
     if waiting.is_some() {
-        add_us(&core.counters().here().requests_wait_us, start.elapsed());
+        let waited = start.elapsed();
+        add_us(&core.counters().here().requests_wait_us, waited);
+        core.histograms().wait.record(waited);
     }
     drop(waiting);
     result.map_err(|e| failed(core, e))

@@ -70,7 +70,9 @@ async fn connect_task<M: Manage>(mut reservation: Reservation<M>) {
             () = core.closed_signal() => return,
         };
         drop(in_flight);
-        add_us(&core.counters().here().connections_us, started.elapsed());
+        let took = started.elapsed();
+        add_us(&core.counters().here().connections_us, took);
+        core.histograms().connect.record(took);
         match result {
             Ok(conn) => {
                 tracing::debug!(pool = %core.name(), "new connection");

@@ -16,7 +16,8 @@
 // - `core`: the accounting core, its invariants, and every method and guard that changes a count;
 // - `returning` (the return path), `guard` (`PooledConnection`, over `returning`), `checkout`
 //   (over `guard`), `connecting` (the grower and connect tasks), `maintenance`;
-// - the facade: `facade` (`Pool`) and `builder` (`PoolBuilder`), which refer to each other;
+// - the facade: `facade` (`Pool`) and `builder` (`PoolBuilder`), which refer to each other, and
+//   `metrics` (feature `metrics`: `Pool::export_metrics`);
 // - `postgres`: `PgManager`, over `manage` and the `conn` module.
 
 mod backoff;
@@ -33,6 +34,8 @@ mod inflight;
 mod leaks;
 mod maintenance;
 mod manage;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod permits;
 mod postgres;
 mod returning;
@@ -49,4 +52,4 @@ pub use guard::PooledConnection;
 pub use manage::{BoxFuture, ConnHook, ConnState, Eviction, Manage};
 pub use postgres::{IntoConfig, PgManager};
 pub use settings::ReconnectFailed;
-pub use stats::PoolStats;
+pub use stats::{Percentiles, PoolStats};

@@ -63,7 +63,7 @@ use super::manage::{ConnState, Eviction, Manage};
 use super::permits::Permits;
 use super::revoke::{Registry, Revocable};
 use super::settings::Settings;
-use super::stats::{bump, Counters, PoolStats};
+use super::stats::{bump, Counters, Histograms, PoolStats};
 use super::waiting::Deadlines;
 use crate::error::{Error, Kind, PoolTimeoutInfo};
 
@@ -157,6 +157,7 @@ pub(crate) struct Core<M: Manage> {
     /// Someone may need another connection: wakes the grower (`connecting.rs`).
     growth: Notify,
     counters: Counters,
+    histograms: Histograms,
     last_connect_error: Mutex<Option<Arc<Error>>>,
     /// Connect attempts that failed in a row (reset by a success).
     connect_failures: AtomicU32,
@@ -198,6 +199,7 @@ impl<M: Manage> Core<M> {
             events: Arc::new(Notify::new()),
             growth: Notify::new(),
             counters: Counters::default(),
+            histograms: Histograms::default(),
             last_connect_error: Mutex::new(None),
             connect_failures: AtomicU32::new(0),
             down: AtomicBool::new(false),
@@ -228,6 +230,10 @@ impl<M: Manage> Core<M> {
 
     pub(crate) fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    pub(crate) fn histograms(&self) -> &Histograms {
+        &self.histograms
     }
 
     /// Connect attempts in flight: each registers for the time it runs.
@@ -805,6 +811,9 @@ impl<M: Manage> Core<M> {
             ..PoolStats::default()
         };
         self.counters.fill(&mut s, reset);
+        s.checkout_wait = self.histograms.wait.percentiles(reset);
+        s.hold_time = self.histograms.hold.percentiles(reset);
+        s.connect_time = self.histograms.connect.percentiles(reset);
         s
     }
 
