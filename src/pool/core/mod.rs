@@ -571,9 +571,16 @@ impl<M: Manage> Core<M> {
     pub(crate) fn drain(self: &Arc<Self>) {
         self.generation.fetch_add(1, SeqCst);
         let mut drained = 0;
-        while let Some(slot) = self.try_pop() {
-            self.discard(slot);
-            drained += 1;
+        // Only what was idle now: a replacement can land while this runs (each discard frees a
+        // slot that growth refills), and it belongs to the new generation: it goes back.
+        for _ in 0..self.idle_count() {
+            let Some(slot) = self.try_pop() else { break };
+            if self.is_drained(&slot) {
+                self.discard(slot);
+                drained += 1;
+            } else {
+                self.push_idle(slot);
+            }
         }
         self.counters
             .here()
