@@ -33,17 +33,13 @@ pub(crate) async fn checkout<M: Manage>(
 ) -> Result<PooledConnection<M>> {
     match core.try_permit() {
         Some(permit) => {
-            if core.settings().check.is_none() {
+            // The fast path only without a `check` hook and without leak detection (both
+            // handled by the slow path's stages): one test of one flag.
+            if core.plain_checkout() {
                 if let Some(slot) = core.pop_live() {
                     bump(&core.counters().here().requests_num);
                     tracing::debug!(pool = %core.name(), "checkout");
-                    let since = usage_start(core);
-                    return Ok(PooledConnection::new(
-                        slot,
-                        permit,
-                        since,
-                        leak_key(core, at),
-                    ));
+                    return Ok(PooledConnection::new(slot, permit, usage_start(core), 0));
                 }
             }
             checkout_slow(core, Some(permit), timeout, at).await

@@ -139,6 +139,8 @@ pub(crate) struct Core<M: Manage> {
     revocable: Registry,
     /// Checkouts in progress, when leak detection is on.
     leaks: Option<Leaks>,
+    /// Neither a `check` hook nor leak detection: a checkout may take the fast path.
+    plain_checkout: bool,
     /// Permit holders waiting for a connection to land.
     starving: AtomicUsize,
     min_size: AtomicUsize,
@@ -189,6 +191,7 @@ impl<M: Manage> Core<M> {
             connects: InFlight::default(),
             revocable: Registry::default(),
             leaks: settings.leak_threshold.map(Leaks::new),
+            plain_checkout: settings.check.is_none() && settings.leak_threshold.is_none(),
             starving: AtomicUsize::new(0),
             min_size: AtomicUsize::new(settings.min_size),
             max_size: AtomicUsize::new(settings.max_size),
@@ -239,6 +242,12 @@ impl<M: Manage> Core<M> {
     /// Connect attempts in flight: each registers for the time it runs.
     pub(crate) fn connects(&self) -> &InFlight {
         &self.connects
+    }
+
+    /// Whether a checkout may take the fast path (no `check` hook, no leak detection).
+    #[inline]
+    pub(crate) fn plain_checkout(&self) -> bool {
+        self.plain_checkout
     }
 
     /// Checkouts in progress, when leak detection is on.
