@@ -1,9 +1,10 @@
 //! The checkout path. One deadline covers queueing for a permit, waiting for a connection to
 //! land, and running the `check` hook (psycopg#709/#711, HikariCP's hard timeout).
 //!
-//! Fast path (a permit free, an idle connection, no `check` hook): one `try_acquire`, one `pop`,
-//! one `check_closed` peek and a few relaxed atomics; no lock, no allocation, no timer, and no
-//! clock read unless a lifetime is near (`clock.rs`). The slow path runs in named stages:
+//! Fast path (a permit free, an idle connection, no `check` hook, no leak detection): one
+//! `try_acquire`, one `pop`, one `check_closed` peek and a few relaxed atomics; no lock, no
+//! allocation, no timer, and no clock read unless a lifetime is near (`clock.rs`). The slow
+//! path runs in named stages:
 //! [`queue_for_permit`](Core::queue_for_permit) when no permit was free, [`take_connection`]
 //! (pop, or the starving stage until one lands), then [`run_check`]. Everything the future owns
 //! across an await is a guard (`Permit`, `PooledConnection`, `Waiting`, the starving gauge,
