@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::logs::Captured;
 use support::pool_mock::{
     builder, mock_error, open_ready, settle, settle_for, Gate, Mock, MockConn,
 };
@@ -963,40 +964,13 @@ async fn drain_replaces_idle_connections_now_and_busy_ones_on_return() {
     );
 }
 
-/// A `tracing` writer into a shared buffer, to read what the pool logged.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 /// `leak_detection_threshold`: a checkout held past it is logged once at `warn`, with the pool's
 /// name, the time held and the line that checked it out, and counted; one returned in time is
 /// not; a reported one that comes back is logged again at `info`.
 #[tokio::test(start_paused = true)]
 async fn a_connection_held_past_the_leak_threshold_is_reported_once_with_its_call_site() {
     let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let _logging = logs.install();
     let mock = Mock::new();
     let pool = open_ready(
         builder(&mock)
@@ -1014,11 +988,7 @@ async fn a_connection_held_past_the_leak_threshold_is_reported_once_with_its_cal
     assert_eq!(pool.stats().leaks_detected, 1);
     settle_for(Duration::from_secs(5)).await;
     assert_eq!(pool.stats().leaks_detected, 1, "reported once");
-    let text = logs.text();
-    let warn = text
-        .lines()
-        .find(|l| l.contains("leak_detection_threshold"))
-        .expect("a leak warning");
+    let warn = logs.line_with("leak_detection_threshold");
     assert!(
         warn.contains("WARN") && warn.contains("pool=leaky"),
         "{warn}"
