@@ -130,6 +130,17 @@ pub(crate) enum Kind {
         /// Connect attempts that failed in a row.
         failures: u32,
     },
+    /// What held a pool's capacity when a checkout timed out: work waiting on the server (the
+    /// source of a `PoolTimeout` that has no connect error to name).
+    CapacityHeld {
+        /// Connections dropped mid-query whose queries are being cancelled, and the oldest's
+        /// wait so far.
+        cancelling: usize,
+        oldest_cancel: Duration,
+        /// Connect attempts in flight, and the oldest's wait so far.
+        connecting: usize,
+        oldest_connect: Duration,
+    },
     /// A user hook (`configure`, `check`, `reset`) failed; the source is its error.
     Hook(&'static str),
     /// User code (a `Manage` method or a hook) panicked; the pool caught it.
@@ -183,6 +194,13 @@ pub struct PoolTimeoutInfo {
     /// The most recent connection error, if connecting was failing (so a user sees
     /// "password authentication failed", not only "timeout"). Also the error's `source()`.
     pub last_connect_error: Option<String>,
+    /// Connections dropped mid-query whose server work was being cancelled when the request
+    /// gave up: each holds its slot until the server acknowledges the CancelRequest (bounded
+    /// at 5 s), so on an unresponsive server or network they hold the pool's capacity. Without
+    /// a connect error, the error's `source()` names them ([`Error::is_capacity_held`]).
+    pub cancelling: usize,
+    /// Connect attempts in flight when the request gave up (named by `source()` likewise).
+    pub connecting: usize,
 }
 
 impl Error {
@@ -497,6 +515,14 @@ impl Error {
         matches!(self.kind(), Kind::PoolClosed)
     }
 
+    /// The `source()` of a [`PoolTimeout`](Error::is_pool_timeout) that has no connect error to
+    /// name: what held the pool's capacity, waiting on the server (connections awaiting the
+    /// cancellation of their queries, connects not yet answered), and for how long. During a
+    /// network stall this is what says the network, not the load, is the problem.
+    pub fn is_capacity_held(&self) -> bool {
+        matches!(self.kind(), Kind::CapacityHeld { .. })
+    }
+
     /// The pool refused the request at once because `max_waiting` requests were queued.
     pub fn is_too_many_requests(&self) -> bool {
         matches!(self.kind(), Kind::TooManyRequests { .. })
@@ -715,6 +741,33 @@ impl fmt::Display for Error {
                 "pool '{pool}': no connection can be opened ({failures} failed attempt(s) in a \
                  row); failing at once until one succeeds"
             )?,
+            Kind::CapacityHeld {
+                cancelling,
+                oldest_cancel,
+                connecting,
+                oldest_connect,
+            } => {
+                f.write_str("the pool's capacity was held by ")?;
+                if *cancelling > 0 {
+                    write!(
+                        f,
+                        "{cancelling} connection(s) awaiting the cancellation of their queries \
+                         (the oldest for {:.3} s)",
+                        oldest_cancel.as_secs_f64()
+                    )?;
+                }
+                if *cancelling > 0 && *connecting > 0 {
+                    f.write_str(" and ")?;
+                }
+                if *connecting > 0 {
+                    write!(
+                        f,
+                        "{connecting} connect(s) not yet answered (the oldest for {:.3} s)",
+                        oldest_connect.as_secs_f64()
+                    )?;
+                }
+                f.write_str(": the server or the network is slow to answer")?;
+            }
             Kind::Hook(which) => write!(f, "the pool's `{which}` hook failed")?,
             Kind::Panicked(what) => write!(f, "{what} panicked")?,
             Kind::Other => {}

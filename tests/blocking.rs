@@ -346,3 +346,38 @@ fn parameters_from_a_thread() {
     drop(conn);
     pool.close().unwrap();
 }
+
+/// `close_timeout` on a real server: a query still running when the grace ends is cancelled
+/// (57014 on the thread that ran it), its connection is closed when the guard comes back, and
+/// the server is left with no backend of the pool.
+#[test]
+fn close_timeout_cancels_a_query_still_running_then_closes_its_connection() {
+    let app = "wp_blocking_close_timeout";
+    let pool = open_pool(app, 1, 2, Duration::from_secs(5));
+    pool.wait(Duration::from_secs(10)).unwrap();
+    let started = Arc::new(std::sync::Barrier::new(2));
+    let worker = thread::spawn({
+        let (pool, started) = (pool.clone(), Arc::clone(&started));
+        move || {
+            let mut conn = pool.connection().unwrap();
+            started.wait();
+            let r = conn.simple_query("SELECT pg_sleep(30)");
+            r.map(drop).unwrap_err()
+        }
+    });
+    started.wait();
+    let start = Instant::now();
+    assert_eq!(pool.close_timeout(Duration::from_millis(300)).unwrap(), 1);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let e = worker.join().unwrap();
+    assert_eq!(e.code(), Some("57014"), "{e}");
+    assert!(pool.connection().unwrap_err().is_pool_closed());
+    assert!(
+        until_no_backends(app),
+        "the cancelled connection was closed"
+    );
+}

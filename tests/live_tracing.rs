@@ -4,49 +4,9 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use support::cluster::Cluster;
+use support::logs::Captured;
 use wirepool::{Config, Connection, Pool};
-
-/// Everything the `fmt` subscriber writes, for the test to read back.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    /// Installs a subscriber writing here for this thread (the current-thread runtime of a
-    /// `#[tokio::test]` runs the pool's tasks on it too).
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let out = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || out.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    /// The line that mentions `needle`.
-    fn line_with(&self, needle: &str) -> String {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
-            .to_owned()
-    }
-}
 
 fn config() -> Config {
     Cluster::shared()

@@ -111,21 +111,22 @@ async fn connect_timeout_bounds_connect_and_configure_and_is_reported() {
         .await
         .unwrap();
     let e = pool
-        .connection_timeout(Duration::from_secs(10))
+        .connection_timeout(Duration::from_millis(9500))
         .await
         .unwrap_err();
     assert!(e.is_pool_timeout(), "{e}");
     let last = e.pool_timeout_info().unwrap().last_connect_error.clone();
     assert_eq!(last.as_deref(), Some("timed out connecting to the server"));
-    // 2 s attempt, ~1 s backoff, 2 s, ~2 s backoff, 2 s: three attempts in 10 s, not a storm.
+    // 2 s attempt, ~250 ms wait, 2 s, ~500 ms, 2 s, ~550 ms, 2 s (each wait ± 10%): four
+    // attempts ended by 9.5 s, one at a time, and the fifth not yet started.
     let s = pool.stats();
-    assert_eq!(s.connections_errors, 3, "{s:?}");
+    assert_eq!(s.connections_errors, 4, "{s:?}");
     assert_eq!(mock.shared.live(), 0, "timed-out connections are dropped");
 }
 
-/// The attempts the backoff allows in the first 10 s of an outage: at 0, ~1, ~3 and ~7 s
-/// (1 s doubling, ±10%).
-const ATTEMPTS_IN_10_S: usize = 4;
+/// The attempts the backoff allows in the first 10 s of an outage: at 0, ~0.25 and ~0.75 s, then
+/// one every ~550 ms (±10%): under 2 a second.
+const ATTEMPTS_IN_10_S: std::ops::RangeInclusive<usize> = 18..=20;
 
 /// A panicking `configure` hook is a failed attempt with the same backoff as an `Err` (it used
 /// to drop the reservation un-landed, whose drop started the next connect at once: hundreds of
@@ -142,7 +143,8 @@ async fn panicking_configure_hook_backs_off_like_an_error() {
         .await
         .unwrap();
     let e = pool.wait(Duration::from_secs(10)).await.unwrap_err();
-    assert_eq!(mock.shared.connects.load(SeqCst), ATTEMPTS_IN_10_S);
+    let connects = mock.shared.connects.load(SeqCst);
+    assert!(ATTEMPTS_IN_10_S.contains(&connects), "{connects}");
     assert_eq!(mock.shared.live(), 0);
     let last = e.pool_timeout_info().unwrap().last_connect_error.clone();
     assert_eq!(last.as_deref(), Some("the `configure` hook panicked"));
@@ -155,8 +157,9 @@ async fn panicking_connect_backs_off_and_recovers() {
     mock.shared.set(|s| s.connect = Gate::Panic);
     let pool = builder(&mock).min_size(1).max_size(1).open().await.unwrap();
     settle_for(Duration::from_secs(10)).await;
-    assert_eq!(mock.shared.connects.load(SeqCst), ATTEMPTS_IN_10_S);
-    assert_eq!(pool.stats().connections_errors, ATTEMPTS_IN_10_S as u64);
+    let connects = mock.shared.connects.load(SeqCst);
+    assert!(ATTEMPTS_IN_10_S.contains(&connects), "{connects}");
+    assert_eq!(pool.stats().connections_errors, connects as u64);
     mock.shared.set(|s| s.connect = Gate::Ok);
     pool.wait(Duration::from_secs(60)).await.unwrap();
     let s = pool.stats();
@@ -190,7 +193,10 @@ async fn waiters_cannot_bypass_the_connect_backoff() {
         settle_for(Duration::from_millis(400)).await;
     }
     let connects = mock.shared.connects.load(SeqCst);
-    assert!(connects <= ATTEMPTS_IN_10_S, "{connects} connects in 10 s");
+    assert!(
+        connects <= *ATTEMPTS_IN_10_S.end(),
+        "{connects} connects in 10 s"
+    );
 }
 
 /// psycopg: "connection left in status ... by configure function". A `configure` hook that
@@ -350,7 +356,7 @@ async fn fail_fast_after_n_failures_sheds_load_until_a_connect_succeeds() {
         .min_size(0)
         .max_size(2)
         .fail_fast_after(2)
-        .timeout(Duration::from_millis(500))
+        .timeout(Duration::from_millis(200))
         .open()
         .await
         .unwrap();
@@ -358,8 +364,15 @@ async fn fail_fast_after_n_failures_sheds_load_until_a_connect_succeeds() {
     let e = pool.connection().await.unwrap_err();
     assert!(e.is_pool_timeout(), "{e}");
     assert_eq!(mock.shared.connects.load(SeqCst), 1);
-    // The backoff's next attempt (1 s) is the second failure in a row: now it fails fast.
-    settle_for(Duration::from_millis(1200)).await;
+    // A new demand lets the backoff's next attempt (~250 ms after the first) go: the second
+    // failure in a row fails the waiting checkout at once, long before its timeout.
+    let start = tokio::time::Instant::now();
+    let e = pool
+        .connection_timeout(Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(e.is_pool_unavailable(), "{e}");
+    assert!(start.elapsed() < Duration::from_millis(100), "{e}");
     assert_eq!(mock.shared.connects.load(SeqCst), 2);
     let start = tokio::time::Instant::now();
     let e = pool.connection().await.unwrap_err();
@@ -377,4 +390,101 @@ async fn fail_fast_after_n_failures_sheds_load_until_a_connect_succeeds() {
     drop(c);
     let c = pool.connection().await.unwrap();
     drop(c);
+}
+
+/// The reconnect policy's recovery: after a long outage a probe runs every ~550 ms, so the first
+/// checkout succeeds within one probe interval of the server coming back, and every connect
+/// task waiting for its turn then connects at once (none keeps a slot reserved asleep).
+#[tokio::test(start_paused = true)]
+async fn after_an_outage_the_pool_refills_within_one_probe_interval() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.connect = Gate::Err);
+    let pool = builder(&mock).min_size(3).max_size(3).open().await.unwrap();
+    settle_for(Duration::from_secs(10)).await;
+    let down = mock.shared.connects.load(SeqCst);
+    assert!((18..=20).contains(&down), "{down} attempts in 10 s");
+    assert_eq!(
+        mock.shared.max_connecting.load(SeqCst),
+        1,
+        "one probe at a time"
+    );
+    mock.shared.set(|s| s.connect = Gate::Ok);
+    let back = tokio::time::Instant::now();
+    let conn = pool
+        .connection_timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        back.elapsed() <= Duration::from_millis(605),
+        "{:?}",
+        back.elapsed()
+    );
+    settle_for(Duration::from_millis(10)).await;
+    let s = pool.stats();
+    assert_eq!(
+        (s.pool_size, s.pool_available, s.connecting),
+        (3, 2, 0),
+        "{s:?}"
+    );
+    drop(conn);
+}
+
+/// A connect retried after its backoff first checks that someone still wants it: once the
+/// waiter has gone (and `min_size` is met), no further attempt.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_its_backoff_rechecks_demand() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.connect = Gate::Err);
+    let pool = builder(&mock).min_size(0).max_size(2).open().await.unwrap();
+    let e = pool
+        .connection_timeout(Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(e.is_pool_timeout(), "{e}");
+    assert_eq!(mock.shared.connects.load(SeqCst), 1);
+    // The retry was due ~250 ms after the failure; nobody waits any more.
+    settle_for(Duration::from_secs(5)).await;
+    assert_eq!(mock.shared.connects.load(SeqCst), 1);
+    assert_eq!(pool.stats().connecting, 0);
+}
+
+/// A checkout that times out while the capacity is held by work waiting on the server says so:
+/// a connection dropped mid-query whose CancelRequest is unanswered, a connect in flight.
+#[tokio::test(start_paused = true)]
+async fn a_timeout_names_what_holds_the_capacity() {
+    let mock = Mock::new();
+    mock.shared.set(|s| s.cancel_delay = Duration::from_secs(3));
+    let pool = builder(&mock).min_size(1).max_size(1).open().await.unwrap();
+    pool.wait(Duration::from_secs(1)).await.unwrap();
+    let mut conn = pool.connection().await.unwrap();
+    conn.state = ConnState::Busy;
+    drop(conn); // cancelled (3 s), then closed: the slot is held meanwhile
+    let e = pool
+        .connection_timeout(Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    let info = e.pool_timeout_info().expect("a pool timeout");
+    assert_eq!((info.cancelling, info.connecting, info.size), (1, 0, 1));
+    assert!(info.last_connect_error.is_none());
+    let held = std::error::Error::source(&e).expect("a cause");
+    let held = held.downcast_ref::<wirepool::Error>().unwrap();
+    assert!(held.is_capacity_held(), "{held}");
+    assert!(
+        held.to_string().contains(
+            "1 connection(s) awaiting the cancellation of their queries (the oldest for 1.000 s)"
+        ),
+        "{held}"
+    );
+    // Once the cancel is done the slot is freed, and the replacement's connect hangs: the
+    // timeout names the connect in flight.
+    mock.shared.set(|s| s.connect = Gate::Never);
+    settle_for(Duration::from_secs(3)).await;
+    let e = pool
+        .connection_timeout(Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    let info = e.pool_timeout_info().expect("a pool timeout");
+    assert_eq!((info.cancelling, info.connecting), (0, 1));
+    let held = std::error::Error::source(&e).expect("a cause").to_string();
+    assert!(held.contains("1 connect(s) not yet answered"), "{held}");
 }

@@ -93,17 +93,25 @@ async fn reconnects_with_backoff_then_calls_reconnect_failed() {
         .open()
         .await
         .unwrap();
-    // Attempts at 0, ~1, ~3, ~7 s (1 s doubling, ±10%); the next (~15 s) is past 10 s.
-    settle_for(Duration::from_millis(500)).await;
+    // Attempts at 0, ~0.25 and ~0.75 s, then every ~550 ms (±10%), one at a time; the one
+    // whose wait would end past 10 s is not made: reconnect_failed instead.
+    settle_for(Duration::from_millis(100)).await;
     assert_eq!(mock.shared.connects.load(SeqCst), 1);
-    settle_for(Duration::from_millis(1000)).await;
+    settle_for(Duration::from_millis(400)).await;
     assert_eq!(mock.shared.connects.load(SeqCst), 2);
-    settle_for(Duration::from_millis(2000)).await;
+    settle_for(Duration::from_millis(500)).await;
     assert_eq!(mock.shared.connects.load(SeqCst), 3);
-    settle_for(Duration::from_millis(4000)).await;
-    assert_eq!(mock.shared.connects.load(SeqCst), 4);
+    settle_for(Duration::from_millis(9500)).await;
+    let connects = mock.shared.connects.load(SeqCst);
+    assert!(
+        (17..=20).contains(&connects),
+        "{connects} attempts in 10.5 s"
+    );
+    // Given up: no attempt until maintenance's next tick.
+    settle_for(Duration::from_secs(5)).await;
+    assert_eq!(mock.shared.connects.load(SeqCst), connects);
     assert_eq!(failed.load(SeqCst), 1);
-    assert_eq!(pool.stats().connections_errors, 4);
+    assert_eq!(pool.stats().connections_errors, connects as u64);
     // The database comes back: the pool recovers on its own.
     mock.shared.set(|s| s.connect = Gate::Ok);
     pool.wait(Duration::from_secs(40)).await.unwrap();

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::logs::Captured;
 use support::pool_mock::{
     builder, mock_error, open_ready, settle, settle_for, Gate, Mock, MockConn,
 };
@@ -153,10 +154,10 @@ async fn timeout_carries_the_last_connect_error() {
     let mock = Mock::new();
     mock.shared.set(|s| s.connect = Gate::Err);
     let pool = builder(&mock).min_size(0).max_size(2).open().await.unwrap();
-    // 2.5 s, not 3: the third attempt is due at 1 s + 2 s ± 10% each, i.e. 2.7..3.3 s, and the
-    // jitter's seed depends on how many pools the test binary opened before this one.
+    // 1 s: the third attempt is due at 250 ms + 500 ms, the fourth 550 ms later, each ± 10%
+    // (the jitter's seed depends on how many pools the test binary opened before this one).
     let e = pool
-        .connection_timeout(Duration::from_millis(2500))
+        .connection_timeout(Duration::from_secs(1))
         .await
         .unwrap_err();
     let text = mock_error().to_string();
@@ -175,8 +176,8 @@ async fn timeout_carries_the_last_connect_error() {
     }
     assert_eq!(chain.matches(&text).count(), 1, "{chain}");
     assert!(!e.to_string().contains(&text), "{e}");
-    // Backoff (1 s, then 2 s) while the request waited: two attempts, not a storm.
-    assert_eq!(mock.shared.connects.load(SeqCst), 2);
+    // Backoff (250 ms, then 500 ms) while the request waited: three attempts, not a storm.
+    assert_eq!(mock.shared.connects.load(SeqCst), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -431,6 +432,68 @@ async fn expired_connection_is_closed_on_return_and_replaced() {
     let c = pool.connection().await.unwrap();
     assert_ne!(c.id, id);
     assert_eq!(mock.shared.closes.load(SeqCst), 1);
+}
+
+/// `close_timeout`: new checkouts fail at once, idle connections are closed, and it returns as
+/// soon as the last checked-out connection has come back and been closed; nothing is cancelled.
+#[tokio::test(start_paused = true)]
+async fn close_timeout_returns_when_the_last_connection_is_back() {
+    let mock = Mock::new();
+    let pool = open_ready(builder(&mock).min_size(2)).await;
+    let held = pool.connection().await.unwrap();
+    let start = Instant::now();
+    let worker = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(held);
+    });
+    let closing = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.close_timeout(Duration::from_secs(10)).await }
+    });
+    tokio::task::yield_now().await;
+    let e = pool.connection().await.unwrap_err();
+    assert!(e.is_pool_closed(), "{e}");
+    assert_eq!(start.elapsed(), Duration::ZERO, "refused at once");
+    assert_eq!(closing.await.unwrap(), 0, "nothing cancelled");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(1),
+        "as soon as it came back"
+    );
+    worker.await.unwrap();
+    assert_eq!(mock.shared.closes.load(SeqCst), 2);
+    assert_eq!(
+        (mock.shared.cancels.load(SeqCst), mock.shared.live()),
+        (0, 0)
+    );
+    assert_eq!(pool.stats().pool_size, 0);
+}
+
+/// At the deadline, `close_timeout` cancels the server work of every connection still out (and
+/// of none that came back); those are closed when their guards return them.
+#[tokio::test(start_paused = true)]
+async fn close_timeout_cancels_what_is_still_checked_out_at_the_deadline() {
+    let mock = Mock::new();
+    let pool = open_ready(builder(&mock).min_size(3)).await;
+    let mut busy = pool.connection().await.unwrap();
+    busy.state = ConnState::Busy; // a query running
+    let idle_out = pool.connection().await.unwrap(); // held, no query
+    let back = pool.connection().await.unwrap();
+    drop(back);
+    let start = Instant::now();
+    assert_eq!(pool.close_timeout(Duration::from_secs(2)).await, 2);
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    assert_eq!(
+        mock.shared.cancels.load(SeqCst),
+        2,
+        "one per connection still out"
+    );
+    assert_eq!(mock.shared.closes.load(SeqCst), 1, "the one returned");
+    busy.state = ConnState::Broken; // the cancelled query failed
+    drop((busy, idle_out));
+    settle_for(Duration::from_secs(1)).await;
+    assert_eq!(mock.shared.closes.load(SeqCst), 3);
+    assert_eq!(mock.shared.live(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -899,4 +962,81 @@ async fn drain_replaces_idle_connections_now_and_busy_ones_on_return() {
         a.id != old && b.id != old,
         "the connection from before is gone"
     );
+}
+
+/// `leak_detection_threshold`: a checkout held past it is logged once at `warn`, with the pool's
+/// name, the time held and the line that checked it out, and counted; one returned in time is
+/// not; a reported one that comes back is logged again at `info`.
+#[tokio::test(start_paused = true)]
+async fn a_connection_held_past_the_leak_threshold_is_reported_once_with_its_call_site() {
+    let logs = Captured::default();
+    let _logging = logs.install();
+    let mock = Mock::new();
+    let pool = open_ready(
+        builder(&mock)
+            .name("leaky")
+            .min_size(2)
+            .leak_detection_threshold(Duration::from_secs(2)),
+    )
+    .await;
+    let brief = pool.connection().await.unwrap();
+    let line = line!() + 1;
+    let leaked = pool.getconn().await.unwrap();
+    settle_for(Duration::from_secs(1)).await;
+    drop(brief); // held 1 s: in time
+    settle_for(Duration::from_secs(2)).await;
+    assert_eq!(pool.stats().leaks_detected, 1);
+    settle_for(Duration::from_secs(5)).await;
+    assert_eq!(pool.stats().leaks_detected, 1, "reported once");
+    let warn = logs.line_with("leak_detection_threshold");
+    assert!(
+        warn.contains("WARN") && warn.contains("pool=leaky"),
+        "{warn}"
+    );
+    let site = format!("tests/pool_semantics.rs:{line}:");
+    assert!(warn.contains(&site), "{warn} should name {site}");
+    assert!(warn.contains("held_ms=2"), "{warn}");
+    pool.putconn(leaked).unwrap();
+    assert!(logs
+        .text()
+        .contains("a connection reported as leaked was returned"));
+    assert_eq!(pool.stats().pool_available, 2);
+}
+
+/// `stats()` carries the checkout wait (of checkouts that waited), hold time (with
+/// `usage_stats`) and connect time histograms; `pop_stats` empties them.
+#[tokio::test(start_paused = true)]
+async fn stats_carry_wait_hold_and_connect_time_percentiles() {
+    let mock = Mock::new();
+    mock.shared
+        .set(|s| s.connect_delay = Duration::from_millis(20));
+    let pool = open_ready(builder(&mock).min_size(1).max_size(1).usage_stats(true)).await;
+    for hold_ms in [10u64, 10, 10, 300] {
+        let held = pool.connection().await.unwrap();
+        let waiter = tokio::spawn({
+            let pool = pool.clone();
+            async move { drop(pool.connection().await.unwrap()) }
+        });
+        tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+        drop(held);
+        waiter.await.unwrap();
+    }
+    let s = pool.pop_stats();
+    let ms = |d: Duration| d.as_millis();
+    assert_eq!(s.connect_time.count, 1);
+    assert_eq!(ms(s.connect_time.max), 20);
+    assert_eq!(s.checkout_wait.count, 4, "only the checkouts that waited");
+    assert_eq!(
+        (ms(s.checkout_wait.p50), ms(s.checkout_wait.max)),
+        (10, 300)
+    );
+    assert_eq!(s.hold_time.count, 8);
+    assert_eq!(ms(s.hold_time.max), 300);
+    // Quantiles are bucket tops (10 ms lands in 9.73-10.24 ms), never above the exact max.
+    assert!(
+        s.to_string()
+            .contains("wait p50/p99/max 10.2/300.0/300.0 ms"),
+        "{s}"
+    );
+    assert_eq!(pool.stats().checkout_wait.count, 0, "pop_stats emptied it");
 }

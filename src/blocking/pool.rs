@@ -22,7 +22,7 @@ use crate::pool::{IntoConfig, PoolStats};
 ///
 /// The methods that wait ([`open`](PoolBuilder::open), [`wait`](Pool::wait),
 /// [`connection`](Pool::connection), [`getconn`](Pool::getconn), [`check`](Pool::check),
-/// [`close`](Pool::close) and the guard's queries) refuse to run on a thread that is polling
+/// [`close`](Pool::close), [`close_timeout`](Pool::close_timeout) and the guard's queries) refuse to run on a thread that is polling
 /// async tasks, with [`Error::is_inside_async_runtime`](crate::Error::is_inside_async_runtime):
 /// use the async pool there, or `tokio::task::spawn_blocking`. The others never block and
 /// work anywhere, and dropping a pool or a guard never panics, whatever the context.
@@ -135,6 +135,7 @@ impl Pool {
     /// `PoolTimeout` (with the last connect error, if connecting failed), `PoolClosed`,
     /// `TooManyRequests` when `max_waiting` requests are already waiting, or
     /// `InsideAsyncRuntime`.
+    #[track_caller]
     pub fn connection(&self) -> Result<PooledConnection> {
         let conn = self.driver().block_on(self.pool().connection())??;
         Ok(PooledConnection::new(conn, Arc::clone(self.driver())))
@@ -144,6 +145,7 @@ impl Pool {
     ///
     /// # Errors
     /// As [`connection`](Pool::connection).
+    #[track_caller]
     pub fn connection_timeout(&self, timeout: Duration) -> Result<PooledConnection> {
         let checkout = self.pool().connection_timeout(timeout);
         let conn = self.driver().block_on(checkout)??;
@@ -155,6 +157,7 @@ impl Pool {
     ///
     /// # Errors
     /// As [`connection`](Pool::connection).
+    #[track_caller]
     pub fn getconn(&self) -> Result<PooledConnection> {
         let conn = self.driver().block_on(self.pool().getconn())??;
         Ok(PooledConnection::new(conn, Arc::clone(self.driver())))
@@ -164,6 +167,7 @@ impl Pool {
     ///
     /// # Errors
     /// As [`connection`](Pool::connection).
+    #[track_caller]
     pub fn getconn_timeout(&self, timeout: Duration) -> Result<PooledConnection> {
         let checkout = self.pool().getconn_timeout(timeout);
         let conn = self.driver().block_on(checkout)??;
@@ -238,6 +242,24 @@ impl Pool {
     /// `InsideAsyncRuntime` (the pool is then left open).
     pub fn close(&self) -> Result<()> {
         self.driver().block_on(self.pool().close())
+    }
+
+    /// Closes the pool and gives checked-out connections up to `timeout` to come back, then
+    /// cancels the server work of those still out: as the async
+    /// [`Pool::close_timeout`](crate::Pool::close_timeout). Returns how many it cancelled.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let pool = wirepool::blocking::Pool::builder("host=/nonexistent").min_size(0).max_size(1).open()?;
+    /// assert_eq!(pool.close_timeout(Duration::from_secs(1))?, 0);
+    /// assert!(pool.connection().unwrap_err().is_pool_closed());
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `InsideAsyncRuntime` (the pool is then left open).
+    pub fn close_timeout(&self, timeout: Duration) -> Result<usize> {
+        self.driver().block_on(self.pool().close_timeout(timeout))
     }
 }
 

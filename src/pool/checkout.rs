@@ -1,14 +1,16 @@
 //! The checkout path. One deadline covers queueing for a permit, waiting for a connection to
 //! land, and running the `check` hook (psycopg#709/#711, HikariCP's hard timeout).
 //!
-//! Fast path (a permit free, an idle connection, no `check` hook): one `try_acquire`, one `pop`,
-//! one `check_closed` peek and a few relaxed atomics; no lock, no allocation, no timer, and no
-//! clock read unless a lifetime is near (`clock.rs`). The slow path runs in named stages:
+//! Fast path (a permit free, an idle connection, no `check` hook, no leak detection): one
+//! `try_acquire`, one `pop`, one `check_closed` peek and a few relaxed atomics; no lock, no
+//! allocation, no timer, and no clock read unless a lifetime is near (`clock.rs`). The slow
+//! path runs in named stages:
 //! [`queue_for_permit`](Core::queue_for_permit) when no permit was free, [`take_connection`]
 //! (pop, or the starving stage until one lands), then [`run_check`]. Everything the future owns
 //! across an await is a guard (`Permit`, `PooledConnection`, `Waiting`, the starving gauge,
 //! tokio's `Acquire` and `Notified`), so it can be dropped anywhere.
 
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,21 +25,25 @@ use super::manage::{ConnState, Manage};
 use super::stats::{add_us, bump, Counters};
 use crate::error::{Error, Result};
 
-/// Checks a connection out, waiting at most `timeout`.
+/// Checks a connection out, waiting at most `timeout`. `at` is the caller's call site, kept
+/// only when leak detection is on.
 pub(crate) async fn checkout<M: Manage>(
     core: &Arc<Core<M>>,
     timeout: Duration,
+    at: &'static Location<'static>,
 ) -> Result<PooledConnection<M>> {
     match core.try_permit() {
         Some(permit) => {
-            if core.settings().check.is_none() {
+            // The fast path only without a `check` hook and without leak detection (both
+            // handled by the slow path's stages): one test of one flag.
+            if core.plain_checkout() {
                 if let Some(slot) = core.pop_live() {
                     bump(&core.counters().here().requests_num);
                     tracing::debug!(pool = %core.name(), "checkout");
-                    return Ok(PooledConnection::new(slot, permit, usage_start(core)));
+                    return Ok(PooledConnection::new(slot, permit, usage_start(core), 0));
                 }
             }
-            checkout_slow(core, Some(permit), timeout).await
+            checkout_slow(core, Some(permit), timeout, at).await
         }
         None if core.is_closed() => {
             bump(&core.counters().here().requests_num);
@@ -45,7 +51,17 @@ pub(crate) async fn checkout<M: Manage>(
         }
         // Straight to the queue: a second `try_acquire` nanoseconds later would only re-read
         // the permit word every worker writes.
-        None => checkout_slow(core, None, timeout).await,
+        None => checkout_slow(core, None, timeout, at).await,
+    }
+}
+
+/// The checkout's registration with the leak watch if leak detection is on (`leaks.rs`), else
+/// 0. Made as the guard is built, so the guard is never moved to be updated.
+#[inline]
+fn leak_key<M: Manage>(core: &Core<M>, at: &'static Location<'static>) -> u64 {
+    match core.leaks() {
+        Some(leaks) => leaks.enter(at),
+        None => 0,
     }
 }
 
@@ -55,13 +71,16 @@ async fn checkout_slow<M: Manage>(
     core: &Arc<Core<M>>,
     permit: Option<Permit<M>>,
     timeout: Duration,
+    at: &'static Location<'static>,
 ) -> Result<PooledConnection<M>> {
     bump(&core.counters().here().requests_num);
     let start = Instant::now();
     let mut waiting = None;
-    let result = wait_for_connection(core, permit, start, timeout, &mut waiting).await;
+    let result = wait_for_connection(core, permit, (start, timeout), at, &mut waiting).await;
     if waiting.is_some() {
-        add_us(&core.counters().here().requests_wait_us, start.elapsed());
+        let waited = start.elapsed();
+        add_us(&core.counters().here().requests_wait_us, waited);
+        core.histograms().wait.record(waited);
     }
     drop(waiting);
     result.map_err(|e| failed(core, e))
@@ -73,8 +92,8 @@ async fn checkout_slow<M: Manage>(
 async fn wait_for_connection<'a, M: Manage>(
     core: &'a Arc<Core<M>>,
     permit: Option<Permit<M>>,
-    start: Instant,
-    timeout: Duration,
+    (start, timeout): (Instant, Duration),
+    at: &'static Location<'static>,
     waiting: &mut Option<Waiting<'a>>,
 ) -> Result<PooledConnection<M>> {
     let deadline = deadline(start, timeout);
@@ -89,7 +108,7 @@ async fn wait_for_connection<'a, M: Manage>(
     let mut failed_checks = 0u32;
     loop {
         let slot = take_connection(core, deadline, start, waiting).await?;
-        let conn = PooledConnection::new(slot, permit, usage_start(core));
+        let conn = PooledConnection::new(slot, permit, usage_start(core), leak_key(core, at));
         permit = match run_check(core, conn, deadline, start).await? {
             Checked::Ready(conn) => return Ok(conn),
             Checked::Failed(permit) => permit,
@@ -259,7 +278,7 @@ mod tests {
     fn waiter(m: &Pool, timeout: Duration) -> JoinHandle<(Instant, Result<Guard>)> {
         let m = Arc::clone(m);
         tokio::spawn(async move {
-            let r = checkout(&m, timeout).await;
+            let r = checkout(&m, timeout, Location::caller()).await;
             (Instant::now(), r)
         })
     }
@@ -275,7 +294,7 @@ mod tests {
     async fn a_waiter_fails_exactly_at_its_deadline() {
         let m = testing::filled(1, TIMEOUT);
         let watchdog = spawn_watchdog(&m);
-        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let held = checkout(&m, TIMEOUT, Location::caller()).await.unwrap();
         let t0 = Instant::now();
         let w = waiter(&m, TIMEOUT);
         settle().await;
@@ -304,7 +323,7 @@ mod tests {
                 let m = Arc::clone(&m);
                 tokio::spawn(async move {
                     for _ in 0..50 {
-                        let g = checkout(&m, TIMEOUT).await.unwrap();
+                        let g = checkout(&m, TIMEOUT, Location::caller()).await.unwrap();
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         drop(g);
                         // No promotion: the bucket for the earliest waiter is far off.
@@ -325,13 +344,13 @@ mod tests {
     async fn fifo_order_is_kept_through_a_promotion() {
         let m = testing::filled(1, TIMEOUT);
         let watchdog = spawn_watchdog(&m);
-        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let held = checkout(&m, TIMEOUT, Location::caller()).await.unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for i in 0..5 {
             let (m, order) = (Arc::clone(&m), Arc::clone(&order));
             tasks.push(tokio::spawn(async move {
-                let g = checkout(&m, TIMEOUT).await.unwrap();
+                let g = checkout(&m, TIMEOUT, Location::caller()).await.unwrap();
                 order.lock().unwrap().push(i);
                 tokio::task::yield_now().await;
                 drop(g);
@@ -355,7 +374,7 @@ mod tests {
     async fn a_cancelled_waiter_leaks_no_permit_and_no_count() {
         let m = testing::filled(1, TIMEOUT);
         let watchdog = spawn_watchdog(&m);
-        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let held = checkout(&m, TIMEOUT, Location::caller()).await.unwrap();
         // Cancelled while queued.
         let queued = waiter(&m, TIMEOUT);
         settle().await;
@@ -381,7 +400,7 @@ mod tests {
     async fn close_wakes_every_waiter_queued_or_promoted() {
         let m = testing::filled(1, TIMEOUT);
         let watchdog = spawn_watchdog(&m);
-        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let held = checkout(&m, TIMEOUT, Location::caller()).await.unwrap();
         let early = waiter(&m, TIMEOUT);
         tokio::time::sleep(TIMEOUT - Duration::from_secs(1)).await; // `early` promoted
         let late = waiter(&m, TIMEOUT); // still queued
@@ -402,7 +421,7 @@ mod tests {
     async fn mixed_timeouts_each_fail_exactly_at_their_own_deadline() {
         let m = testing::filled(1, TIMEOUT);
         let watchdog = spawn_watchdog(&m);
-        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let held = checkout(&m, TIMEOUT, Location::caller()).await.unwrap();
         let t0 = Instant::now();
         // Queued in this order; the second's deadline is earlier than the first's, the fourth's is
         // far past the ring (it shares a slot with an earlier bucket and is promoted early).
@@ -432,7 +451,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn without_a_watchdog_waits_stay_bounded() {
         let m = testing::filled(1, TIMEOUT);
-        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let held = checkout(&m, TIMEOUT, Location::caller()).await.unwrap();
         let t0 = Instant::now();
         // Never started: the waiter promotes itself and times out on its own timer.
         let unwatched = waiter(&m, TIMEOUT);
@@ -459,7 +478,7 @@ mod tests {
         let watchdog = spawn_watchdog(&m);
         // The watchdog keeps `epoch` current while nobody waits.
         tokio::time::sleep(Duration::from_secs(3600)).await;
-        let held = checkout(&m, TIMEOUT).await.unwrap();
+        let held = checkout(&m, TIMEOUT, Location::caller()).await.unwrap();
         let t0 = Instant::now();
         let w = waiter(&m, TIMEOUT);
         tokio::time::sleep(TIMEOUT - TIMEOUT / 8 - Duration::from_millis(1)).await;

@@ -12,16 +12,21 @@
 //! A connect holds its `Reservation` (`size` + `connecting`) from before the attempt until the
 //! connection is pushed idle or the attempt is abandoned, so a cancelled or failed connect
 //! gives its slot back. Failed attempts (an `Err`, a `connect_timeout`, a panic in
-//! `Manage::connect` or the `configure` hook) are retried with psycopg's backoff (1 s,
-//! doubling, ±10%), kept pool-wide (`backoff.rs`), while there is demand, and given up after
-//! `reconnect_timeout`, calling `reconnect_failed`; the next attempt then waits for
-//! maintenance's next tick or a waiter's demand, and still for the backoff. The reservation is
-//! held across the backoff, so an outage never turns into a connection storm (deadpool#201).
+//! `Manage::connect` or the `configure` hook) are retried on the pool-wide schedule of
+//! `backoff.rs` (250 ms, then one probe every ~550 ms while the server stays down), one attempt
+//! at a time while failing, and only while someone still wants the connection: every wait ends
+//! by checking demand again (a waiter, `min_size`, or the pool known down). They are given up
+//! after `reconnect_timeout`, calling `reconnect_failed`; the next round then waits for
+//! maintenance's next tick or a waiter's demand, and still for the backoff. A task waiting for
+//! its turn holds its reservation, so an outage never turns into a connection storm
+//! (deadpool#201); a success lets every waiting task connect at once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::backoff::{Attempt, Failure, Turn};
 use super::clock::deadline;
 use super::core::{Core, Reservation, CANCEL_TIMEOUT};
 use super::errors::panicked;
@@ -47,34 +52,32 @@ pub(crate) async fn grow<M: Manage>(core: Arc<Core<M>>) {
     }
 }
 
-/// One background connect, retried with backoff while wanted. Every attempt, the first of a
-/// fresh task included, waits for the pool-wide backoff, so neither a task that gave up nor a
-/// waiter's demand can restart the attempts early.
+/// One background connect, retried on the pool's schedule while wanted.
 async fn connect_task<M: Manage>(mut reservation: Reservation<M>) {
     let core = Arc::clone(reservation.core());
-    let mut first_failure: Option<Instant> = None;
+    let round = core.backoff().round();
     loop {
-        if let Some(until) = core.backoff().until() {
-            tokio::select! {
-                () = tokio::time::sleep_until(until) => {}
-                () = core.closed_signal() => return,
-            }
-            if first_failure.is_none() && !core.still_wanted() {
-                return; // the demand that spawned this task is gone
-            }
-        }
+        let attempt = match turn(&core, round).await {
+            Ok(attempt) => attempt,
+            Err(Stop::GaveUp) => return reservation.abandon(),
+            Err(Stop::Unwanted) => return,
+        };
         let started = Instant::now();
         bump(&core.counters().here().connections_num);
+        let in_flight = core.connects().enter();
         let result = tokio::select! {
             r = open_one(&core) => r,
             () = core.closed_signal() => return,
         };
-        add_us(&core.counters().here().connections_us, started.elapsed());
+        drop(in_flight);
+        let took = started.elapsed();
+        add_us(&core.counters().here().connections_us, took);
+        core.histograms().connect.record(took);
         match result {
             Ok(conn) => {
                 tracing::debug!(pool = %core.name(), "new connection");
                 core.connect_succeeded();
-                core.backoff().reset();
+                attempt.succeeded();
                 // Drop the reservation (connecting - 1) only after the push, so `wants_growth`
                 // never sees the connection as neither coming nor idle.
                 reservation.land(conn).into_idle();
@@ -86,21 +89,62 @@ async fn connect_task<M: Manage>(mut reservation: Reservation<M>) {
             Err(e) => {
                 bump(&core.counters().here().connections_errors);
                 tracing::warn!(pool = %core.name(), error = %e.report(), "connection attempt failed");
-                let wait = core.backoff().failed(core.jitter());
+                let retry = attempt.failed(started, Failure::of(&e), core.jitter());
                 core.connect_failed(e);
                 if !core.still_wanted() {
                     return;
                 }
-                let since = *first_failure.get_or_insert(started);
-                if since.elapsed() + wait > core.settings().reconnect_timeout {
+                if retry.failing_for + retry.wait > core.settings().reconnect_timeout {
                     tracing::warn!(pool = %core.name(), "reconnection attempts failed for reconnect_timeout; giving up");
                     if let Some(cb) = &core.settings().reconnect_failed {
                         cb(core.name());
                     }
                     core.backoff().give_up();
-                    reservation.abandon();
-                    return;
+                    return reservation.abandon();
                 }
+            }
+        }
+    }
+}
+
+/// Why a connect task stops without connecting.
+enum Stop {
+    /// The pool closed, or nobody wants the connection any more.
+    Unwanted,
+    /// `reconnect_timeout` gave this round of attempts up.
+    GaveUp,
+}
+
+/// Waits for this task's turn to attempt (`backoff.rs`): at once while connects succeed; after
+/// the wait and one at a time while they fail. After every wait it checks again that the
+/// connection is still wanted and the round still on.
+async fn turn<M: Manage>(core: &Core<M>, round: u64) -> std::result::Result<Attempt<'_>, Stop> {
+    let mut waited = false;
+    loop {
+        // Registered before the checks: an outcome reported in between still wakes this task.
+        let event = core.events().notified();
+        tokio::pin!(event);
+        event.as_mut().enable();
+        if core.is_closed() {
+            return Err(Stop::Unwanted);
+        }
+        if waited {
+            if core.backoff().round() != round {
+                return Err(Stop::GaveUp);
+            }
+            if !core.still_wanted() {
+                return Err(Stop::Unwanted); // the demand that started this task is gone
+            }
+        }
+        match core.backoff().turn() {
+            Turn::Go(attempt) => return Ok(attempt),
+            Turn::Wait(until) => {
+                let until = until.unwrap_or_else(|| deadline(Instant::now(), Duration::MAX));
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => {}
+                    () = &mut event => {}
+                }
+                waited = true;
             }
         }
     }

@@ -3,6 +3,8 @@
 //! and the accounting core (`core.rs`).
 
 use std::fmt;
+use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -149,8 +151,12 @@ impl<M: Manage> Pool<M> {
     /// # Errors
     /// `PoolTimeout` (with the last connect error, if connecting failed), `PoolClosed`, or
     /// `TooManyRequests` when `max_waiting` requests are already waiting.
-    pub async fn connection(&self) -> Result<PooledConnection<M>> {
-        checkout(&self.core, self.core.settings().timeout).await
+    ///
+    /// The caller's location is the checkout's call site in leak reports
+    /// ([`PoolBuilder::leak_detection_threshold`]).
+    #[track_caller]
+    pub fn connection(&self) -> impl Future<Output = Result<PooledConnection<M>>> + '_ {
+        checkout(&self.core, self.core.settings().timeout, Location::caller())
     }
 
     /// [`connection`](Pool::connection) with its own timeout.
@@ -160,8 +166,12 @@ impl<M: Manage> Pool<M> {
     ///
     /// # Errors
     /// As [`connection`](Pool::connection).
-    pub async fn connection_timeout(&self, timeout: Duration) -> Result<PooledConnection<M>> {
-        checkout(&self.core, timeout).await
+    #[track_caller]
+    pub fn connection_timeout(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<PooledConnection<M>>> + '_ {
+        checkout(&self.core, timeout, Location::caller())
     }
 
     /// Checks a connection out for an explicit [`putconn`](Pool::putconn). Dropping it
@@ -172,8 +182,9 @@ impl<M: Manage> Pool<M> {
     ///
     /// # Errors
     /// As [`connection`](Pool::connection).
-    pub async fn getconn(&self) -> Result<PooledConnection<M>> {
-        self.getconn_timeout(self.core.settings().timeout).await
+    #[track_caller]
+    pub fn getconn(&self) -> impl Future<Output = Result<PooledConnection<M>>> + '_ {
+        self.getconn_timeout(self.core.settings().timeout)
     }
 
     /// [`getconn`](Pool::getconn) with its own timeout.
@@ -183,10 +194,17 @@ impl<M: Manage> Pool<M> {
     ///
     /// # Errors
     /// As [`connection`](Pool::connection).
-    pub async fn getconn_timeout(&self, timeout: Duration) -> Result<PooledConnection<M>> {
-        let mut conn = checkout(&self.core, timeout).await?;
-        conn.set_explicit(true);
-        Ok(conn)
+    #[track_caller]
+    pub fn getconn_timeout(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<PooledConnection<M>>> + '_ {
+        let checkout = checkout(&self.core, timeout, Location::caller());
+        async move {
+            let mut conn = checkout.await?;
+            conn.set_explicit(true);
+            Ok(conn)
+        }
     }
 
     /// Gives a connection back. Synchronous and non-blocking: anything needing I/O (rollback,
@@ -386,6 +404,51 @@ impl<M: Manage> Pool<M> {
     pub async fn close(&self) {
         self.core.mark_closed();
         self.core.close_idle().await;
+    }
+
+    /// Closes the pool and gives checked-out connections up to `timeout` to come back
+    /// (psycopg_pool's `close(timeout)`): new and waiting checkouts fail with `PoolClosed` at
+    /// once and idle connections are closed, as [`close`](Pool::close) does; then it waits until
+    /// every connection is closed. Connections still checked out when `timeout` runs out have
+    /// their server work cancelled (a CancelRequest each, sent side by side, each bounded at
+    /// 5 s), so a query the application still runs ends with `57014 query_canceled` and its
+    /// guard brings the connection back to be closed. Returns how many connections it
+    /// cancelled (0: every connection came back in time).
+    ///
+    /// ```
+    /// # use wirepool::pool::{ConnState, Manage};
+    /// # struct Counter;
+    /// # impl Manage for Counter {
+    /// #     type Connection = u32;
+    /// #     async fn connect(&self) -> wirepool::Result<u32> { Ok(0) }
+    /// #     fn state(&self, _: &u32) -> ConnState { ConnState::Idle }
+    /// #     fn check_closed(&self, _: &mut u32) -> bool { false }
+    /// #     async fn ping(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     async fn rollback(&self, _: &mut u32) -> wirepool::Result<()> { Ok(()) }
+    /// #     fn cancel(&self, _: &u32) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// #         async {}
+    /// #     }
+    /// #     async fn close(&self, _: u32) {}
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// let pool = wirepool::Pool::builder_for(Counter).max_size(2).open().await?;
+    /// let held = pool.connection().await?;
+    /// let worker = tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_millis(10)).await;
+    ///     drop(held); // the work ends in time
+    /// });
+    /// assert_eq!(pool.close_timeout(Duration::from_secs(5)).await, 0, "nothing to cancel");
+    /// assert!(pool.connection().await.unwrap_err().is_pool_closed());
+    /// # worker.await.unwrap();
+    /// # Ok::<(), wirepool::Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: the pool is closed at the first poll; dropped while waiting, it cancels
+    /// nothing; CancelRequests already sent run to their end in the background.
+    pub async fn close_timeout(&self, timeout: Duration) -> usize {
+        self.core.close_within(timeout).await
     }
 }
 

@@ -48,44 +48,72 @@ pub struct PooledConnection<M: Manage = PgManager> {
     inner: Option<(Slot<M::Connection>, Permit<M>)>,
     /// When the checkout got it, if `usage_stats` is on, else `Nanos::NEVER`.
     since: Nanos,
-    explicit: WordFlag,
+    flags: Flags,
 }
 
-/// A `bool` kept as a whole word. A `bool` has spare values, which the compiler uses as the
+/// Bit 0: from `getconn` (explicit); bits 1..: the leak watch's key for this checkout (0: not
+/// watched). Kept as a whole word: a `bool` has spare values, which the compiler uses as the
 /// niche for the tag of every `Result<PooledConnection, _>` and `Poll` around the guard; the
 /// tag is then written as one byte and the guard copied with wider loads across it, which the
 /// CPU cannot forward from the store. A word has no niche, so the tag gets a word of its own.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct WordFlag(u64);
+struct Flags(u64);
 
-impl WordFlag {
-    const fn new(on: bool) -> Self {
-        WordFlag(on as u64)
+impl Flags {
+    fn explicit(self) -> bool {
+        self.0 & 1 != 0
     }
 
-    fn get(self) -> bool {
-        self.0 != 0
+    fn with_explicit(self, on: bool) -> Self {
+        Flags((self.0 & !1) | u64::from(on))
+    }
+
+    fn leak_key(self) -> u64 {
+        self.0 >> 1
     }
 }
 
 impl<M: Manage> PooledConnection<M> {
     /// `since`: when the checkout got it, for `usage_ms` (`Nanos::NEVER` unless `usage_stats`).
-    pub(crate) fn new(slot: Slot<M::Connection>, permit: Permit<M>, since: Nanos) -> Self {
+    /// `leak_key`: its registration with the leak watch (`leaks.rs`), 0 if not watched.
+    pub(crate) fn new(
+        slot: Slot<M::Connection>,
+        permit: Permit<M>,
+        since: Nanos,
+        leak_key: u64,
+    ) -> Self {
         PooledConnection {
             inner: Some((slot, permit)),
             since,
-            explicit: WordFlag::new(false),
+            flags: Flags(leak_key << 1),
         }
     }
 
     pub(crate) fn set_explicit(&mut self, explicit: bool) {
-        self.explicit = WordFlag::new(explicit);
+        self.flags = self.flags.with_explicit(explicit);
+    }
+
+    /// Ends the leak watch of this checkout, if any. Out of line: only a pool with leak
+    /// detection on gets here with a key.
+    #[cold]
+    #[inline(never)]
+    fn unwatch(&mut self, core: &Core<M>) {
+        let key = self.flags.leak_key();
+        if key == 0 {
+            return;
+        }
+        self.flags = Flags(self.flags.0 & 1);
+        if let Some(held) = core.leaks().and_then(|leaks| leaks.leave(key)) {
+            tracing::info!(pool = %core.name(), held_ms = held.as_millis() as u64, "a connection reported as leaked was returned");
+        }
     }
 
     /// Takes the guard apart without returning anything (the checkout loop discards a
     /// connection that failed `check` but keeps the permit).
     pub(crate) fn into_parts(mut self) -> Option<(Slot<M::Connection>, Permit<M>)> {
-        self.inner.take()
+        let (slot, permit) = self.inner.take()?;
+        self.unwatch(permit.core());
+        Some((slot, permit))
     }
 
     /// The pool this connection belongs to (the `putconn` identity check).
@@ -126,6 +154,7 @@ impl<M: Manage> PooledConnection<M> {
             .take()
             .unwrap_or_else(|| unreachable!("a PooledConnection holds its slot until dropped"));
         tracing::debug!(pool = %permit.core().name(), "connection taken out of the pool");
+        this.unwatch(permit.core());
         permit.release_detached();
         slot.conn
     }
@@ -162,8 +191,11 @@ impl<M: Manage> DerefMut for PooledConnection<M> {
 impl<M: Manage> Drop for PooledConnection<M> {
     fn drop(&mut self) {
         if let Some((slot, permit)) = self.inner.take() {
-            if self.explicit.get() {
-                tracing::warn!(pool = %permit.core().name(), "connection from getconn() dropped without putconn(); returning it");
+            if self.flags.0 != 0 {
+                if self.flags.explicit() {
+                    tracing::warn!(pool = %permit.core().name(), "connection from getconn() dropped without putconn(); returning it");
+                }
+                self.unwatch(permit.core());
             }
             return_slot(slot, permit, self.since);
         }
@@ -180,6 +212,6 @@ where
             d.field("pool", &permit.core().name())
                 .field("conn", &slot.conn);
         }
-        d.field("explicit", &self.explicit.get()).finish()
+        d.field("explicit", &self.flags.explicit()).finish()
     }
 }

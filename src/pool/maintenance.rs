@@ -54,6 +54,41 @@ pub(crate) async fn run<M: Manage>(weak: Weak<Core<M>>) {
     }
 }
 
+/// The leak watch (`leaks.rs`), while leak detection is on: every quarter of the threshold,
+/// reports (once each) the checkouts held longer than it, until the pool is closed or gone.
+pub(crate) async fn watch_leaks<M: Manage>(weak: Weak<Core<M>>) {
+    let Some(period) = weak
+        .upgrade()
+        .and_then(|core| core.leaks().map(|leaks| leaks.threshold() / 4))
+    else {
+        return;
+    };
+    let period = period.max(Duration::from_millis(10));
+    loop {
+        let Some(core) = weak.upgrade() else { return };
+        if core.is_closed() {
+            return;
+        }
+        if let Some(leaks) = core.leaks() {
+            for leak in leaks.scan() {
+                bump(&core.counters().here().leaks_detected);
+                tracing::warn!(
+                    pool = %core.name(),
+                    held_ms = leak.held.as_millis() as u64,
+                    checkout = %leak.at,
+                    "connection held longer than leak_detection_threshold; possibly leaked"
+                );
+            }
+        }
+        let closed = Arc::clone(&core);
+        drop(core);
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            () = closed.closed_signal() => return,
+        }
+    }
+}
+
 /// One pass; `false` when the pool is gone or closed.
 fn run_once<M: Manage>(
     weak: &Weak<Core<M>>,

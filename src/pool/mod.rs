@@ -10,12 +10,14 @@
 // Layers (each file imports only from the ones above it in this list; docs/architecture.md has
 // the picture):
 // - leaves: `manage` (the trait), `settings`, `clock`, `backoff`, `stats`, `permits`, `errors`,
-//   `hooks` (running user code);
+//   `hooks` (running user code), `inflight` (work waiting on the server), `revoke` (reaching
+//   checked-out connections), `leaks` (checkouts held too long);
 // - `waiting`: bounded FIFO waits without a timer per waiter (over `permits`);
 // - `core`: the accounting core, its invariants, and every method and guard that changes a count;
 // - `returning` (the return path), `guard` (`PooledConnection`, over `returning`), `checkout`
 //   (over `guard`), `connecting` (the grower and connect tasks), `maintenance`;
-// - the facade: `facade` (`Pool`) and `builder` (`PoolBuilder`), which refer to each other;
+// - the facade: `facade` (`Pool`) and `builder` (`PoolBuilder`), which refer to each other, and
+//   `metrics` (feature `metrics`: `Pool::export_metrics`);
 // - `postgres`: `PgManager`, over `manage` and the `conn` module.
 
 mod backoff;
@@ -28,11 +30,16 @@ mod errors;
 mod facade;
 mod guard;
 mod hooks;
+mod inflight;
+mod leaks;
 mod maintenance;
 mod manage;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod permits;
 mod postgres;
 mod returning;
+mod revoke;
 mod settings;
 mod stats;
 #[cfg(test)]
@@ -45,4 +52,4 @@ pub use guard::PooledConnection;
 pub use manage::{BoxFuture, ConnHook, ConnState, Eviction, Manage};
 pub use postgres::{IntoConfig, PgManager};
 pub use settings::ReconnectFailed;
-pub use stats::PoolStats;
+pub use stats::{Percentiles, PoolStats};

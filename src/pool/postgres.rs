@@ -3,13 +3,15 @@
 //! ReadyForQuery status byte and the socket), so returning a connection costs no round trip.
 
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use crate::config::{Config, Limits};
-use crate::conn::Connection;
+use crate::conn::{CancelToken, Connection};
 use crate::error::Result;
 use crate::wire::TransactionStatus;
 
-use super::manage::{ConnState, Eviction, Manage};
+use super::manage::{BoxFuture, ConnState, Eviction, Manage};
 
 /// Something that can become a [`Config`]: a conninfo string or a `Config`. Parse errors
 /// surface from [`PoolBuilder::open`](super::PoolBuilder::open).
@@ -183,5 +185,20 @@ impl Manage for PgManager {
 
     async fn close(&self, conn: Connection) {
         let _ = conn.close().await;
+    }
+
+    fn prepare_cancel(&self, conn: &Connection) -> Option<BoxFuture<'static, ()>> {
+        // A token with a flag of its own: a token sharing the connection's would make it
+        // report `cancel_requested` (so `Broken`) for its whole life. The pool runs this one
+        // only once closed, when no connection is reused.
+        let token = CancelToken {
+            sent: Arc::new(AtomicBool::new(false)),
+            ..conn.cancel_token()
+        };
+        Some(Box::pin(async move {
+            if let Err(e) = token.cancel().await {
+                tracing::debug!(error = %e, "CancelRequest failed");
+            }
+        }))
     }
 }

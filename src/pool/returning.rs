@@ -42,7 +42,9 @@ pub(crate) fn return_slot<M: Manage>(
     } else {
         let now = core.clock().now();
         core.clock().observe(now);
-        add_us(&core.counters().here().usage_us, now.since(since));
+        let held = now.since(since);
+        add_us(&core.counters().here().usage_us, held);
+        core.histograms().hold.record(held);
         now
     };
     let state = core.manager().state(&slot.conn);

@@ -54,6 +54,8 @@ pub(crate) struct Settings<C> {
     /// Reset `Dirty` connections on return (`Manage::reset`); off: reuse them as they are.
     pub(crate) reset_dirty: bool,
     pub(crate) usage_stats: bool,
+    /// Report checkouts held longer than this (`None`: off).
+    pub(crate) leak_threshold: Option<Duration>,
     /// Seeds the pool's jitter (lifetimes, backoff), so pools opened together spread apart.
     pub(crate) seed: u64,
 }
@@ -82,6 +84,7 @@ impl<C> Default for Settings<C> {
             reset: None,
             reset_dirty: true,
             usage_stats: false,
+            leak_threshold: None,
             seed: 0,
         }
     }

@@ -67,6 +67,19 @@ pub struct PoolStats {
     pub evicted_role_changed: u64,
     /// Replaced by [`Pool::drain`](super::Pool::drain).
     pub connections_drained: u64,
+    /// Checkouts held longer than
+    /// [`leak_detection_threshold`](super::PoolBuilder::leak_detection_threshold), each counted
+    /// (and logged) once.
+    pub leaks_detected: u64,
+    /// How long checkouts that had to wait waited (those served at once are not timed: the
+    /// fast path reads no clock).
+    pub checkout_wait: Percentiles,
+    /// How long connections were held, from checkout to return; empty unless
+    /// [`usage_stats`](super::PoolBuilder::usage_stats) is on (it costs two clock reads per
+    /// checkout).
+    pub hold_time: Percentiles,
+    /// How long connection attempts took (connect and `configure`), failed ones included.
+    pub connect_time: Percentiles,
 }
 
 impl fmt::Display for PoolStats {
@@ -96,9 +109,25 @@ impl fmt::Display for PoolStats {
             ("evicted_read_only", self.evicted_read_only),
             ("evicted_role_changed", self.evicted_role_changed),
             ("connections_drained", self.connections_drained),
+            ("leaks_detected", self.leaks_detected),
         ];
         for (name, value) in counters.into_iter().filter(|&(_, v)| v != 0) {
             write!(f, ", {name} {value}")?;
+        }
+        let histograms = [
+            ("wait", self.checkout_wait),
+            ("hold", self.hold_time),
+            ("connect", self.connect_time),
+        ];
+        for (name, p) in histograms.into_iter().filter(|(_, p)| p.count != 0) {
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            write!(
+                f,
+                ", {name} p50/p99/max {:.1}/{:.1}/{:.1} ms",
+                ms(p.p50),
+                ms(p.p99),
+                ms(p.max)
+            )?;
         }
         Ok(())
     }
@@ -121,6 +150,7 @@ pub(crate) struct CounterSet {
     pub evicted_read_only: AtomicU64,
     pub evicted_role_changed: AtomicU64,
     pub connections_drained: AtomicU64,
+    pub leaks_detected: AtomicU64,
     /// Requests that started / stopped waiting: `requests_waiting` is the difference, so a
     /// waiter bumps its own thread's line, never one shared with the other workers.
     pub waits_begun: AtomicU64,
@@ -128,7 +158,7 @@ pub(crate) struct CounterSet {
 }
 
 /// How many copies: enough that a runtime's worker threads rarely share one.
-const STRIPES: usize = 8;
+pub(crate) const STRIPES: usize = 8;
 
 /// This thread's stripe index, in `0..8`: threads take stripes round-robin as they first ask,
 /// so a runtime's few workers each get their own. Shared by every striped structure of the
@@ -194,6 +224,7 @@ impl Counters {
         s.evicted_read_only = self.sum(|c| &c.evicted_read_only, reset);
         s.evicted_role_changed = self.sum(|c| &c.evicted_role_changed, reset);
         s.connections_drained = self.sum(|c| &c.connections_drained, reset);
+        s.leaks_detected = self.sum(|c| &c.leaks_detected, reset);
         s.requests_waiting = self.waiting();
     }
 }
@@ -208,4 +239,201 @@ pub(crate) fn bump(c: &AtomicU64) {
 /// however busy the pool is.
 pub(crate) fn add_us(c: &AtomicU64, d: Duration) {
     c.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
+}
+
+/// The distribution of one duration since the pool opened (or the last `pop_stats`): how many
+/// samples, the median, the 99th percentile and the largest. The quantiles are bucket bounds
+/// (four buckets per power of two, microsecond resolution): at most 25% above the true value,
+/// and never above `max`, which is exact.
+///
+/// ```
+/// let p = wirepool::pool::Percentiles::default();
+/// assert_eq!((p.count, p.p99), (0, std::time::Duration::ZERO));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Percentiles {
+    /// Samples recorded.
+    pub count: u64,
+    /// The median.
+    pub p50: Duration,
+    /// The 99th percentile.
+    pub p99: Duration,
+    /// The largest sample.
+    pub max: Duration,
+}
+
+/// Buckets per histogram stripe: values below 4 µs get one each, then four per power of two
+/// up to 2^41 µs (25 days; longer samples land in the last one).
+const BUCKETS: usize = 4 * 40 + 1;
+const MAX_EXP: u32 = 41;
+
+/// The bucket of a value in µs.
+fn bucket(us: u64) -> usize {
+    if us < 4 {
+        return us as usize;
+    }
+    let exp = (63 - us.leading_zeros()).min(MAX_EXP);
+    if exp == MAX_EXP {
+        return BUCKETS - 1;
+    }
+    let sub = (us >> (exp - 2)) & 3;
+    (4 * (exp - 1) + sub as u32) as usize
+}
+
+/// The largest value (µs) bucket `i` holds.
+fn bucket_top(i: usize) -> u64 {
+    if i < 4 {
+        return i as u64;
+    }
+    let (exp, sub) = (i as u32 / 4 + 1, i as u64 % 4);
+    ((4 + sub + 1) << (exp - 2)) - 1
+}
+
+/// A histogram of durations kept as log buckets of relaxed atomics, striped by thread like the
+/// counters: recording is two uncontended read-modify-writes on this thread's lines, never a
+/// lock; memory is fixed (11 KiB).
+pub(crate) struct Histogram {
+    /// Per stripe: `BUCKETS` counts, then the largest sample in µs.
+    stripes: [CachePadded<[AtomicU64; BUCKETS + 1]>; STRIPES],
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            stripes: std::array::from_fn(|_| {
+                CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0)))
+            }),
+        }
+    }
+}
+
+impl Histogram {
+    pub(crate) fn record(&self, d: Duration) {
+        // Not `as_micros`: its `u128` arithmetic costs more than the rest of the recording.
+        let us = d
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()));
+        let s = &self.stripes[stripe() % STRIPES];
+        s[bucket(us)].fetch_add(1, Relaxed);
+        // A plain load first: the maximum rarely moves, and a read costs no locked operation.
+        if us > s[BUCKETS].load(Relaxed) {
+            s[BUCKETS].fetch_max(us, Relaxed);
+        }
+    }
+
+    /// The distribution so far, emptied if `reset`.
+    pub(crate) fn percentiles(&self, reset: bool) -> Percentiles {
+        let mut counts = [0u64; BUCKETS];
+        let mut max = 0;
+        for s in &self.stripes {
+            let read = |c: &AtomicU64| {
+                if reset {
+                    c.swap(0, Relaxed)
+                } else {
+                    c.load(Relaxed)
+                }
+            };
+            for (total, c) in counts.iter_mut().zip(s.iter()) {
+                *total += read(c);
+            }
+            max = max.max(read(&s[BUCKETS]));
+        }
+        let count: u64 = counts.iter().sum();
+        let quantile = |q: f64| {
+            let rank = ((count as f64 * q).ceil() as u64).max(1);
+            let mut seen = 0;
+            for (i, &c) in counts.iter().enumerate() {
+                seen += c;
+                if seen >= rank {
+                    return Duration::from_micros(bucket_top(i).min(max));
+                }
+            }
+            Duration::from_micros(max)
+        };
+        if count == 0 {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count,
+            p50: quantile(0.5),
+            p99: quantile(0.99),
+            max: Duration::from_micros(max),
+        }
+    }
+}
+
+/// The pool's three histograms.
+#[derive(Default)]
+pub(crate) struct Histograms {
+    /// Checkouts that had to wait: how long.
+    pub(crate) wait: Histogram,
+    /// How long connections were held (with `usage_stats`).
+    pub(crate) hold: Histogram,
+    /// How long connection attempts took.
+    pub(crate) connect: Histogram,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_contiguous_and_each_value_lands_within_a_quarter() {
+        for us in [
+            0u64,
+            1,
+            3,
+            4,
+            5,
+            7,
+            8,
+            9,
+            15,
+            16,
+            1000,
+            1023,
+            1024,
+            123_456_789,
+        ] {
+            let i = bucket(us);
+            assert!(bucket_top(i) >= us, "{us} in {i}");
+            assert!(
+                bucket_top(i) as f64 <= us as f64 * 1.25 + 1.0,
+                "{us} in {i}"
+            );
+            if i > 0 {
+                assert!(bucket_top(i - 1) < us, "{us}");
+            }
+        }
+        assert_eq!(bucket(u64::MAX), BUCKETS - 1);
+        for i in 1..BUCKETS - 1 {
+            assert_eq!(bucket(bucket_top(i - 1) + 1), i);
+        }
+    }
+
+    #[test]
+    fn percentiles_come_from_every_stripe_and_reset_empties() {
+        let h = Histogram::default();
+        assert_eq!(h.percentiles(false), Percentiles::default());
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let h = &h;
+                s.spawn(move || {
+                    for ms in 1..=25 {
+                        h.record(Duration::from_millis(ms + 25 * t));
+                    }
+                });
+            }
+        });
+        let p = h.percentiles(true);
+        assert_eq!((p.count, p.max), (100, Duration::from_millis(100)));
+        let near = |d: Duration, ms: f64| {
+            let got = d.as_secs_f64() * 1000.0;
+            got >= ms && got <= ms * 1.25
+        };
+        assert!(near(p.p50, 50.0) && near(p.p99, 99.0), "{p:?}");
+        assert_eq!(h.percentiles(false).count, 0);
+    }
 }

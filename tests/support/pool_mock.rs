@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wirepool::pool::{ConnState, Eviction, Manage};
+use wirepool::pool::{BoxFuture, ConnState, Eviction, Manage};
 
 /// How a scripted operation behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +270,13 @@ impl Manage for Mock {
     fn close(&self, conn: MockConn) -> impl Future<Output = ()> + Send {
         self.shared.closes.fetch_add(1, SeqCst);
         async move { drop(conn) }
+    }
+
+    fn prepare_cancel(&self, _conn: &MockConn) -> Option<BoxFuture<'static, ()>> {
+        let shared = Arc::clone(&self.shared);
+        Some(Box::pin(async move {
+            shared.cancels.fetch_add(1, SeqCst);
+        }))
     }
 }
 

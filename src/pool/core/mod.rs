@@ -57,10 +57,13 @@ use tokio::time::Instant;
 
 use super::backoff::{Backoff, Jitter};
 use super::clock::{self, Clock, Nanos};
+use super::inflight::InFlight;
+use super::leaks::Leaks;
 use super::manage::{ConnState, Eviction, Manage};
 use super::permits::Permits;
+use super::revoke::{Registry, Revocable};
 use super::settings::Settings;
-use super::stats::{bump, Counters, PoolStats};
+use super::stats::{bump, Counters, Histograms, PoolStats};
 use super::waiting::Deadlines;
 use crate::error::{Error, Kind, PoolTimeoutInfo};
 
@@ -84,8 +87,10 @@ pub(crate) struct Slot<C> {
     /// When it went idle: the real clock at a connect or reset, the cached reading at a return
     /// (never later than the real time; up to one tick earlier: `clock.rs`).
     pub(crate) idle_since: Nanos,
-    /// The pool's generation when it was opened: a `drain` since makes it stale.
-    generation: u64,
+    /// The pool's generation when it was opened (a `drain` since makes it stale) and its
+    /// prepared cancel, which `close_timeout` reaches through the registry. Behind one pointer,
+    /// so a slot stays four words: every checkout and return moves it.
+    info: Arc<Revocable>,
 }
 
 impl<C> Slot<C> {
@@ -126,6 +131,16 @@ pub(crate) struct Core<M: Manage> {
     connecting: AtomicUsize,
     /// Connections being closed (still in `size` until the server has let go of them).
     closing: AtomicUsize,
+    /// Busy connections being cancelled, then closed (named by a `PoolTimeout`).
+    cancels: InFlight,
+    /// Connect attempts in flight (named by a `PoolTimeout`).
+    connects: InFlight,
+    /// Every live connection's prepared cancel (`close_timeout`).
+    revocable: Registry,
+    /// Checkouts in progress, when leak detection is on.
+    leaks: Option<Leaks>,
+    /// Neither a `check` hook nor leak detection: a checkout may take the fast path.
+    plain_checkout: bool,
     /// Permit holders waiting for a connection to land.
     starving: AtomicUsize,
     min_size: AtomicUsize,
@@ -144,6 +159,7 @@ pub(crate) struct Core<M: Manage> {
     /// Someone may need another connection: wakes the grower (`connecting.rs`).
     growth: Notify,
     counters: Counters,
+    histograms: Histograms,
     last_connect_error: Mutex<Option<Arc<Error>>>,
     /// Connect attempts that failed in a row (reset by a success).
     connect_failures: AtomicU32,
@@ -171,6 +187,11 @@ impl<M: Manage> Core<M> {
             size: AtomicUsize::new(0),
             connecting: AtomicUsize::new(0),
             closing: AtomicUsize::new(0),
+            cancels: InFlight::default(),
+            connects: InFlight::default(),
+            revocable: Registry::default(),
+            leaks: settings.leak_threshold.map(Leaks::new),
+            plain_checkout: settings.check.is_none() && settings.leak_threshold.is_none(),
             starving: AtomicUsize::new(0),
             min_size: AtomicUsize::new(settings.min_size),
             max_size: AtomicUsize::new(settings.max_size),
@@ -181,6 +202,7 @@ impl<M: Manage> Core<M> {
             events: Arc::new(Notify::new()),
             growth: Notify::new(),
             counters: Counters::default(),
+            histograms: Histograms::default(),
             last_connect_error: Mutex::new(None),
             connect_failures: AtomicU32::new(0),
             down: AtomicBool::new(false),
@@ -211,6 +233,27 @@ impl<M: Manage> Core<M> {
 
     pub(crate) fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    pub(crate) fn histograms(&self) -> &Histograms {
+        &self.histograms
+    }
+
+    /// Connect attempts in flight: each registers for the time it runs.
+    pub(crate) fn connects(&self) -> &InFlight {
+        &self.connects
+    }
+
+    /// Whether a checkout may take the fast path (no `check` hook, no leak detection).
+    #[inline]
+    pub(crate) fn plain_checkout(&self) -> bool {
+        self.plain_checkout
+    }
+
+    /// Checkouts in progress, when leak detection is on.
+    #[inline]
+    pub(crate) fn leaks(&self) -> Option<&Leaks> {
+        self.leaks.as_ref()
     }
 
     pub(crate) fn backoff(&self) -> &Backoff {
@@ -331,10 +374,13 @@ impl<M: Manage> Core<M> {
                 .map_or(Nanos::NEVER, |lifetime| self.clock.after(now, lifetime))
         });
         Slot {
+            info: (self.revocable.register(
+                self.generation.load(SeqCst),
+                self.manager.prepare_cancel(&conn),
+            )),
             conn,
             expires,
             idle_since: self.clock.at(now),
-            generation: self.generation.load(SeqCst),
         }
     }
 
@@ -482,12 +528,16 @@ impl<M: Manage> Core<M> {
         let freed = Freed::new(Arc::clone(self));
         let cancel = (self.manager.state(&slot.conn) == ConnState::Busy)
             .then(|| self.manager.cancel(&slot.conn));
+        // Only the connection goes on: no longer reachable by `close_timeout`.
+        let conn = slot.conn;
         self.spawn(async move {
             let core = &freed.0;
+            let cancelling = cancel.is_some().then(|| core.cancels.enter());
             if let Some(cancel) = cancel {
                 let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel).await;
             }
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, core.manager.close(slot.conn)).await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, core.manager.close(conn)).await;
+            drop(cancelling);
             drop(freed);
         });
     }
@@ -519,7 +569,9 @@ impl<M: Manage> Core<M> {
 
     /// Whether `slot` was opened before the last `drain`.
     pub(crate) fn is_drained(&self, slot: &Slot<M::Connection>) -> bool {
-        slot.generation != self.generation.load(Relaxed)
+        // A pool never drained skips the slot's pointer.
+        let now = self.generation.load(Relaxed);
+        now != 0 && slot.info.generation() != now
     }
 
     /// Replaces every connection (psycopg_pool 3.3's `drain`, HikariCP's
@@ -528,9 +580,16 @@ impl<M: Manage> Core<M> {
     pub(crate) fn drain(self: &Arc<Self>) {
         self.generation.fetch_add(1, SeqCst);
         let mut drained = 0;
-        while let Some(slot) = self.try_pop() {
-            self.discard(slot);
-            drained += 1;
+        // Only what was idle now: a replacement can land while this runs (each discard frees a
+        // slot that growth refills), and it belongs to the new generation: it goes back.
+        for _ in 0..self.idle_count() {
+            let Some(slot) = self.try_pop() else { break };
+            if self.is_drained(&slot) {
+                self.discard(slot);
+                drained += 1;
+            } else {
+                self.push_idle(slot);
+            }
         }
         self.counters
             .here()
@@ -572,6 +631,48 @@ impl<M: Manage> Core<M> {
         self.events.notify_waiters();
         self.growth.notify_one();
         true
+    }
+
+    /// Closes the pool, giving checked-out connections until `timeout` to come back: returns
+    /// once every connection is closed, or else, at the deadline, cancels the server work of
+    /// every connection still alive (checked out: the idle ones are closed first, and the ones
+    /// being closed have let their handle go), each CancelRequest bounded by
+    /// [`CANCEL_TIMEOUT`], and returns how many it cancelled. Their guards close them when
+    /// they come back (the pool is closed).
+    ///
+    /// # Cancel safety
+    /// The pool is closed at the first poll; dropped while waiting, it cancels nothing;
+    /// cancels already sent run to their end in the background.
+    pub(crate) async fn close_within(self: &Arc<Self>, timeout: Duration) -> usize {
+        let deadline = clock::deadline(Instant::now(), timeout);
+        self.mark_closed();
+        self.close_idle().await;
+        loop {
+            let notified = self.events.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.size() == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break;
+            }
+        }
+        let cancels = self.revocable.take_live();
+        let n = cancels.len();
+        tracing::warn!(pool = %self.name(), connections = n, "close_timeout: connections still checked out; cancelling their server work");
+        let sent: Vec<_> = cancels
+            .into_iter()
+            .map(|cancel| {
+                self.runtime.spawn(async move {
+                    let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel).await;
+                })
+            })
+            .collect();
+        for cancel in sent {
+            let _ = cancel.await;
+        }
+        n
     }
 
     /// Resolves when the pool closes.
@@ -726,13 +827,18 @@ impl<M: Manage> Core<M> {
             ..PoolStats::default()
         };
         self.counters.fill(&mut s, reset);
+        s.checkout_wait = self.histograms.wait.percentiles(reset);
+        s.hold_time = self.histograms.hold.percentiles(reset);
+        s.connect_time = self.histograms.connect.percentiles(reset);
         s
     }
 
     /// A `PoolTimeout` for a request that started at `start`: a snapshot of the pool and, as its
-    /// source, the last connect error.
+    /// source, the last connect error, or else what held the capacity while waiting on the
+    /// server (connections awaiting cancellation, connects in flight), if anything did.
     pub(crate) fn timeout_error(&self, start: Instant) -> Error {
         let last = self.last_connect_error();
+        let (cancels, connects) = (self.cancels.summary(), self.connects.summary());
         let info = PoolTimeoutInfo {
             pool: self.name().to_owned(),
             waited: start.elapsed(),
@@ -740,10 +846,21 @@ impl<M: Manage> Core<M> {
             idle: self.idle_count(),
             waiting: self.counters.waiting(),
             last_connect_error: last.as_ref().map(|e| e.report()),
+            cancelling: cancels.count,
+            connecting: connects.count,
         };
         let kind = Kind::PoolTimeout(Box::new(info));
         match last {
             Some(last) => Error::with_source(kind, last),
+            None if cancels.count + connects.count > 0 => {
+                let held = Kind::CapacityHeld {
+                    cancelling: cancels.count,
+                    oldest_cancel: cancels.oldest,
+                    connecting: connects.count,
+                    oldest_connect: connects.oldest,
+                };
+                Error::with_source(kind, Error::new(held))
+            }
             None => Error::new(kind),
         }
     }
