@@ -241,10 +241,15 @@ async fn a_connection_that_sees_25006_is_evicted_and_the_next_lands_on_a_writabl
         let rows = conn.simple_query(write).await.unwrap();
         assert_eq!(rows[0].get(0), Some(old.port().to_string().as_str()));
     }
-    // The switchover: the old primary turns read-only for every session.
+    // The switchover: the old primary turns read-only for every session. `pg_reload_conf`
+    // only signals the postmaster; once a new session sees the setting, the postmaster has
+    // reloaded and signalled every backend, the pool's among them.
     old.psql("ALTER SYSTEM SET default_transaction_read_only = on")
         .unwrap();
     old.psql("SELECT pg_reload_conf()").unwrap();
+    while old.psql("SHOW default_transaction_read_only").unwrap() != "on" {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut refused = 0;
     let mut landed = None;
     for _ in 0..5 {

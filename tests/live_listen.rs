@@ -84,40 +84,47 @@ async fn ten_thousand_notifications_across_channels_arrive_complete_and_in_order
         .is_err());
 }
 
+/// 2000 notifications in four batches, read by `recv` futures that are dropped again and
+/// again: each batch is sent only after a `recv` was dropped while it waited on the socket (so
+/// at least four drops are certain), and within a batch short timeouts drop `recv` at random
+/// points, often in the middle of a message. Every notification still arrives, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_recv_future_loses_nothing() {
     let tag = "drop";
     let mut listener = listener_on_every_channel(tag).await;
     let mut sender = Connection::connect(&config()).await.unwrap();
     let pid = sender.backend_pid();
+    let (go, mut next_batch) = tokio::sync::mpsc::channel::<u32>(1);
     let sending = tokio::spawn(async move {
-        for batch in 0..4 {
+        while let Some(batch) = next_batch.recv().await {
             notify_batch(&mut sender, tag, batch * 500, 500).await;
         }
     });
     let (mut received, mut dropped) = (0u32, 0u32);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while received < 2000 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stuck at {received}"
-        );
-        // A zero timeout polls `recv` once and drops it if it is not ready; the others drop it
-        // after some reads, often in the middle of a message.
-        let wait = Duration::from_micros(u64::from(received % 7) * 20);
-        match timeout(wait, listener.recv()).await {
-            Ok(n) => {
-                check(&n.unwrap(), tag, received, pid);
-                received += 1;
+    for batch in 0..4 {
+        // Nothing of this batch is sent yet: a zero timeout drops `recv` while it waits.
+        assert!(timeout(Duration::ZERO, listener.recv()).await.is_err());
+        dropped += 1;
+        go.send(batch).await.unwrap();
+        while received < (batch + 1) * 500 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "stuck at {received}"
+            );
+            let wait = Duration::from_micros(u64::from(received % 7) * 20);
+            match timeout(wait, listener.recv()).await {
+                Ok(n) => {
+                    check(&n.unwrap(), tag, received, pid);
+                    received += 1;
+                }
+                Err(_) => dropped += 1,
             }
-            Err(_) => dropped += 1,
         }
     }
+    drop(go);
     sending.await.unwrap();
-    assert!(
-        dropped > 0,
-        "no future was dropped: the test proved nothing"
-    );
+    assert!(dropped >= 4, "{dropped} dropped futures");
 }
 
 #[tokio::test]
