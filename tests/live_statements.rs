@@ -324,3 +324,23 @@ async fn the_config_turns_the_cache_on() {
         "not a conninfo keyword"
     );
 }
+
+/// `PoolBuilder::statement_cache` turns the cache on for every connection the pool opens: a
+/// repeated query is prepared once on the pooled connection.
+#[tokio::test]
+async fn the_pool_builder_turns_the_cache_on() {
+    let pool = Pool::builder(config())
+        .max_size(1)
+        .statement_cache(8)
+        .open()
+        .await
+        .unwrap();
+    let mut conn = pool.connection().await.unwrap();
+    for i in 0..3 {
+        let row = conn.query_one("SELECT $1::int4 + 1", &[&i]).await.unwrap();
+        assert_eq!(row.try_get::<i32, _>(0).unwrap(), i + 1);
+    }
+    assert_eq!(prepared(&mut conn).await.len(), 1);
+    drop(conn);
+    pool.close().await;
+}

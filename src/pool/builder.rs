@@ -316,6 +316,30 @@ impl<M: Manage> PoolBuilder<M> {
     }
 }
 
+impl PoolBuilder<PgManager> {
+    /// Turns on each connection's statement cache, `capacity` statements per connection
+    /// ([`PgManager::statement_cache`], off by default): repeated queries skip Parse. Behind
+    /// PgBouncer in transaction mode, only with PgBouncer ≥ 1.21 and `max_prepared_statements`
+    /// set; off, every query uses the unnamed statement, which is safe behind any pooler.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), wirepool::Error> {
+    /// let pool = wirepool::Pool::builder("host=db user=app")
+    ///     .max_size(10)
+    ///     .statement_cache(100)
+    ///     .open()
+    ///     .await?;
+    /// let mut conn = pool.connection().await?;
+    /// let row = conn.query_one("SELECT $1::int4 + 1", &[&41]).await?;
+    /// assert_eq!(row.try_get::<i32, _>(0)?, 42);
+    /// # Ok(()) }
+    /// ```
+    pub fn statement_cache(mut self, capacity: usize) -> Self {
+        self.manager = self.manager.map(|m| m.statement_cache(capacity));
+        self
+    }
+}
+
 impl<M: Manage> fmt::Debug for PoolBuilder<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PoolBuilder")
