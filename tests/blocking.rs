@@ -381,3 +381,83 @@ fn close_timeout_cancels_a_query_still_running_then_closes_its_connection() {
         "the cancelled connection was closed"
     );
 }
+
+/// The blocking builder's `statement_cache` turns the cache on for the pool's connections (a
+/// repeated query is prepared once), and `leak_detection_threshold` reports a connection held
+/// past it, once.
+#[test]
+fn the_blocking_builder_sets_the_statement_cache_and_leak_detection() {
+    let app = "wp_blocking_cache_leaks";
+    let pool = Pool::builder(conninfo(app))
+        .name(app)
+        .min_size(1)
+        .max_size(1)
+        .statement_cache(8)
+        .leak_detection_threshold(Duration::from_millis(100))
+        .open()
+        .unwrap();
+    let mut conn = pool.connection().unwrap();
+    for i in 0..3 {
+        let row = conn.query_one("SELECT $1::int4 + 1", &[&i]).unwrap();
+        assert_eq!(row.try_get::<i32, _>(0).unwrap(), i + 1);
+    }
+    let prepared = conn
+        .simple_query("SELECT count(*) FROM pg_prepared_statements")
+        .unwrap();
+    assert_eq!(prepared[0].get(0), Some("1"), "prepared once");
+    // Held past the threshold: the pool's stats are the signal, polled for at most 5 s.
+    let until = Instant::now() + Duration::from_secs(5);
+    while pool.stats().leaks_detected == 0 && Instant::now() < until {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(pool.stats().leaks_detected, 1, "{:?}", pool.stats());
+    drop(conn);
+    pool.close().unwrap();
+}
+
+/// A blocking transaction: committed work is saved; a failed statement makes `commit` an
+/// error with nothing saved; one dropped unfinished is rolled back by the pool on return.
+#[test]
+fn a_blocking_transaction_commits_reports_a_failed_commit_and_is_rolled_back_when_dropped() {
+    let app = "wp_blocking_tx";
+    let pool = open_pool(app, 1, 1, Duration::from_secs(5));
+    let mut conn = pool.connection().unwrap();
+    conn.simple_query("DROP TABLE IF EXISTS wp_blocking_tx; CREATE TABLE wp_blocking_tx (v int4)")
+        .unwrap();
+    let mut tx = conn.transaction().unwrap();
+    assert_eq!(
+        tx.execute("INSERT INTO wp_blocking_tx VALUES ($1)", &[&1i32])
+            .unwrap(),
+        1
+    );
+    tx.commit().unwrap();
+
+    let mut tx = conn.transaction().unwrap();
+    tx.execute("INSERT INTO wp_blocking_tx VALUES ($1)", &[&2i32])
+        .unwrap();
+    assert!(tx.query_one("SELECT 1/0", &[]).unwrap_err().is_db());
+    let e = tx.commit().unwrap_err();
+    assert!(e.is_transaction(), "{e}");
+
+    let mut tx = conn.transaction().unwrap();
+    tx.execute("INSERT INTO wp_blocking_tx VALUES ($1)", &[&3i32])
+        .unwrap();
+    drop(tx);
+    assert_eq!(conn.transaction_status(), TransactionStatus::InTransaction);
+    let rows = conn
+        .simple_query("SELECT count(*) FROM wp_blocking_tx")
+        .unwrap();
+    assert_eq!(rows[0].get(0), Some("2"), "inside the open transaction");
+    drop(conn);
+
+    // Back from the pool, the open transaction was rolled back.
+    let mut conn = pool.connection().unwrap();
+    assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
+    let rows = conn
+        .simple_query("SELECT v FROM wp_blocking_tx ORDER BY v")
+        .unwrap();
+    let values: Vec<_> = rows.iter().map(|r| r.get(0).unwrap().to_owned()).collect();
+    assert_eq!(values, ["1"]);
+    drop(conn);
+    pool.close().unwrap();
+}

@@ -1,6 +1,7 @@
 //! The pool under real faults, each scenario against a private cluster behind an in-test proxy
 //! (`support::scenarios`): a server restart under load, crash recovery, a terminate storm, a
-//! stalled network, a role at its connection limit, `close()` under load and a cancel storm.
+//! stalled network, a role at its connection limit, `close()` under load and a cancel storm;
+//! and `fail_fast_after` with the server stopped.
 //! Each asserts no checkout past the timeout + slack, no panic, no slot leaked afterwards and
 //! never more backends than `max_size`, and prints its figures (`cargo test --test chaos --
 //! --nocapture`; docs/reliability.md explains them).
@@ -225,5 +226,86 @@ async fn a_connect_retry_after_its_backoff_rechecks_demand() {
          demand ended: {later}"
     );
     assert_eq!(later, 0, "{later} connect attempts after the demand ended");
+    pool.close().await;
+}
+
+/// `fail_fast_after(n)` with the server stopped: once `n` connects in a row have failed and
+/// nothing is idle, a checkout fails at once with the last connect error instead of waiting its
+/// whole timeout; with the server started again, the pool's background probe connects and
+/// checkouts succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_fast_while_the_server_is_stopped_then_serves_again() {
+    let _serial = serial().await;
+    let rig = Rig::start("chaos_fail_fast", Options::default()).await;
+    let timeout = Duration::from_secs(20);
+    let pool = Pool::builder(rig.conninfo("postgres").as_str())
+        .min_size(0)
+        .max_size(2)
+        .fail_fast_after(2)
+        .timeout(timeout)
+        .open()
+        .await
+        .unwrap();
+    drop(pool.connection().await.unwrap());
+    pool.drain();
+    rig.with_cluster(|c| c.stop_server("fast"))
+        .await
+        .expect("stop the server");
+
+    // The first checkout meets the first two failures (the second 250 ms after the first) and
+    // fails when the second lands, long before its timeout.
+    let start = Instant::now();
+    let e = pool.connection().await.unwrap_err();
+    let first = start.elapsed();
+    assert!(e.is_pool_unavailable(), "{e}");
+    assert!(
+        first < timeout / 4,
+        "the first checkout failed after {first:?}: {e}"
+    );
+    assert!(
+        e.to_string().contains("failed attempt(s) in a row"),
+        "the error does not carry the connect failure: {e}"
+    );
+    // Every checkout after it fails at once while the server stays down.
+    let start = Instant::now();
+    for _ in 0..20 {
+        let e = pool.connection().await.unwrap_err();
+        assert!(e.is_pool_unavailable(), "{e}");
+    }
+    let twenty = start.elapsed();
+    assert!(
+        twenty < Duration::from_secs(1),
+        "20 checkouts while down took {twenty:?}"
+    );
+    eprintln!(
+        "chaos wirepool/fail fast: first checkout failed after {} ms; 20 more in {} ms",
+        first.as_millis(),
+        twenty.as_millis()
+    );
+
+    rig.with_cluster(|c| c.start_again())
+        .await
+        .expect("start the server");
+    let back = Instant::now();
+    let served = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match pool.connection().await {
+                Ok(mut c) => break c.simple_query("select 1").await.map(drop),
+                Err(e) if e.is_pool_unavailable() => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("a checkout after the restart: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(served, Ok(Ok(()))),
+        "no checkout succeeded within 10 s of the restart: {served:?}"
+    );
+    eprintln!(
+        "chaos wirepool/fail fast: first good checkout {} ms after the server was started",
+        back.elapsed().as_millis()
+    );
     pool.close().await;
 }

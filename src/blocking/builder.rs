@@ -90,6 +90,39 @@ impl PoolBuilder {
         self.map(|b| b.usage_stats(on))
     }
 
+    /// Reports every checkout that holds its connection longer than `threshold` (HikariCP's
+    /// `leakDetectionThreshold`; default off): one `warn` log with the pool's name, the time
+    /// held and the line that called [`Pool::connection`] or [`Pool::getconn`] (or their
+    /// `_timeout` forms), counted in `PoolStats::leaks_detected`.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let pool = wirepool::blocking::Pool::builder("host=127.0.0.1 user=postgres")
+    ///     .leak_detection_threshold(Duration::from_secs(30))
+    ///     .open()?;
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    pub fn leak_detection_threshold(self, threshold: Duration) -> Self {
+        self.map(|b| b.leak_detection_threshold(threshold))
+    }
+
+    /// Turns on each connection's statement cache, `capacity` statements per connection
+    /// (default off): repeated queries skip Parse. Behind PgBouncer in transaction mode, only
+    /// with PgBouncer ≥ 1.21 and `max_prepared_statements` set.
+    ///
+    /// ```no_run
+    /// let pool = wirepool::blocking::Pool::builder("host=127.0.0.1 user=postgres")
+    ///     .statement_cache(100)
+    ///     .open()?;
+    /// let mut conn = pool.connection()?;
+    /// let row = conn.query_one("SELECT $1::int4 + 1", &[&41])?;
+    /// assert_eq!(row.try_get::<i32, _>(0)?, 42);
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    pub fn statement_cache(self, capacity: usize) -> Self {
+        self.map(|b| b.statement_cache(capacity))
+    }
+
     /// How long to keep retrying a failing connect before calling `reconnect_failed`
     /// (default 5 min).
     pub fn reconnect_timeout(self, t: Duration) -> Self {

@@ -48,6 +48,11 @@ impl PooledConnection {
         self.conn
     }
 
+    /// The connection and the driver that polls its calls, borrowed together.
+    pub(crate) fn parts(&mut self) -> (&mut crate::Connection, &Driver) {
+        (&mut self.conn, &self.driver)
+    }
+
     /// Runs a simple query and blocks until it completes; returns every data row of every
     /// statement, in order. See [`Connection::simple_query`](crate::Connection::simple_query).
     ///

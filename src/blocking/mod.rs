@@ -1,6 +1,6 @@
-//! The pool for synchronous code: [`Pool`], [`PoolBuilder`], [`PooledConnection`] and
-//! [`CancelToken`], with the async pool's names and psycopg_pool's `ConnectionPool` behaviour,
-//! callable from any thread.
+//! The pool for synchronous code: [`Pool`], [`PoolBuilder`], [`PooledConnection`],
+//! [`Transaction`] and [`CancelToken`], with the async pool's names and psycopg_pool's
+//! `ConnectionPool` behaviour, callable from any thread.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -63,8 +63,10 @@ mod builder;
 mod guard;
 mod pool;
 mod runtime;
+mod transaction;
 
 pub use crate::pool::PoolStats;
 pub use builder::PoolBuilder;
 pub use guard::{CancelToken, PooledConnection};
 pub use pool::Pool;
+pub use transaction::Transaction;

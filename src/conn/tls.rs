@@ -9,9 +9,11 @@
 //!   behaves as `verify-ca`); without one, `require`/`prefer`/`allow` check only that the server
 //!   holds the key of the certificate it shows (the handshake signature), and `verify-ca` /
 //!   `verify-full` refuse to connect. `verify-full` adds the host name check: a `subjectAltName`
-//!   dNSName or iPAddress must match `host` (rustls-webpki). The certificate's common name is
-//!   never used: libpq falls back to it when the certificate has no SAN of the host's kind,
-//!   wirepool does not (tests/live_tls.rs, `a_common_name_alone_does_not_pass_verify_full`).
+//!   dNSName or iPAddress must match `host` (rustls-webpki); when the certificate has no SAN of
+//!   the host's kind, its subject's common name must match instead, as libpq's
+//!   `pq_verify_peer_name_matches_certificate` (fe-secure-common.c) does
+//!   (`wire::tls::common_names_without_san`; tests/tls_peers.rs,
+//!   `verify_full_falls_back_to_the_common_name_only_without_a_matching_kind_of_san`).
 //! - A server certificate that is itself the CA (the self-signed certificate the PostgreSQL
 //!   docs make first) passes `require` but not `verify-*`: rustls-webpki refuses a CA
 //!   certificate as an end entity (rustls/webpki#205). Sign a server certificate with the CA.
