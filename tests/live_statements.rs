@@ -224,7 +224,8 @@ async fn ddl_under_a_cached_statement_is_retried_outside_a_transaction_and_repor
 }
 
 #[tokio::test]
-async fn a_deallocated_statement_is_prepared_again_and_discard_all_empties_the_cache() {
+async fn a_deallocated_statement_is_prepared_again_and_discard_or_deallocate_all_empties_the_cache()
+{
     let mut conn = cached(10).await;
     conn.query("SELECT $1::text", &[&"a"]).await.unwrap();
     conn.simple_query("DEALLOCATE wirepool_0").await.unwrap();
@@ -237,6 +238,12 @@ async fn a_deallocated_statement_is_prepared_again_and_discard_all_empties_the_c
     let row = conn.query_one("SELECT $1::text", &[&"c"]).await.unwrap();
     assert_eq!(row.get(0), Some("c"));
     assert_eq!(prepared(&mut conn).await, ["wirepool_2"]);
+
+    conn.simple_query("DEALLOCATE ALL").await.unwrap();
+    assert_eq!(conn.cached_statements(), 0);
+    let row = conn.query_one("SELECT $1::text", &[&"d"]).await.unwrap();
+    assert_eq!(row.get(0), Some("d"));
+    assert_eq!(prepared(&mut conn).await, ["wirepool_3"]);
 }
 
 #[tokio::test]
