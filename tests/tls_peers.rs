@@ -388,6 +388,42 @@ async fn a_revoked_server_certificate_fails_with_sslcrl() {
     assert!(e.is_tls(), "{e}");
 }
 
+/// `sslcrldir`: every CRL in the directory is checked, as with `sslcrl`; a directory that
+/// cannot be read is an error, never ignored.
+#[tokio::test]
+async fn a_revoked_server_certificate_fails_with_sslcrldir() {
+    let c = certs();
+    let revoking = c.pki.crl("revoking-dir", &c.ca, &[&c.full]).unwrap();
+    let dir = std::env::temp_dir().join(format!("wirepool-crldir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let extra = |dir: &std::path::Path| {
+        format!(
+            "sslmode=verify-full sslrootcert={} sslcrldir={}",
+            c.ca.cert.display(),
+            dir.display()
+        )
+    };
+    // An empty directory revokes nothing.
+    let server = tls_peer(&c.full, &[], false, Arc::default());
+    let conn = connect(&conninfo(server.port(), "localhost", &extra(&dir)))
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    server.join().await;
+    std::fs::copy(&revoking, dir.join("revoking.r0")).unwrap();
+    let server = tls_peer(&c.full, &[], false, Arc::default());
+    let e = connect(&conninfo(server.port(), "localhost", &extra(&dir)))
+        .await
+        .unwrap_err();
+    assert!(e.is_tls() && e.to_string().contains("Revoked"), "{e}");
+    server.join().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    let e = connect(&conninfo(server_port_unused(), "localhost", &extra(&dir)))
+        .await
+        .unwrap_err();
+    assert!(e.is_tls() && e.to_string().contains("CRL directory"), "{e}");
+}
+
 /// A port nothing listens on: the errors it meets come before any socket is opened.
 fn server_port_unused() -> u16 {
     1

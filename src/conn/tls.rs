@@ -97,6 +97,18 @@ fn file_identity(path: Option<&Path>) -> Option<(u64, Option<SystemTime>)> {
     Some((meta.len(), meta.modified().ok()))
 }
 
+/// The identity of every file in an `sslcrldir`, in name order: a CRL added, removed or
+/// replaced there gives a new connector, as OpenSSL's hashed-directory lookup (which libpq
+/// uses) reads the directory at each verification.
+fn dir_identity(dir: Option<&Path>) -> Vec<Option<(u64, Option<SystemTime>)>> {
+    let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) else {
+        return vec![None];
+    };
+    let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    paths.iter().map(|p| file_identity(Some(p))).collect()
+}
+
 impl TlsConnector {
     /// The connector for `mode` and `p`, or `None` when `mode` is `disable`. Reads the
     /// certificate files unless an identical connector was built from the same files.
@@ -123,6 +135,7 @@ impl TlsConnector {
             ]
             .into_iter()
             .map(file_identity)
+            .chain(dir_identity(p.crl_dir.as_deref()))
             .collect(),
         };
         // A poisoned lock only means another thread panicked mid-update of a cache.
