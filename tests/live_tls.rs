@@ -287,6 +287,47 @@ async fn cancel_goes_over_tls_and_interrupts_the_query() {
     assert!(uses_tls(&mut conn).await);
 }
 
+/// A query abandoned mid-flight over TLS (a request timeout drops its future): the pool cancels
+/// it with a CancelRequest over TLS, closes the connection, and frees the slot only once the
+/// backend has gone; the next checkout gets a new TLS session.
+#[tokio::test]
+async fn a_query_dropped_mid_flight_over_tls_is_cancelled_and_its_connection_replaced() {
+    let s = server();
+    let app = "wp_tls_dropped";
+    let extra = format!(
+        "sslmode=require sslrootcert={} application_name={app}",
+        s.no_root_file()
+    );
+    let pool = Pool::builder(s.conninfo("localhost", "tls_user", &extra).as_str())
+        .max_size(1)
+        .open()
+        .await
+        .unwrap();
+    let pid = {
+        let mut conn = pool.connection().await.unwrap();
+        let sleeping = conn.simple_query("select pg_sleep(30)");
+        let abandoned = tokio::time::timeout(Duration::from_millis(300), sleeping).await;
+        assert!(abandoned.is_err(), "pg_sleep(30) returned: {abandoned:?}");
+        conn.backend_pid()
+    };
+    // max_size 1: this checkout waits for the abandoned connection's slot.
+    let mut conn = pool
+        .connection_timeout(Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_ne!(conn.backend_pid(), pid);
+    assert!(uses_tls(&mut conn).await);
+    let left = s
+        .cluster
+        .psql(&format!(
+            "select count(*) from pg_stat_activity where pid = {pid}"
+        ))
+        .unwrap();
+    assert_eq!(left.trim(), "0", "the abandoned backend is still there");
+    drop(conn);
+    pool.close().await;
+}
+
 /// The pool's checks over TLS: a server-terminated idle connection is never handed out (the
 /// zero-RTT peek sees the TLS connection closed), and a connection returned inside a
 /// transaction is rolled back and reused.
