@@ -10,7 +10,8 @@
 //! done   # (second - first) / 100000 = instructions per get + drop
 //! ```
 //!
-//! `USAGE=1` turns `usage_stats` on, `LEAK=1` leak detection (a threshold of an hour).
+//! `USAGE=1` turns `usage_stats` on, `LEAK=1` leak detection (a threshold of an hour), and
+//! `CANCEL=1` with it `cancel_leaked`.
 
 use std::time::Duration;
 
@@ -60,6 +61,9 @@ fn main() -> wirepool::Result<()> {
         }
         if std::env::var_os("LEAK").is_some() {
             builder = builder.leak_detection_threshold(Duration::from_secs(3600));
+            if std::env::var_os("CANCEL").is_some() {
+                builder = builder.cancel_leaked(true);
+            }
         }
         let pool = builder.open().await?;
         pool.wait(Duration::from_secs(1)).await?;

@@ -165,6 +165,51 @@ async fn a_checkout_dropped_mid_query_cancels_it_and_is_discarded() {
     pool.close().await;
 }
 
+/// `cancel_leaked`: a checkout held past `leak_detection_threshold` has its running query
+/// cancelled by the server (57014 in the holder's hands, the connection still usable by it),
+/// and the connection is closed when it comes back: the next checkout is another backend.
+#[tokio::test]
+async fn a_leaked_checkout_has_its_query_cancelled_and_its_connection_closed_on_return() {
+    let app = "wp_cancel_leaked";
+    let pool = Pool::builder(conninfo(app).as_str())
+        .name(app)
+        .min_size(1)
+        .max_size(1)
+        .leak_detection_threshold(Duration::from_millis(200))
+        .cancel_leaked(true)
+        .open()
+        .await
+        .unwrap();
+    let mut conn = pool.connection().await.unwrap();
+    let pid = conn.backend_pid();
+    let started = std::time::Instant::now();
+    let e = tokio::time::timeout(
+        Duration::from_secs(20),
+        conn.simple_query("select pg_sleep(30)"),
+    )
+    .await
+    .expect("the leak watch cancels the query")
+    .unwrap_err();
+    let took = started.elapsed();
+    println!("leaked pg_sleep(30) cancelled after {took:?} (threshold 200 ms)");
+    assert_eq!(e.code(), Some("57014"), "{e}");
+    assert_eq!(pool.stats().leaks_detected, 1);
+    conn.simple_query("select 1").await.unwrap(); // the holder's session goes on
+    drop(conn);
+    let next = pool.connection().await.unwrap();
+    assert_ne!(
+        next.backend_pid(),
+        pid,
+        "a revoked connection is never reused"
+    );
+    drop(next);
+    assert!(
+        until_none(&format!("pid = {pid}")).await,
+        "backend {pid} still connected after its return"
+    );
+    pool.close().await;
+}
+
 /// A wrong password is an error retrying cannot fix: it reaches a waiting checkout as soon as
 /// the server refuses the login (well under the checkout's timeout), with the server's error
 /// (text and SQLSTATE) through the error's source chain.

@@ -964,6 +964,55 @@ async fn drain_replaces_idle_connections_now_and_busy_ones_on_return() {
     );
 }
 
+/// `cancel_leaked`: the leak watch sends a leaked connection's cancel as it reports it (once),
+/// leaves a checkout returned in time alone, and the leaked connection is closed when it comes
+/// back, never reused; its place is filled by a new connection.
+#[tokio::test(start_paused = true)]
+async fn with_cancel_leaked_a_leaked_connection_is_cancelled_once_and_closed_on_return() {
+    let mock = Mock::new();
+    let pool = open_ready(
+        builder(&mock)
+            .min_size(2)
+            .leak_detection_threshold(Duration::from_secs(2))
+            .cancel_leaked(true),
+    )
+    .await;
+    let brief = pool.connection().await.unwrap();
+    let leaked = pool.getconn().await.unwrap();
+    let leaked_id = leaked.id;
+    settle_for(Duration::from_secs(1)).await;
+    drop(brief); // held 1 s: in time
+    settle_for(Duration::from_secs(2)).await;
+    assert_eq!(pool.stats().leaks_detected, 1);
+    assert_eq!(
+        mock.shared.cancels.load(SeqCst),
+        1,
+        "the leaked one's cancel"
+    );
+    settle_for(Duration::from_secs(5)).await;
+    assert_eq!(mock.shared.cancels.load(SeqCst), 1, "sent once");
+    assert_eq!(
+        mock.shared.closes.load(SeqCst),
+        0,
+        "still held: not closed under its holder"
+    );
+    pool.putconn(leaked).unwrap();
+    settle().await;
+    assert_eq!(mock.shared.closes.load(SeqCst), 1, "closed on return");
+    let a = pool.connection().await.unwrap();
+    let b = pool.connection().await.unwrap();
+    assert!(a.id != leaked_id && b.id != leaked_id, "never reused");
+    assert_eq!(pool.stats().pool_size, 2, "its place refilled");
+}
+
+/// `cancel_leaked` without a threshold is a configuration error at `open`.
+#[tokio::test(start_paused = true)]
+async fn cancel_leaked_without_a_leak_threshold_is_refused() {
+    let mock = Mock::new();
+    let e = builder(&mock).cancel_leaked(true).open().await.unwrap_err();
+    assert!(e.is_config(), "{e}");
+}
+
 /// `leak_detection_threshold`: a checkout held past it is logged once at `warn`, with the pool's
 /// name, the time held and the line that checked it out, and counted; one returned in time is
 /// not; a reported one that comes back is logged again at `info`.
@@ -996,6 +1045,11 @@ async fn a_connection_held_past_the_leak_threshold_is_reported_once_with_its_cal
     let site = format!("tests/pool_semantics.rs:{line}:");
     assert!(warn.contains(&site), "{warn} should name {site}");
     assert!(warn.contains("held_ms=2"), "{warn}");
+    assert_eq!(
+        mock.shared.cancels.load(SeqCst),
+        0,
+        "without cancel_leaked, only reported"
+    );
     pool.putconn(leaked).unwrap();
     assert!(logs
         .text()

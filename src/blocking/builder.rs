@@ -106,6 +106,22 @@ impl PoolBuilder {
         self.map(|b| b.leak_detection_threshold(threshold))
     }
 
+    /// With `leak_detection_threshold`, also cancels a leaked connection's running query, and
+    /// closes the connection when it comes back instead of reusing it (default off; see
+    /// [`PoolBuilder::cancel_leaked`](crate::pool::PoolBuilder::cancel_leaked)).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let pool = wirepool::blocking::Pool::builder("host=127.0.0.1 user=postgres")
+    ///     .leak_detection_threshold(Duration::from_secs(30))
+    ///     .cancel_leaked(true)
+    ///     .open()?;
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    pub fn cancel_leaked(self, on: bool) -> Self {
+        self.map(|b| b.cancel_leaked(on))
+    }
+
     /// Turns on each connection's statement cache, `capacity` statements per connection
     /// (default off): repeated queries skip Parse. Behind PgBouncer in transaction mode, only
     /// with PgBouncer ≥ 1.21 and `max_prepared_statements` set.

@@ -164,6 +164,35 @@ impl<M: Manage> PoolBuilder<M> {
         self
     }
 
+    /// With [`leak_detection_threshold`](Self::leak_detection_threshold), also cancels the
+    /// server work of a connection reported as leaked (default off): the leak watch sends its
+    /// CancelRequest as it reports it, so a query stuck in a forgotten checkout stops holding
+    /// locks and server CPU, and the checkout's next query runs normally. The connection is
+    /// then never reused: it is closed when it comes back, so a cancel that arrives late
+    /// cannot hit someone else's query. A connection with no query running is unaffected
+    /// until it comes back. HikariCP only logs a leak.
+    ///
+    /// Needs a manager that prepares cancels ([`Manage::prepare_cancel`](super::Manage); the
+    /// PostgreSQL one does).
+    ///
+    /// # Errors
+    /// `open` fails with a `Config` error if it is on without a leak threshold.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> wirepool::Result<()> {
+    /// use std::time::Duration;
+    /// let pool = wirepool::Pool::builder("postgresql://app@db/app")
+    ///     .leak_detection_threshold(Duration::from_secs(60))
+    ///     .cancel_leaked(true)
+    ///     .open()
+    ///     .await?;
+    /// # drop(pool); Ok(()) }
+    /// ```
+    pub fn cancel_leaked(mut self, on: bool) -> Self {
+        self.settings.cancel_leaked = on;
+        self
+    }
+
     /// How long to keep retrying a failing connect before calling `reconnect_failed`
     /// (default 5 min).
     pub fn reconnect_timeout(mut self, t: Duration) -> Self {

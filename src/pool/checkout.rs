@@ -58,9 +58,13 @@ pub(crate) async fn checkout<M: Manage>(
 /// The checkout's registration with the leak watch if leak detection is on (`leaks.rs`), else
 /// 0. Made as the guard is built, so the guard is never moved to be updated.
 #[inline]
-fn leak_key<M: Manage>(core: &Core<M>, at: &'static Location<'static>) -> u64 {
+fn leak_key<M: Manage>(
+    core: &Core<M>,
+    at: &'static Location<'static>,
+    slot: &Slot<M::Connection>,
+) -> u64 {
     match core.leaks() {
-        Some(leaks) => leaks.enter(at),
+        Some(leaks) => leaks.enter(at, slot.info()),
         None => 0,
     }
 }
@@ -108,7 +112,8 @@ async fn wait_for_connection<'a, M: Manage>(
     let mut failed_checks = 0u32;
     loop {
         let slot = take_connection(core, deadline, start, waiting).await?;
-        let conn = PooledConnection::new(slot, permit, usage_start(core), leak_key(core, at));
+        let key = leak_key(core, at, &slot);
+        let conn = PooledConnection::new(slot, permit, usage_start(core), key);
         permit = match run_check(core, conn, deadline, start).await? {
             Checked::Ready(conn) => return Ok(conn),
             Checked::Failed(permit) => permit,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::clock::deadline;
-use super::core::{Core, Live};
+use super::core::{Core, Live, CANCEL_TIMEOUT};
 use super::manage::Manage;
 use super::stats::bump;
 use crate::error::{Error, Result};
@@ -55,7 +55,9 @@ pub(crate) async fn run<M: Manage>(weak: Weak<Core<M>>) {
 }
 
 /// The leak watch (`leaks.rs`), while leak detection is on: every quarter of the threshold,
-/// reports (once each) the checkouts held longer than it, until the pool is closed or gone.
+/// reports (once each) the checkouts held longer than it, and with `cancel_leaked` sends their
+/// cancels (each bounded by `CANCEL_TIMEOUT`, in a task of its own), until the pool is closed
+/// or gone.
 pub(crate) async fn watch_leaks<M: Manage>(weak: Weak<Core<M>>) {
     let Some(period) = weak
         .upgrade()
@@ -78,6 +80,16 @@ pub(crate) async fn watch_leaks<M: Manage>(weak: Weak<Core<M>>) {
                     checkout = %leak.at,
                     "connection held longer than leak_detection_threshold; possibly leaked"
                 );
+                if let Some(cancel) = leak.cancel {
+                    tracing::warn!(
+                        pool = %core.name(),
+                        checkout = %leak.at,
+                        "cancel_leaked: cancelling the leaked connection's server work; it is closed when returned"
+                    );
+                    core.spawn(async move {
+                        let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel).await;
+                    });
+                }
             }
         }
         let closed = Arc::clone(&core);

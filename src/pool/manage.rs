@@ -131,12 +131,15 @@ pub trait Manage: Send + Sync + 'static {
     fn close(&self, conn: Self::Connection) -> impl Future<Output = ()> + Send;
 
     /// A cancel of the connection's server work, prepared when the connection opens and held
-    /// by the pool for as long as it lives; the pool runs it only in
+    /// by the pool for as long as it lives; the pool runs it only while the connection is
+    /// checked out and will never be reused: in
     /// [`Pool::close_timeout`](super::Pool::close_timeout), once the pool is closed and the
-    /// grace has run out while the connection is still checked out. A closed pool never reuses
-    /// a connection, so a late cancel cannot hit another user's query. Unlike
+    /// grace has run out, and on a leak with
+    /// [`cancel_leaked`](super::PoolBuilder::cancel_leaked) on, where the connection is closed
+    /// when it comes back. So a late cancel cannot hit another user's query. Unlike
     /// [`cancel`](Manage::cancel), holding it must not make the connection count as
-    /// cancelled. The default prepares none: `close_timeout` then only waits.
+    /// cancelled. The default prepares none: `close_timeout` then only waits, and
+    /// `cancel_leaked` only reports.
     fn prepare_cancel(&self, conn: &Self::Connection) -> Option<BoxFuture<'static, ()>> {
         let _ = conn;
         None

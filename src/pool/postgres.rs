@@ -190,7 +190,8 @@ impl Manage for PgManager {
     fn prepare_cancel(&self, conn: &Connection) -> Option<BoxFuture<'static, ()>> {
         // A token with a flag of its own: a token sharing the connection's would make it
         // report `cancel_requested` (so `Broken`) for its whole life. The pool runs this one
-        // only once closed, when no connection is reused.
+        // only when the connection is never reused after it: the pool is closed, or the
+        // connection was revoked as a leak (`revoke.rs`).
         let token = CancelToken {
             sent: Arc::new(AtomicBool::new(false)),
             ..conn.cancel_token()

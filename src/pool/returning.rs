@@ -6,6 +6,7 @@
 //! | state when returned | pool closed? | `reset` hook | what happens |
 //! |---|---|---|---|
 //! | any | yes | — | closed (a busy one cancelled first) |
+//! | any, revoked (a leak whose work was cancelled) | no | — | closed |
 //! | `Idle`, reusable | no | none | pushed idle at once, then the permit goes back |
 //! | `Idle`, expired or surplus after `resize` | no | none | closed |
 //! | `Idle` | no | set | the hook runs in the background, then as below |
@@ -55,6 +56,12 @@ pub(crate) fn return_slot<M: Manage>(
     if core.is_drained(&slot) {
         bump(&core.counters().here().connections_drained);
         tracing::debug!(pool = %core.name(), "returned connection predates drain(); closing");
+        core.discard(slot);
+        return drop(permit);
+    }
+    // Its leak watch entry is gone (the guard left it first), so the mark is final here.
+    if core.settings().cancel_leaked && slot.info().is_revoked() {
+        tracing::info!(pool = %core.name(), "returned connection had its leaked work cancelled; closing");
         core.discard(slot);
         return drop(permit);
     }

@@ -3,11 +3,18 @@
 //! words) with its `Manage::prepare_cancel`, and the pool keeps a weak
 //! reference to each. When `Pool::close_timeout`'s grace ends, the pool cancels the server work
 //! of every connection still checked out without owning any of them (their guards close them
-//! when they come back: the pool is closed).
+//! when they come back: the pool is closed). The leak watch (`leaks.rs`, with
+//! `cancel_leaked` on) cancels one leaked connection the same way, and marks it revoked.
 //!
-//! Nothing here runs on a checkout or a return: a handle is made once per connection, and the
-//! registry is read only by `close_timeout`.
+//! Invariant: a connection whose prepared cancel was sent is never reused (the pool is closed,
+//! or the connection is revoked and its return closes it), so a cancel that lands late cannot
+//! hit another checkout's query.
+//!
+//! Nothing here runs on a checkout or a return: a handle is made once per connection, the
+//! registry is read only by `close_timeout`, and the revoked flag only by a return in a pool
+//! with `cancel_leaked` on.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use super::manage::BoxFuture;
@@ -16,12 +23,30 @@ use super::manage::BoxFuture;
 /// and its prepared cancel, taken at most once.
 pub(crate) struct Revocable {
     generation: u64,
+    /// Set when its prepared cancel was taken while the pool stays open: its return closes it.
+    revoked: AtomicBool,
     cancel: Mutex<Option<BoxFuture<'static, ()>>>,
 }
 
 impl Revocable {
     pub(crate) fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Takes the prepared cancel to send it while the connection is checked out, and marks the
+    /// connection revoked: never to be reused. `None` if it has none (or it was taken).
+    ///
+    /// The caller must know the checkout is still in progress (the leak watch holds the lock
+    /// its `leave` takes), so that the return that follows sees the mark.
+    pub(crate) fn revoke(&self) -> Option<BoxFuture<'static, ()>> {
+        let cancel = self.take()?;
+        self.revoked.store(true, Ordering::Release);
+        Some(cancel)
+    }
+
+    /// Whether [`revoke`](Self::revoke) took its cancel.
+    pub(crate) fn is_revoked(&self) -> bool {
+        self.revoked.load(Ordering::Acquire)
     }
 
     fn take(&self) -> Option<BoxFuture<'static, ()>> {
@@ -53,6 +78,7 @@ impl Registry {
         let reachable = cancel.is_some();
         let handle = Arc::new(Revocable {
             generation,
+            revoked: AtomicBool::new(false),
             cancel: Mutex::new(cancel),
         });
         if reachable {
@@ -99,5 +125,32 @@ mod tests {
         let _third = registry.register(1, cancel());
         assert_eq!(registry.list().len(), 2, "the gone one was forgotten");
         drop(kept);
+    }
+
+    #[tokio::test]
+    async fn a_revoked_connection_gives_its_cancel_once_and_stays_marked() {
+        let cancelled = Arc::new(AtomicUsize::new(0));
+        let registry = Registry::default();
+        let c = Arc::clone(&cancelled);
+        let conn = registry.register(
+            0,
+            Some(Box::pin(async move {
+                c.fetch_add(1, SeqCst);
+            })),
+        );
+        assert!(!conn.is_revoked());
+        conn.revoke().expect("its prepared cancel").await;
+        assert_eq!(cancelled.load(SeqCst), 1);
+        assert!(conn.is_revoked());
+        assert!(conn.revoke().is_none(), "given out once");
+        assert!(
+            registry.take_live().is_empty(),
+            "close_timeout does not send it again"
+        );
+        let none = registry.register(0, None);
+        assert!(
+            none.revoke().is_none() && !none.is_revoked(),
+            "nothing to send, not revoked"
+        );
     }
 }

@@ -56,6 +56,8 @@ pub(crate) struct Settings<C> {
     pub(crate) usage_stats: bool,
     /// Report checkouts held longer than this (`None`: off).
     pub(crate) leak_threshold: Option<Duration>,
+    /// Cancel a leaked connection's server work, and close it when it comes back.
+    pub(crate) cancel_leaked: bool,
     /// Seeds the pool's jitter (lifetimes, backoff), so pools opened together spread apart.
     pub(crate) seed: u64,
 }
@@ -85,6 +87,7 @@ impl<C> Default for Settings<C> {
             reset_dirty: true,
             usage_stats: false,
             leak_threshold: None,
+            cancel_leaked: false,
             seed: 0,
         }
     }
@@ -98,7 +101,8 @@ impl<C> Settings<C> {
     ///
     /// # Errors
     /// `Config`: `max_size == 0`, `max_size < min_size`, `max_size_limit < max_size`,
-    /// `max_size_limit > 2^30`, `max_connecting == 0`, or a zero `connect_timeout`.
+    /// `max_size_limit > 2^30`, `max_connecting == 0`, a zero `connect_timeout`, or
+    /// `cancel_leaked` without a `leak_detection_threshold`.
     pub(crate) fn validated(mut self, sizes: Sizes) -> Result<Self> {
         let max = sizes.max.unwrap_or(sizes.min.unwrap_or(DEFAULT_MIN_SIZE));
         let min = sizes.min.unwrap_or(DEFAULT_MIN_SIZE.min(max));
@@ -109,6 +113,11 @@ impl<C> Settings<C> {
         }
         if self.connect_timeout.is_zero() {
             return Err(Error::config("connect_timeout must be positive"));
+        }
+        if self.cancel_leaked && self.leak_threshold.is_none() {
+            return Err(Error::config(
+                "cancel_leaked needs a leak_detection_threshold to say what is leaked",
+            ));
         }
         (self.min_size, self.max_size, self.capacity) = (min, max, capacity);
         Ok(self)
@@ -182,6 +191,25 @@ mod tests {
         assert!(msg(sizes(Some(0), Some(0), None)).contains("max_size 0"));
         assert!(msg(sizes(None, Some(5), Some(4))).contains("above max_size_limit 4"));
         assert!(msg(sizes(None, Some(5), Some(MAX_PERMITS + 1))).contains("largest supported"));
+    }
+
+    #[test]
+    fn cancel_leaked_needs_a_leak_threshold() {
+        let s = Settings::<()> {
+            cancel_leaked: true,
+            ..Settings::default()
+        };
+        let e = s.validated(Sizes::default()).unwrap_err();
+        assert!(
+            e.is_config() && e.to_string().contains("leak_detection_threshold"),
+            "{e}"
+        );
+        let s = Settings::<()> {
+            cancel_leaked: true,
+            leak_threshold: Some(Duration::from_secs(1)),
+            ..Settings::default()
+        };
+        assert!(s.validated(Sizes::default()).is_ok());
     }
 
     #[test]

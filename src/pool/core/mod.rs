@@ -98,6 +98,11 @@ impl<C> Slot<C> {
     pub(crate) fn expired(&self, now: Nanos) -> bool {
         now >= self.expires
     }
+
+    /// The connection's handle: its generation, its prepared cancel, whether it was revoked.
+    pub(crate) fn info(&self) -> &Arc<Revocable> {
+        &self.info
+    }
 }
 
 /// What [`Core::await_landing`] ended with.
@@ -190,7 +195,9 @@ impl<M: Manage> Core<M> {
             cancels: InFlight::default(),
             connects: InFlight::default(),
             revocable: Registry::default(),
-            leaks: settings.leak_threshold.map(Leaks::new),
+            leaks: settings
+                .leak_threshold
+                .map(|threshold| Leaks::new(threshold, settings.cancel_leaked)),
             plain_checkout: settings.check.is_none() && settings.leak_threshold.is_none(),
             starving: AtomicUsize::new(0),
             min_size: AtomicUsize::new(settings.min_size),
