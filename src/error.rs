@@ -180,6 +180,7 @@ impl Kind {
 
 /// What a [`PoolTimeout`](Error::is_pool_timeout) error knows about the pool when it gave up.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PoolTimeoutInfo {
     /// The pool's name.
     pub pool: String,

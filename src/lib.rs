@@ -19,17 +19,30 @@
 //!
 //! # Example
 //!
+//! A pool of at most 5 connections, each checkout bounded by 5 s; a connection goes back to
+//! the pool when its guard is dropped, or explicitly with `putconn`, as in psycopg_pool
+//! ([`blocking::Pool`] is the same for threads):
+//!
 //! ```no_run
-//! # async fn demo() -> Result<(), wirepool::Error> {
-//! let config: wirepool::Config = "host=127.0.0.1 port=5432 dbname=test_db user=postgres".parse()?;
-//! let mut conn = wirepool::Connection::connect(&config).await?;
+//! # async fn demo() -> wirepool::Result<()> {
+//! use std::time::Duration;
+//!
+//! let pool = wirepool::Pool::builder("host=127.0.0.1 dbname=test_db user=postgres")
+//!     .max_size(5)
+//!     .timeout(Duration::from_secs(5))
+//!     .open()
+//!     .await?;
+//! {
+//!     let mut conn = pool.connection().await?;
+//!     // Values travel as parameters (the extended query protocol), never inside the SQL text.
+//!     let row = conn.query_one("SELECT $1::int8 * 2 AS twice", &[&21i64]).await?;
+//!     assert_eq!(row.try_get::<i64, _>("twice")?, 42);
+//! } // back in the pool
+//! let mut conn = pool.getconn().await?;
 //! let rows = conn.simple_query("SELECT 1, NULL").await?;
-//! assert_eq!(rows[0].get(0), Some("1"));
-//! assert_eq!(rows[0].get(1), None);
-//! // Values travel as parameters (the extended query protocol), never inside the SQL text.
-//! let row = conn.query_one("SELECT $1::int8 * 2 AS twice", &[&21i64]).await?;
-//! assert_eq!(row.try_get::<i64, _>("twice")?, 42);
-//! conn.close().await?;
+//! assert_eq!((rows[0].get(0), rows[0].get(1)), (Some("1"), None));
+//! pool.putconn(conn)?;
+//! pool.close().await;
 //! # Ok(()) }
 //! ```
 

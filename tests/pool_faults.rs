@@ -12,8 +12,8 @@ use support::pool_mock::{builder, settle_for, Gate, Mock, MockConn};
 use wirepool::pool::{ConnHook, ConnState, Manage};
 
 /// `max_lifetime(Duration::MAX)` ("never expire") must neither panic in the connect task nor
-/// leak the unit of `size` its reservation held (it used to: `now + lifetime` overflowed after
-/// `landed` was already set, so nothing freed the slot and a `max_size(1)` pool was dead).
+/// leak the unit of `size` its reservation held: `now + lifetime` overflows `Instant`, and a
+/// panic there after `landed` is set would free nothing, leaving a `max_size(1)` pool dead.
 #[tokio::test(start_paused = true)]
 async fn max_lifetime_max_means_never_and_leaks_nothing() {
     let mock = Mock::new();
@@ -69,9 +69,9 @@ async fn duration_max_timeouts_wait_instead_of_panicking() {
     b.await.unwrap().unwrap();
 }
 
-/// A connect that never completes (black-holed SYN, a server stuck in auth) used to count as
-/// "on its way" forever: no later waiter started another connect, even with the server
-/// healthy again. `connect_timeout` (default 30 s) bounds each attempt.
+/// A connect that never completes (black-holed SYN, a server stuck in auth) must not count as
+/// "on its way" forever, or no later waiter would start another connect, even with the server
+/// healthy again: `connect_timeout` (default 30 s) bounds each attempt.
 #[tokio::test(start_paused = true)]
 async fn one_hung_connect_does_not_block_growth_forever() {
     let mock = Mock::new();

@@ -153,7 +153,7 @@ async fn dropping_every_handle_closes_and_stops_background_work() {
 }
 
 /// `max_lifetime(Duration::ZERO)` means no limit (HikariCP's 0): no expiry, and maintenance
-/// does not tick every 10 ms replacing every connection (it used to: 4 connects per tick).
+/// does not read it as "already expired" and replace every connection at every tick.
 #[tokio::test(start_paused = true)]
 async fn max_lifetime_zero_means_no_limit_not_churn() {
     let mock = Mock::new();

@@ -644,8 +644,8 @@ async fn reset_hook_leaving_busy_cancels_and_discards() {
 }
 
 /// After `resize` down, surplus connections are closed as they return on EVERY return path:
-/// through a `reset` hook, or a rollback, as on the plain one (the background path used to
-/// push them back idle, keeping more sessions than `max_size` until `max_idle`).
+/// through a `reset` hook, or a rollback, as on the plain one: the background path never
+/// pushes them back idle (that would keep more sessions than `max_size` until `max_idle`).
 #[tokio::test(start_paused = true)]
 async fn resize_down_closes_surplus_returned_through_reset_or_rollback() {
     for with_reset in [true, false] {

@@ -28,7 +28,7 @@ use super::query::to_row;
 use super::{Connection, Row};
 use crate::error::{Error, Result};
 use crate::wire::extended::{self, Target, MAX_PARAMETERS};
-use crate::wire::{parameter_count, BackendMessage, CommandTag, DbError, WireError};
+use crate::wire::{parameter_count, tag, BackendMessage, CommandTag, DbError, WireError};
 
 /// One reply the request asked for, in the order the server sends them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,7 +290,9 @@ impl Connection {
             match msg {
                 BackendMessage::ReadyForQuery(status) => {
                     if failure.is_none() && next.is_some() {
-                        return Err(Error::protocol(WireError::UnexpectedMessage { tag: b'Z' }));
+                        return Err(Error::protocol(WireError::UnexpectedMessage {
+                            tag: tag::backend::READY_FOR_QUERY,
+                        }));
                     }
                     self.ready(status);
                     break;
@@ -372,7 +374,9 @@ impl Connection {
                         // Text that is not UTF-8: the session's encoding is not what we asked
                         // for, and every later query would fail the same way.
                         self.mark_broken();
-                        return Err(Error::protocol(WireError::InvalidUtf8 { tag: b'D' }));
+                        return Err(Error::protocol(WireError::InvalidUtf8 {
+                            tag: tag::backend::DATA_ROW,
+                        }));
                     };
                     r.columns = columns.cloned();
                     response.rows.push(r);

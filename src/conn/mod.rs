@@ -169,10 +169,10 @@ struct Inner {
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// How long a completed round trip vouches for the connection: within it, `check_closed`
-/// skips its peek (one `recv` syscall, 5–10 % of a pooled `SELECT 1`'s client CPU). The peek
-/// only ever narrows a race (the server may close right after it), so HikariCP skips it for
-/// 500 ms (`aliveBypassWindowMs`); 1 ms is enough to spare connections cycling back-to-back,
-/// where the syscall costs most, and any connection idle longer is peeked as before.
+/// skips its peek (one `recv` syscall per checkout). The peek only ever narrows a race (the
+/// server may close right after it), so HikariCP skips it for 500 ms (`aliveBypassWindowMs`);
+/// 1 ms is enough to spare connections cycling back-to-back, where the syscall costs most, and
+/// any connection idle longer is peeked.
 pub(crate) const ALIVE_BYPASS: Duration = Duration::from_millis(1);
 
 impl Connection {

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::{log_notice, Connection, Row};
 use crate::error::{Error, Result};
-use crate::wire::{frontend, BackendMessage, DataRow, TransactionStatus, WireError};
+use crate::wire::{frontend, tag, BackendMessage, DataRow, TransactionStatus, WireError};
 
 /// What a simple query ended with, besides its rows.
 enum Outcome {
@@ -108,7 +108,9 @@ impl Connection {
             // fuzz target's regression `non_utf8_value_marks_the_connection_broken`).
             Outcome::BadText => {
                 self.mark_broken();
-                Err(Error::protocol(WireError::InvalidUtf8 { tag: b'D' }))
+                Err(Error::protocol(WireError::InvalidUtf8 {
+                    tag: tag::backend::DATA_ROW,
+                }))
             }
         }
     }

@@ -18,6 +18,7 @@ use super::frame::{split_frame, Body};
 pub use super::rows::{
     CommandTag, DataRow, DataRowColumns, FieldDescription, FieldDescriptions, RowDescription,
 };
+use super::tag::backend as kind;
 use super::{
     DbError, TransactionStatus, WireError, DEFAULT_MAX_MESSAGE_LEN, MAX_AUTH_MESSAGE_LEN,
     MAX_NOTIFICATION_LEN, MAX_PARAMETER_DESCRIPTION_LEN, MAX_SMALL_MESSAGE_LEN,
@@ -206,7 +207,14 @@ impl DecoderLimits {
     /// assert!(!DecoderLimits::covers(b'Z'));
     /// ```
     pub fn covers(tag: u8) -> bool {
-        matches!(tag, b'T' | b'D' | b'd' | b'E' | b'N')
+        matches!(
+            tag,
+            kind::ROW_DESCRIPTION
+                | kind::DATA_ROW
+                | kind::COPY_DATA
+                | kind::ERROR_RESPONSE
+                | kind::NOTICE_RESPONSE
+        )
     }
 }
 
@@ -288,18 +296,34 @@ impl Decoder {
     fn limit(&self, tag: u8) -> Result<usize, WireError> {
         if !self.ready {
             return match tag {
-                b'R' => Ok(MAX_AUTH_MESSAGE_LEN),
-                b'E' | b'N' | b'S' | b'K' | b'v' | b'Z' => Ok(MAX_STARTUP_MESSAGE_LEN),
+                kind::AUTHENTICATION => Ok(MAX_AUTH_MESSAGE_LEN),
+                kind::ERROR_RESPONSE
+                | kind::NOTICE_RESPONSE
+                | kind::PARAMETER_STATUS
+                | kind::BACKEND_KEY_DATA
+                | kind::NEGOTIATE_PROTOCOL_VERSION
+                | kind::READY_FOR_QUERY => Ok(MAX_STARTUP_MESSAGE_LEN),
                 _ if is_backend_tag(tag) => Err(WireError::UnexpectedMessage { tag }),
                 _ => Err(WireError::UnknownMessage { tag }),
             };
         }
         match tag {
             _ if DecoderLimits::covers(tag) => Ok(self.limits.max_message_len),
-            b'A' => Ok(MAX_NOTIFICATION_LEN),
-            b't' => Ok(MAX_PARAMETER_DESCRIPTION_LEN),
-            b'S' | b'Z' | b'C' | b'I' | b'G' | b'H' | b'W' | b'c' | b'1' | b'2' | b'3' | b'n'
-            | b's' => Ok(MAX_SMALL_MESSAGE_LEN),
+            kind::NOTIFICATION_RESPONSE => Ok(MAX_NOTIFICATION_LEN),
+            kind::PARAMETER_DESCRIPTION => Ok(MAX_PARAMETER_DESCRIPTION_LEN),
+            kind::PARAMETER_STATUS
+            | kind::READY_FOR_QUERY
+            | kind::COMMAND_COMPLETE
+            | kind::EMPTY_QUERY_RESPONSE
+            | kind::COPY_IN_RESPONSE
+            | kind::COPY_OUT_RESPONSE
+            | kind::COPY_BOTH_RESPONSE
+            | kind::COPY_DONE
+            | kind::PARSE_COMPLETE
+            | kind::BIND_COMPLETE
+            | kind::CLOSE_COMPLETE
+            | kind::NO_DATA
+            | kind::PORTAL_SUSPENDED => Ok(MAX_SMALL_MESSAGE_LEN),
             _ if is_backend_tag(tag) => Err(WireError::UnexpectedMessage { tag }),
             _ => Err(WireError::UnknownMessage { tag }),
         }
@@ -308,38 +332,50 @@ impl Decoder {
 
 /// Every type byte the server can send in protocol 3.x (protocol-message-formats).
 fn is_backend_tag(tag: u8) -> bool {
-    b"RSKZETDCINAvGHWdc123nstV".contains(&tag)
+    kind::ALL.contains(&tag)
 }
 
 fn parse(tag: u8, body: Bytes) -> Result<BackendMessage, WireError> {
     let msg = match tag {
-        b'E' => return DbError::parse(tag, body).map(BackendMessage::ErrorResponse),
-        b'N' => return DbError::parse(tag, body).map(BackendMessage::NoticeResponse),
-        b'T' => return RowDescription::parse(body).map(BackendMessage::RowDescription),
-        b'D' => return DataRow::parse(body).map(BackendMessage::DataRow),
-        b'C' => return CommandTag::parse(body).map(BackendMessage::CommandComplete),
-        b'R' => return parse_authentication(body).map(BackendMessage::Authentication),
-        b'd' => return Ok(BackendMessage::CopyData(body)),
+        kind::ERROR_RESPONSE => {
+            return DbError::parse(tag, body).map(BackendMessage::ErrorResponse)
+        }
+        kind::NOTICE_RESPONSE => {
+            return DbError::parse(tag, body).map(BackendMessage::NoticeResponse)
+        }
+        kind::ROW_DESCRIPTION => {
+            return RowDescription::parse(body).map(BackendMessage::RowDescription)
+        }
+        kind::DATA_ROW => return DataRow::parse(body).map(BackendMessage::DataRow),
+        kind::COMMAND_COMPLETE => {
+            return CommandTag::parse(body).map(BackendMessage::CommandComplete)
+        }
+        kind::AUTHENTICATION => {
+            return parse_authentication(body).map(BackendMessage::Authentication)
+        }
+        kind::COPY_DATA => return Ok(BackendMessage::CopyData(body)),
         _ => {
             let mut b = Body::new(tag, body);
             let msg = match tag {
-                b'S' => BackendMessage::ParameterStatus {
+                kind::PARAMETER_STATUS => BackendMessage::ParameterStatus {
                     name: b.str()?,
                     value: b.str()?,
                 },
-                b'K' => BackendMessage::BackendKeyData {
+                kind::BACKEND_KEY_DATA => BackendMessage::BackendKeyData {
                     pid: b.i32()?,
                     key: b.i32()?.to_be_bytes(),
                 },
-                b'Z' => BackendMessage::ReadyForQuery(TransactionStatus::from_byte(b.u8()?)?),
-                b'I' => BackendMessage::EmptyQueryResponse,
-                b'c' => BackendMessage::CopyDone,
-                b'1' => BackendMessage::ParseComplete,
-                b'2' => BackendMessage::BindComplete,
-                b'3' => BackendMessage::CloseComplete,
-                b'n' => BackendMessage::NoData,
-                b's' => BackendMessage::PortalSuspended,
-                b't' => {
+                kind::READY_FOR_QUERY => {
+                    BackendMessage::ReadyForQuery(TransactionStatus::from_byte(b.u8()?)?)
+                }
+                kind::EMPTY_QUERY_RESPONSE => BackendMessage::EmptyQueryResponse,
+                kind::COPY_DONE => BackendMessage::CopyDone,
+                kind::PARSE_COMPLETE => BackendMessage::ParseComplete,
+                kind::BIND_COMPLETE => BackendMessage::BindComplete,
+                kind::CLOSE_COMPLETE => BackendMessage::CloseComplete,
+                kind::NO_DATA => BackendMessage::NoData,
+                kind::PORTAL_SUSPENDED => BackendMessage::PortalSuspended,
+                kind::PARAMETER_DESCRIPTION => {
                     let n = b.count16_unsigned()?;
                     let mut types = Vec::with_capacity(n);
                     for _ in 0..n {
@@ -347,15 +383,21 @@ fn parse(tag: u8, body: Bytes) -> Result<BackendMessage, WireError> {
                     }
                     BackendMessage::ParameterDescription(ParameterDescription { types })
                 }
-                b'A' => BackendMessage::NotificationResponse {
+                kind::NOTIFICATION_RESPONSE => BackendMessage::NotificationResponse {
                     pid: b.i32()?,
                     channel: b.str()?,
                     payload: b.str()?,
                 },
-                b'v' => parse_negotiate(&mut b)?,
-                b'G' => BackendMessage::CopyInResponse(parse_copy_response(&mut b)?),
-                b'H' => BackendMessage::CopyOutResponse(parse_copy_response(&mut b)?),
-                b'W' => BackendMessage::CopyBothResponse(parse_copy_response(&mut b)?),
+                kind::NEGOTIATE_PROTOCOL_VERSION => parse_negotiate(&mut b)?,
+                kind::COPY_IN_RESPONSE => {
+                    BackendMessage::CopyInResponse(parse_copy_response(&mut b)?)
+                }
+                kind::COPY_OUT_RESPONSE => {
+                    BackendMessage::CopyOutResponse(parse_copy_response(&mut b)?)
+                }
+                kind::COPY_BOTH_RESPONSE => {
+                    BackendMessage::CopyBothResponse(parse_copy_response(&mut b)?)
+                }
                 // The decoder's limit check already refused every other tag.
                 _ => return Err(WireError::UnexpectedMessage { tag }),
             };

@@ -26,6 +26,7 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::tag::frontend as kind;
 use super::{WireError, MAX_FRONTEND_MESSAGE_LEN};
 
 /// The most parameters one statement can take: Parse and Bind carry the count as an Int16,
@@ -127,7 +128,7 @@ pub fn parse(
     buf: &mut BytesMut,
 ) -> Result<(), WireError> {
     let n = count16(param_types.len())?;
-    write(buf, b'P', |buf| {
+    write(buf, kind::PARSE, |buf| {
         put_cstr(buf, name)?;
         put_cstr(buf, query)?;
         buf.put_u16(n);
@@ -158,7 +159,7 @@ pub fn bind<E: From<WireError>>(
     buf: &mut BytesMut,
 ) -> Result<(), E> {
     let n = count16(count)?;
-    write(buf, b'B', |buf| {
+    write(buf, kind::BIND, |buf| {
         put_cstr(buf, portal)?;
         put_cstr(buf, statement)?;
         buf.put_i16(0);
@@ -198,7 +199,7 @@ pub fn bind<E: From<WireError>>(
 /// # Errors
 /// [`WireError::EmbeddedNul`]; [`WireError::OutboundTooLong`].
 pub fn describe(target: Target, name: &str, buf: &mut BytesMut) -> Result<(), WireError> {
-    write(buf, b'D', |buf| {
+    write(buf, kind::DESCRIBE, |buf| {
         buf.put_u8(target.byte());
         put_cstr(buf, name)
     })
@@ -212,7 +213,7 @@ pub fn describe(target: Target, name: &str, buf: &mut BytesMut) -> Result<(), Wi
 /// [`WireError::EmbeddedNul`]; [`WireError::OutboundTooLong`].
 pub fn execute(portal: &str, max_rows: u32, buf: &mut BytesMut) -> Result<(), WireError> {
     let max_rows = i32::try_from(max_rows).unwrap_or(i32::MAX);
-    write(buf, b'E', |buf| {
+    write(buf, kind::EXECUTE, |buf| {
         put_cstr(buf, portal)?;
         buf.put_i32(max_rows);
         Ok(())
@@ -226,7 +227,7 @@ pub fn execute(portal: &str, max_rows: u32, buf: &mut BytesMut) -> Result<(), Wi
 /// # Errors
 /// [`WireError::EmbeddedNul`]; [`WireError::OutboundTooLong`].
 pub fn close(target: Target, name: &str, buf: &mut BytesMut) -> Result<(), WireError> {
-    write(buf, b'C', |buf| {
+    write(buf, kind::CLOSE, |buf| {
         buf.put_u8(target.byte());
         put_cstr(buf, name)
     })
@@ -236,14 +237,14 @@ pub fn close(target: Target, name: &str, buf: &mut BytesMut) -> Result<(), WireE
 /// transaction, and after an error (which made it skip every message until here) answers
 /// with exactly one ReadyForQuery.
 pub fn sync(buf: &mut BytesMut) {
-    buf.put_u8(b'S');
+    buf.put_u8(kind::SYNC);
     buf.put_i32(4);
 }
 
 /// Flush (`'H'`): `48 00 00 00 04`. Asks the server to send what it has produced so far,
 /// without ending the extended query.
 pub fn flush(buf: &mut BytesMut) {
-    buf.put_u8(b'H');
+    buf.put_u8(kind::FLUSH);
     buf.put_i32(4);
 }
 

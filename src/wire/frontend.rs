@@ -17,6 +17,7 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::tag::frontend as kind;
 use super::{WireError, MAX_AUTH_RESPONSE_LEN, MAX_FRONTEND_MESSAGE_LEN, MAX_STARTUP_PACKET_LEN};
 
 /// Protocol 3.0 (`major << 16 | minor`). We never ask for 3.2, so a real server never answers
@@ -130,7 +131,7 @@ pub fn cancel_request(pid: i32, key: [u8; 4], buf: &mut BytesMut) {
 /// [`WireError::EmbeddedNul`]; [`WireError::OutboundTooLong`] above [`MAX_AUTH_RESPONSE_LEN`].
 pub fn password_message(password: &[u8], buf: &mut BytesMut) -> Result<(), WireError> {
     precheck(password.len(), MAX_AUTH_RESPONSE_LEN)?;
-    write_message(buf, Some(b'p'), MAX_AUTH_RESPONSE_LEN, |buf| {
+    write_message(buf, Some(kind::PASSWORD), MAX_AUTH_RESPONSE_LEN, |buf| {
         put_cstr(buf, password)
     })
 }
@@ -147,7 +148,7 @@ pub fn sasl_initial_response(
 ) -> Result<(), WireError> {
     let limit = MAX_AUTH_RESPONSE_LEN;
     precheck(data.len(), limit)?;
-    write_message(buf, Some(b'p'), limit, |buf| {
+    write_message(buf, Some(kind::PASSWORD), limit, |buf| {
         put_cstr(buf, mechanism.as_bytes())?;
         let len = i32::try_from(data.len()).map_err(|_| WireError::OutboundTooLong { limit })?;
         buf.put_i32(len);
@@ -162,7 +163,7 @@ pub fn sasl_initial_response(
 /// [`WireError::OutboundTooLong`] above [`MAX_AUTH_RESPONSE_LEN`].
 pub fn sasl_response(data: &[u8], buf: &mut BytesMut) -> Result<(), WireError> {
     precheck(data.len(), MAX_AUTH_RESPONSE_LEN)?;
-    write_message(buf, Some(b'p'), MAX_AUTH_RESPONSE_LEN, |buf| {
+    write_message(buf, Some(kind::PASSWORD), MAX_AUTH_RESPONSE_LEN, |buf| {
         buf.put_slice(data);
         Ok(())
     })
@@ -175,7 +176,7 @@ pub fn sasl_response(data: &[u8], buf: &mut BytesMut) -> Result<(), WireError> {
 /// [`WireError::EmbeddedNul`]; [`WireError::OutboundTooLong`].
 pub fn query(sql: &str, buf: &mut BytesMut) -> Result<(), WireError> {
     precheck(sql.len(), MAX_FRONTEND_MESSAGE_LEN)?;
-    write_message(buf, Some(b'Q'), MAX_FRONTEND_MESSAGE_LEN, |buf| {
+    write_message(buf, Some(kind::QUERY), MAX_FRONTEND_MESSAGE_LEN, |buf| {
         put_cstr(buf, sql.as_bytes())
     })
 }
@@ -186,14 +187,17 @@ pub fn query(sql: &str, buf: &mut BytesMut) -> Result<(), WireError> {
 /// [`WireError::EmbeddedNul`]; [`WireError::OutboundTooLong`].
 pub fn copy_fail(message: &str, buf: &mut BytesMut) -> Result<(), WireError> {
     precheck(message.len(), MAX_FRONTEND_MESSAGE_LEN)?;
-    write_message(buf, Some(b'f'), MAX_FRONTEND_MESSAGE_LEN, |buf| {
-        put_cstr(buf, message.as_bytes())
-    })
+    write_message(
+        buf,
+        Some(kind::COPY_FAIL),
+        MAX_FRONTEND_MESSAGE_LEN,
+        |buf| put_cstr(buf, message.as_bytes()),
+    )
 }
 
 /// Terminate (`'X'`): `58 00 00 00 04`.
 pub fn terminate(buf: &mut BytesMut) {
-    buf.put_u8(b'X');
+    buf.put_u8(kind::TERMINATE);
     buf.put_i32(4);
 }
 
@@ -208,7 +212,7 @@ mod tests {
 
     /// Appends a tagged message whose length field (itself included) is `len`, under [`LIMIT`].
     fn tagged(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
-        write_message(buf, Some(b'Q'), LIMIT, |buf| {
+        write_message(buf, Some(kind::QUERY), LIMIT, |buf| {
             buf.put_bytes(b'x', len - 4);
             Ok(())
         })

@@ -40,6 +40,7 @@ mod placeholders;
 mod require_auth;
 mod rows;
 pub mod startup;
+pub mod tag;
 pub mod tls;
 
 pub use backend::{

@@ -14,11 +14,8 @@
 use bytes::Bytes;
 
 use super::frame::{take, Body};
+use super::tag::backend as kind;
 use super::WireError;
-
-const DATA_ROW_TAG: u8 = b'D';
-const ROW_DESCRIPTION_TAG: u8 = b'T';
-const COMMAND_COMPLETE_TAG: u8 = b'C';
 
 /// One column of a RowDescription, borrowed from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +53,7 @@ pub struct RowDescription {
 
 impl RowDescription {
     pub(crate) fn parse(body: Bytes) -> Result<RowDescription, WireError> {
-        let mut body = Body::new(ROW_DESCRIPTION_TAG, body);
+        let mut body = Body::new(kind::ROW_DESCRIPTION, body);
         let columns = body.count16()?;
         let start = body.position();
         for _ in 0..columns {
@@ -142,7 +139,7 @@ pub struct DataRow {
 
 impl DataRow {
     pub(crate) fn parse(body: Bytes) -> Result<DataRow, WireError> {
-        let mut body = Body::new(DATA_ROW_TAG, body);
+        let mut body = Body::new(kind::DATA_ROW, body);
         let columns = body.count16()?;
         let start = body.position();
         for _ in 0..columns {
@@ -150,8 +147,9 @@ impl DataRow {
             if len == -1 {
                 continue;
             }
-            let len = usize::try_from(len)
-                .map_err(|_| WireError::NegativeLength { tag: DATA_ROW_TAG })?;
+            let len = usize::try_from(len).map_err(|_| WireError::NegativeLength {
+                tag: kind::DATA_ROW,
+            })?;
             body.bytes(len)?;
         }
         let values = body.since(start);
@@ -219,7 +217,7 @@ pub struct CommandTag(Bytes);
 
 impl CommandTag {
     pub(crate) fn parse(body: Bytes) -> Result<CommandTag, WireError> {
-        let mut body = Body::new(COMMAND_COMPLETE_TAG, body);
+        let mut body = Body::new(kind::COMMAND_COMPLETE, body);
         let len = body.utf8_cstr()?.len();
         // The whole body, NUL included (`finish` consumes `body`, so take it first);
         // `truncate` then drops the NUL, and unlike slicing it cannot panic.

@@ -38,6 +38,7 @@ use super::auth::{
 };
 use super::backend::{Authentication, BackendMessage};
 use super::require_auth::AuthMethod;
+use super::tag::backend as kind;
 use super::tls::CertificateError;
 use super::{frontend, DbError, RequireAuth, TransactionStatus, WireError};
 
@@ -338,7 +339,12 @@ impl Handshake {
         };
         // The three messages a PostgreSQL server may open with (fe-connect.c,
         // CONNECTION_AWAITING_RESPONSE).
-        if self.replied || matches!(first_byte, b'R' | b'E' | b'v') {
+        if self.replied
+            || matches!(
+                first_byte,
+                kind::AUTHENTICATION | kind::ERROR_RESPONSE | kind::NEGOTIATE_PROTOCOL_VERSION
+            )
+        {
             return e;
         }
         WireError::NotPostgres { first_byte }

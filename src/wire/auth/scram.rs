@@ -464,7 +464,8 @@ mod tests {
             }
             assert_eq!(STANDARD.decode(c).unwrap(), expected);
         }
-        // The probe's prefix (postgres-protocol.md §2.4).
+        // A bound exchange's `c=` starts with base64 of the gs2 header `p=tls-server-end-point,,`
+        // (RFC 5802 §7, RFC 5929 §4).
         let p = ChannelBinding::TlsServerEndPoint(Vec::new()).c_attribute();
         assert_eq!(p, "cD10bHMtc2VydmVyLWVuZC1wb2ludCws");
     }
