@@ -1,7 +1,8 @@
 //! Connect errors that say where and what: every host's failure with its host, port and address;
 //! the Unix socket path; a peer that is not PostgreSQL; a NUL in a query as the caller's error;
 //! and the `target_session_attrs` check against a server that reports neither `in_hot_standby`
-//! nor `default_transaction_read_only` (before PostgreSQL 14), scripted by a fake server.
+//! nor `default_transaction_read_only` (before PostgreSQL 14), scripted by a fake server; and
+//! settings no connect could satisfy, refused by `open()` itself.
 
 mod support;
 
@@ -11,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use wirepool::config::TargetSessionAttrs;
 use wirepool::wire::WireError;
-use wirepool::{Config, Connection, Error};
+use wirepool::{Config, Connection, Error, Pool};
 
 async fn connect(conninfo: &str) -> Result<Connection, Error> {
     let config: Config = conninfo.parse().unwrap();
@@ -292,4 +293,41 @@ async fn nothing_is_asked_when_nothing_needs_asking() {
     assert!(conn.satisfies(TargetSessionAttrs::Primary));
     drop(conn);
     server.join().await;
+}
+
+/// A connection string no connect could satisfy fails `Pool::open` at once, as a configuration
+/// error naming the culprit, instead of failing each checkout after its timeout: nothing is
+/// listening on the port given, so any attempt to connect would show as a connect error.
+#[tokio::test]
+async fn bad_settings_fail_open_at_once_naming_the_setting() {
+    let port = closed_port();
+    for (conninfo, says) in [
+        (
+            "postgresql://127.0.0.1:notaport/db".to_string(),
+            r#"invalid port number: "notaport""#,
+        ),
+        ("host=127.0.0.1 port=99999".to_string(), "99999"),
+        (
+            format!("host=127.0.0.1 port={port} sslmode=bogus"),
+            r#"invalid sslmode value: "bogus""#,
+        ),
+        (
+            format!("host=127.0.0.1 port={port} password=x foo=1"),
+            r#"invalid connection option "foo""#,
+        ),
+    ] {
+        let start = std::time::Instant::now();
+        let e = Pool::builder(conninfo.as_str())
+            .timeout(std::time::Duration::from_secs(30))
+            .open()
+            .await
+            .unwrap_err();
+        let took = start.elapsed();
+        assert!(e.is_config(), "{conninfo}: {e:?}");
+        assert!(e.to_string().contains(says), "{conninfo}: {e}");
+        assert!(
+            took < std::time::Duration::from_millis(100),
+            "{conninfo}: open took {took:?}"
+        );
+    }
 }

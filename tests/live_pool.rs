@@ -210,32 +210,43 @@ async fn a_leaked_checkout_has_its_query_cancelled_and_its_connection_closed_on_
     pool.close().await;
 }
 
-/// A wrong password is an error retrying cannot fix: it reaches a waiting checkout as soon as
-/// the server refuses the login (well under the checkout's timeout), with the server's error
-/// (text and SQLSTATE) through the error's source chain.
+/// A connect error no retry can fix without a change on the server reaches a waiting checkout
+/// as soon as the server refuses the login (well under the checkout's timeout), with the
+/// server's error (text and SQLSTATE) through the error's source chain: a wrong password
+/// (28P01), a database that does not exist (3D000), a role that does not exist (28000).
 #[tokio::test]
-async fn a_wrong_password_reaches_a_waiting_checkout_at_once() {
+async fn a_login_no_retry_can_fix_reaches_a_waiting_checkout_at_once() {
     let c = Cluster::shared();
-    // `password` auth: the refusal costs one round trip, no PBKDF2.
-    let pool = Pool::builder(c.conninfo("pass_user", Some("wrong")).as_str())
-        .name("wp_badpass")
-        .min_size(0)
-        .max_size(2)
-        .timeout(Duration::from_secs(10))
-        .open()
-        .await
-        .unwrap();
-    let start = std::time::Instant::now();
-    let err = pool.getconn().await.unwrap_err();
-    let waited = start.elapsed();
-    eprintln!("wrong password reached the checkout after {waited:?}");
-    assert!(err.is_pool_unavailable(), "{err}");
-    assert_eq!(err.code(), Some("28P01"), "{err:?}");
-    assert!(
-        waited < Duration::from_millis(100),
-        "the checkout waited {waited:?} for an error no retry can fix"
-    );
-    pool.close().await;
+    let cases = [
+        // `password` auth: the refusal costs one round trip, no PBKDF2.
+        ("28P01", c.conninfo("pass_user", Some("wrong"))),
+        (
+            "3D000",
+            format!("{} dbname=wp_no_such_db", c.conninfo("postgres", None)),
+        ),
+        ("28000", c.conninfo("wp_no_such_role", None)),
+    ];
+    for (code, conninfo) in cases {
+        let pool = Pool::builder(conninfo.as_str())
+            .name(format!("wp_refused_{code}"))
+            .min_size(0)
+            .max_size(2)
+            .timeout(Duration::from_secs(10))
+            .open()
+            .await
+            .unwrap();
+        let start = std::time::Instant::now();
+        let err = pool.getconn().await.unwrap_err();
+        let waited = start.elapsed();
+        eprintln!("{code} reached the checkout after {waited:?}");
+        assert!(err.is_pool_unavailable(), "{code}: {err}");
+        assert_eq!(err.code(), Some(code), "{err:?}");
+        assert!(
+            waited < Duration::from_millis(100),
+            "{code}: the checkout waited {waited:?} for an error no retry can fix"
+        );
+        pool.close().await;
+    }
 }
 
 /// A pool whose every connect attempt runs out of its `connect_timeout` (here a server that

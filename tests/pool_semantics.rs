@@ -42,6 +42,30 @@ async fn checkout_and_return_keep_counts() {
     assert_eq!(mock.shared.live(), 2);
 }
 
+/// `{:?}` of a pool shows its name, whether it is closed and the same counters as `stats()`.
+#[tokio::test(start_paused = true)]
+async fn a_pools_debug_shows_its_live_counters() {
+    let mock = Mock::new();
+    let pool = open_ready(builder(&mock).name("shown").min_size(2)).await;
+    for _ in 0..3 {
+        drop(pool.connection().await.unwrap());
+    }
+    let held = pool.connection().await.unwrap();
+    let s = pool.stats();
+    assert_eq!((s.requests_num, s.pool_size, s.pool_available), (4, 2, 1));
+    let shown = format!("{pool:?}");
+    for part in [
+        "name: \"shown\"",
+        "closed: false",
+        "requests_num: 4",
+        "pool_size: 2",
+        "pool_available: 1",
+    ] {
+        assert!(shown.contains(part), "{shown} lacks {part}");
+    }
+    drop(held);
+}
+
 #[tokio::test(start_paused = true)]
 async fn putconn_rejects_a_foreign_connection_and_returns_it_home() {
     let mock = Mock::new();
