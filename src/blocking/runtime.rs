@@ -98,6 +98,21 @@ impl Driver {
         let _entered = self.handle.enter();
         Ok(park_on(fut))
     }
+
+    /// [`block_on`](Driver::block_on) for at most `timeout` (on the pool's timer): `None` once
+    /// it has passed, `fut` then dropped. `fut` is polled first, so `Duration::ZERO` still
+    /// completes what is ready at once.
+    ///
+    /// # Errors
+    /// As [`block_on`](Driver::block_on).
+    pub(crate) fn block_on_timeout<F: Future>(
+        &self,
+        fut: F,
+        timeout: Duration,
+    ) -> Result<Option<F::Output>> {
+        // The timer is made inside the future: only there is the pool's runtime entered.
+        self.block_on(async { tokio::time::timeout(timeout, fut).await.ok() })
+    }
 }
 
 /// After the stop signal: wait (bounded) until the tasks the closed pool left behind are done,
