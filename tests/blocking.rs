@@ -222,6 +222,8 @@ fn inside_an_async_runtime_blocking_calls_are_refused_and_spawn_blocking_works()
                 .open()
                 .map(drop),
         );
+        let config = conninfo("wp_blocking_in_rt").parse().unwrap();
+        refused(Listener::connect(&config).map(drop));
         refused(pool.wait(Duration::ZERO));
         refused(pool.connection().map(drop));
         refused(pool.connection_timeout(Duration::ZERO).map(drop));
@@ -700,4 +702,25 @@ fn a_blocking_listener_receives_times_out_and_outlives_its_pool() {
     assert!(conn.take_notifications().unwrap().is_empty());
     conn.close().unwrap();
     assert!(until_no_backends(app));
+}
+
+/// `Listener::connect` needs no pool: it has a thread of its own, receives, and closes.
+#[test]
+fn a_listener_connected_on_its_own_receives_and_closes() {
+    let app = "wp_blocking_own_listener";
+    let config = conninfo(app).parse().unwrap();
+    let mut listener = Listener::connect(&config).unwrap();
+    listener.listen("wp_own").unwrap();
+    let notifier = open_pool("wp_blocking_own_notifier", 1, 1, Duration::from_secs(5));
+    let mut conn = notifier.connection().unwrap();
+    conn.simple_query("NOTIFY wp_own, 'hello'").unwrap();
+    let n = listener.recv(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!((n.payload.as_str(), n.pid), ("hello", conn.backend_pid()));
+    assert_eq!(backends(app), 1);
+    listener.into_connection().close().unwrap();
+    assert_eq!(
+        backends(app),
+        0,
+        "close waits for the server to end the session"
+    );
 }

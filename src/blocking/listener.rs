@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::connection::Connection;
 use super::runtime::Driver;
+use crate::config::Config;
 use crate::conn::Notification;
 use crate::error::Result;
 
@@ -18,7 +19,7 @@ use crate::error::Result;
 /// Made from a blocking [`Connection`]; a pooled one is
 /// [taken](super::PooledConnection::take) out of the pool first, so the listener holds no
 /// place in it. It keeps the pool's thread running until it is dropped, even after the pool
-/// is.
+/// is. Or [connected](Listener::connect) on its own, with no pool.
 ///
 /// ```no_run
 /// # fn demo(pool: &wirepool::blocking::Pool) -> wirepool::Result<()> {
@@ -61,6 +62,26 @@ impl Listener {
             listener: crate::Listener::new(conn),
             driver,
         }
+    }
+
+    /// Connects (see [`Connection::connect`](crate::Connection::connect)), blocking until the
+    /// session is ready, and makes a listener of the connection, with a thread of its own
+    /// (`wirepool-listener`) in the place of a pool's.
+    ///
+    /// ```no_run
+    /// let config: wirepool::Config = "host=db user=app".parse()?;
+    /// let mut listener = wirepool::blocking::Listener::connect(&config)?;
+    /// listener.listen("jobs")?;
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Connection::connect`](crate::Connection::connect); `Io` if the thread cannot
+    /// start; `InsideAsyncRuntime`.
+    pub fn connect(config: &Config) -> Result<Listener> {
+        let driver = Driver::start("wirepool-listener".to_owned())?;
+        let listener = driver.block_on(crate::Listener::connect(config))??;
+        Ok(Listener { listener, driver })
     }
 
     /// `LISTEN` to `channel`, taken literally (quoted as an identifier: case, spaces and quotes

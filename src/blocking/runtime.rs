@@ -51,7 +51,14 @@ pub(crate) struct Driver {
 
 impl Driver {
     /// Starts the pool thread (named `thread_name`) and its runtime.
+    ///
+    /// # Errors
+    /// [`Error::is_inside_async_runtime`] if the caller is polling async tasks (no thread is
+    /// started); `Io` if the thread or its runtime cannot start.
     pub(crate) fn start(thread_name: String) -> Result<Arc<Driver>> {
+        if in_async_task() {
+            return Err(Error::inside_async_runtime());
+        }
         let (handle_tx, handle_rx) = mpsc::sync_channel(1);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         thread::Builder::new()
@@ -139,7 +146,7 @@ enum Caller {
 }
 
 /// Whether a blocking call from this thread must be refused (see [`polling_async_task`]).
-pub(crate) fn in_async_task() -> bool {
+fn in_async_task() -> bool {
     caller() == Caller::AsyncTask
 }
 
