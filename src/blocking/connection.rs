@@ -4,9 +4,10 @@
 //! the async connection; [`PooledConnection::take`](super::PooledConnection::take) makes one
 //! the caller's own.
 //!
-//! Invariant: a `Connection` shares its pool's [`Driver`] (the socket is registered with the
-//! pool thread's runtime, whose I/O driver wakes every call), so a connection taken out of the
-//! pool keeps that thread running after the last pool handle is gone.
+//! Invariant: a `Connection` shares the [`Driver`] whose runtime its socket is registered with
+//! (its pool's, or the thread a [`Listener::connect`](super::Listener::connect) started),
+//! whose I/O driver wakes every call; so a connection taken out of the pool keeps that thread
+//! running after the last pool handle is gone.
 
 use std::collections::HashMap;
 use std::fmt;

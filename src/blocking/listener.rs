@@ -1,6 +1,6 @@
-//! The blocking [`Listener`]: the async [`crate::Listener`] on a connection taken out of the
-//! pool, whose [`recv`](Listener::recv) blocks a thread until a notification arrives or its
-//! timeout passes.
+//! The blocking [`Listener`]: the async [`crate::Listener`] on a connection taken out of a
+//! pool (or connected on its own), whose [`recv`](Listener::recv) blocks a thread until a
+//! notification arrives or its timeout passes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -40,7 +40,7 @@ use crate::error::Result;
 /// # Ok(()) }
 /// ```
 pub struct Listener {
-    // Dropped first: the socket belongs to the pool thread's runtime.
+    // Dropped first: the socket is registered with the driver's runtime.
     listener: crate::Listener,
     driver: Arc<Driver>,
 }
