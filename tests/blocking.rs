@@ -1,6 +1,8 @@
 //! The blocking API (`wirepool::blocking`) against a real server: the psycopg_pool lesson's two
 //! cases, OS threads sharing one pool, guards returned from other threads and other runtimes,
-//! the refusal inside an async runtime, drops inside one, and `close` releasing waiters.
+//! the refusal inside an async runtime, drops inside one, `close` releasing waiters, `drain`,
+//! transactions, and threads waiting for notifications (`next_notification`, `Listener`) on
+//! pooled and taken connections.
 
 mod support;
 
@@ -11,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::activity::{backends, server_count, tagged_conninfo as conninfo};
-use wirepool::blocking::{Pool, PooledConnection};
+use wirepool::blocking::{Listener, Pool, PooledConnection};
 use wirepool::TransactionStatus;
 
 /// A pool named after (and tagged with) `app`, so `pg_stat_activity` can count its backends.
@@ -25,17 +27,27 @@ fn open_pool(app: &str, min: usize, max: usize, timeout: Duration) -> Pool {
         .expect("open")
 }
 
-/// Polls the server (its state is the only signal there is) until `app` has no backend left,
-/// for at most 5 s. Returns whether it got there.
-fn until_no_backends(app: &str) -> bool {
+/// Polls `done` every 10 ms, for at most 5 s, where the server's or the pool's state is the
+/// only signal there is. Returns whether it got there.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < until {
-        if backends(app) == 0 {
+        if done() {
             return true;
         }
         thread::sleep(Duration::from_millis(10));
     }
     false
+}
+
+/// Polls the server until `app` has no backend left (see [`eventually`]).
+fn until_no_backends(app: &str) -> bool {
+    eventually(|| backends(app) == 0)
+}
+
+/// Whether the server still has the backend `pid`.
+fn backend_alive(pid: i32) -> bool {
+    server_count(&format!("pid = {pid}")) == 1
 }
 
 /// A current-thread runtime of the caller's own, unrelated to any pool.
@@ -210,6 +222,8 @@ fn inside_an_async_runtime_blocking_calls_are_refused_and_spawn_blocking_works()
                 .open()
                 .map(drop),
         );
+        let config = conninfo("wp_blocking_in_rt").parse().unwrap();
+        refused(Listener::connect(&config).map(drop));
         refused(pool.wait(Duration::ZERO));
         refused(pool.connection().map(drop));
         refused(pool.connection_timeout(Duration::ZERO).map(drop));
@@ -217,6 +231,7 @@ fn inside_an_async_runtime_blocking_calls_are_refused_and_spawn_blocking_works()
         refused(pool.getconn_timeout(Duration::ZERO).map(drop));
         refused(pool.check());
         refused(held.simple_query("SELECT 1").map(drop));
+        refused(held.next_notification(Duration::ZERO).map(drop));
         refused(token.cancel());
         let in_task = {
             let pool = pool.clone();
@@ -269,6 +284,20 @@ fn dropping_pools_and_guards_inside_an_async_runtime_does_not_panic() {
         .build()
         .unwrap();
     rt.block_on(async move { tokio::spawn(async move { drop(pool) }).await.unwrap() });
+    assert!(until_no_backends(app));
+
+    // A taken connection and a listener outlive their pool; the last of them lets go of the
+    // pool's thread from inside a task, and their sockets close with them.
+    let app = "wp_blocking_drop_taken_in_task";
+    let pool = open_pool(app, 0, 2, Duration::from_secs(10));
+    let taken = PooledConnection::take(pool.connection().unwrap());
+    let listener = Listener::new(PooledConnection::take(pool.connection().unwrap()));
+    drop(pool);
+    rt.block_on(async move {
+        tokio::spawn(async move { drop((taken, listener)) })
+            .await
+            .unwrap()
+    });
     assert!(until_no_backends(app));
 }
 
@@ -405,11 +434,8 @@ fn the_blocking_builder_sets_the_statement_cache_and_leak_detection() {
         .simple_query("SELECT count(*) FROM pg_prepared_statements")
         .unwrap();
     assert_eq!(prepared[0].get(0), Some("1"), "prepared once");
-    // Held past the threshold: the pool's stats are the signal, polled for at most 5 s.
-    let until = Instant::now() + Duration::from_secs(5);
-    while pool.stats().leaks_detected == 0 && Instant::now() < until {
-        thread::sleep(Duration::from_millis(10));
-    }
+    // Held past the threshold: the pool's stats are the signal.
+    eventually(|| pool.stats().leaks_detected > 0);
     assert_eq!(pool.stats().leaks_detected, 1, "{:?}", pool.stats());
     drop(conn);
     pool.close().unwrap();
@@ -460,4 +486,241 @@ fn a_blocking_transaction_commits_reports_a_failed_commit_and_is_rolled_back_whe
     assert_eq!(values, ["1"]);
     drop(conn);
     pool.close().unwrap();
+}
+
+/// `rollback` ends a transaction with nothing saved, a failed one included, and leaves the
+/// connection idle and usable.
+#[test]
+fn a_blocking_transaction_rolled_back_leaves_nothing_behind() {
+    let pool = open_pool("wp_blocking_rollback", 1, 1, Duration::from_secs(5));
+    let mut conn = pool.connection().unwrap();
+    conn.simple_query(
+        "DROP TABLE IF EXISTS wp_blocking_rollback; CREATE TABLE wp_blocking_rollback (v int4)",
+    )
+    .unwrap();
+    let count = "SELECT count(*)::int4 FROM wp_blocking_rollback";
+
+    let mut tx = conn.transaction().unwrap();
+    tx.execute("INSERT INTO wp_blocking_rollback VALUES ($1)", &[&1i32])
+        .unwrap();
+    let inside = tx.query_one(count, &[]).unwrap();
+    assert_eq!(inside.try_get::<i32, _>(0).unwrap(), 1, "seen inside");
+    tx.rollback().unwrap();
+    assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
+    let after = conn.query_one(count, &[]).unwrap();
+    assert_eq!(after.try_get::<i32, _>(0).unwrap(), 0, "the insert is gone");
+
+    let mut tx = conn.transaction().unwrap();
+    tx.execute("INSERT INTO wp_blocking_rollback VALUES ($1)", &[&2i32])
+        .unwrap();
+    assert!(tx.simple_query("SELECT 1/0").unwrap_err().is_db());
+    tx.rollback().unwrap();
+    assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
+    let after = conn.query_one(count, &[]).unwrap();
+    assert_eq!(after.try_get::<i32, _>(0).unwrap(), 0);
+    drop(conn);
+    pool.close().unwrap();
+}
+
+/// `drain` replaces every connection: the idle one is closed at once (its backend leaves the
+/// server), the checked-out one when it comes back, and later checkouts get new sessions.
+#[test]
+fn drain_replaces_idle_connections_now_and_checked_out_ones_on_return() {
+    let pool = open_pool("wp_blocking_drain", 2, 2, Duration::from_secs(10));
+    pool.wait(Duration::from_secs(10)).unwrap();
+    let held = pool.connection().unwrap();
+    let idle_pid = pool.connection().unwrap().backend_pid();
+    let old = [held.backend_pid(), idle_pid];
+
+    pool.drain();
+    assert!(
+        eventually(|| !backend_alive(idle_pid)),
+        "the idle one closed"
+    );
+    assert!(backend_alive(old[0]), "the checked-out one is left alone");
+    let fresh = pool.connection().unwrap();
+    assert!(
+        !old.contains(&fresh.backend_pid()),
+        "opened after the drain"
+    );
+
+    drop(held);
+    drop(fresh);
+    assert!(eventually(|| pool.stats().connections_drained == 2));
+    assert!(eventually(|| !backend_alive(old[0])), "closed on return");
+    let (a, b) = (pool.connection().unwrap(), pool.connection().unwrap());
+    assert!(!old.contains(&a.backend_pid()) && !old.contains(&b.backend_pid()));
+    drop((a, b));
+    pool.close().unwrap();
+}
+
+/// A thread blocked in `next_notification` is woken by a NOTIFY from another connection, well
+/// before its timeout; with nothing to receive, the timeout returns `None` on time.
+#[test]
+fn a_notify_wakes_a_thread_waiting_in_next_notification_and_a_timeout_returns_none() {
+    let pool = open_pool("wp_blocking_notify", 2, 2, Duration::from_secs(10));
+    let mut listening = pool.connection().unwrap();
+    listening.simple_query("LISTEN wp_blocking_jobs").unwrap();
+    assert!(listening.session_changed(), "LISTEN changes the session");
+    let ready = Arc::new(std::sync::Barrier::new(2));
+    let waiter = thread::spawn({
+        let ready = Arc::clone(&ready);
+        move || {
+            ready.wait();
+            let asked = Instant::now();
+            let got = listening.next_notification(Duration::from_secs(30));
+            (got, asked.elapsed(), listening)
+        }
+    });
+    ready.wait();
+    // A delay, not a signal: the wait below must last at least this long.
+    let delay = Duration::from_millis(300);
+    thread::sleep(delay);
+    let mut notifier = pool.connection().unwrap();
+    notifier
+        .simple_query("NOTIFY wp_blocking_jobs, 'job-1'")
+        .unwrap();
+    let (got, waited, mut listening) = waiter.join().unwrap();
+    let n = got.unwrap().expect("the notification, not the timeout");
+    assert_eq!(
+        (n.channel.as_str(), n.payload.as_str(), n.pid),
+        ("wp_blocking_jobs", "job-1", notifier.backend_pid())
+    );
+    assert!(
+        waited >= delay - Duration::from_millis(50) && waited < Duration::from_secs(5),
+        "woken by the NOTIFY: {waited:?}"
+    );
+
+    let asked = Instant::now();
+    assert!(listening
+        .next_notification(Duration::from_millis(200))
+        .unwrap()
+        .is_none());
+    let waited = asked.elapsed();
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    assert!(listening
+        .next_notification(Duration::ZERO)
+        .unwrap()
+        .is_none());
+    // One that already arrived (with the NOTIFY's own response) is there at once.
+    listening
+        .simple_query("NOTIFY wp_blocking_jobs, 'job-2'")
+        .unwrap();
+    let n = listening.next_notification(Duration::ZERO).unwrap();
+    assert_eq!(n.map(|n| n.payload).as_deref(), Some("job-2"));
+    drop((listening, notifier));
+    pool.close().unwrap();
+}
+
+/// `take` frees the connection's place (a pool of one opens another) and leaves the session
+/// to the caller; a guard whose connection was swapped for a taken one is refused by `putconn`
+/// (the taken one is closed) and the swapped-out pooled one goes back when dropped.
+#[test]
+fn take_detaches_a_connection_from_the_pool() {
+    let app = "wp_blocking_take";
+    let pool = open_pool(app, 0, 1, Duration::from_secs(2));
+    let mut own = PooledConnection::take(pool.connection().unwrap());
+    assert_eq!(pool.stats().pool_size, 0, "{:?}", pool.stats());
+    let mut pooled = pool.connection().unwrap();
+    let own_pid = own.backend_pid();
+    assert_ne!(pooled.backend_pid(), own_pid);
+    own.simple_query("SET application_name = 'wp_blocking_taken'")
+        .unwrap();
+    assert_eq!(backends("wp_blocking_taken"), 1);
+
+    std::mem::swap(&mut *pooled, &mut own);
+    let e = pool.putconn(pooled).unwrap_err();
+    assert!(e.is_foreign_connection(), "{e}");
+    assert!(
+        eventually(|| !backend_alive(own_pid)),
+        "the taken one closed"
+    );
+    drop(own);
+    assert_eq!(pool.stats().pool_available, 1, "{:?}", pool.stats());
+
+    let own = PooledConnection::take(pool.connection().unwrap());
+    let pid = own.backend_pid();
+    own.close().unwrap();
+    assert!(
+        !backend_alive(pid),
+        "close waits for the server to end the session"
+    );
+    pool.close().unwrap();
+    assert!(until_no_backends(app));
+}
+
+/// A blocking `Listener` over a taken connection: quoted channel names, notifications from
+/// another connection, `recv` timing out with `None`, `unlisten`, and it keeps working after
+/// its pool is closed and dropped (it holds the pool's thread), until it is closed.
+#[test]
+fn a_blocking_listener_receives_times_out_and_outlives_its_pool() {
+    let app = "wp_blocking_listener";
+    let pool = open_pool(app, 0, 1, Duration::from_secs(5));
+    let mut listener = Listener::new(PooledConnection::take(pool.connection().unwrap()));
+    let quoted = "Wp Jobs \"x\"";
+    listener.listen(quoted).unwrap();
+    listener.listen("wp_plain").unwrap();
+    assert_eq!(
+        listener.channels().collect::<Vec<_>>(),
+        [quoted, "wp_plain"]
+    );
+
+    // The listener holds no place: a pool of one still has one to give.
+    let mut other = pool.connection().unwrap();
+    other
+        .query("SELECT pg_notify($1, $2)", &[&quoted, &"p1"])
+        .unwrap();
+    let n = listener.recv(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!((n.channel.as_str(), n.payload.as_str()), (quoted, "p1"));
+    drop(other);
+    pool.close().unwrap();
+    drop(pool);
+
+    let notifier = open_pool("wp_blocking_notifier", 1, 1, Duration::from_secs(5));
+    let notify = |sql: &str| notifier.connection().unwrap().simple_query(sql).unwrap();
+    notify("NOTIFY wp_plain, 'p2'");
+    let n = listener.recv(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!(n.payload, "p2", "delivered after the pool is gone");
+
+    let asked = Instant::now();
+    assert!(listener.recv(Duration::from_millis(200)).unwrap().is_none());
+    let waited = asked.elapsed();
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+
+    listener.unlisten("wp_plain").unwrap();
+    assert_eq!(listener.channels().collect::<Vec<_>>(), [quoted]);
+    notify("NOTIFY wp_plain, 'p3'");
+    let mut conn = listener.into_connection();
+    // Any notification for wp_plain would have come with this query's response.
+    conn.simple_query("SELECT 1").unwrap();
+    assert!(conn.take_notifications().unwrap().is_empty());
+    conn.close().unwrap();
+    assert!(until_no_backends(app));
+}
+
+/// `Listener::connect` needs no pool: it has a thread of its own, receives, and closes.
+#[test]
+fn a_listener_connected_on_its_own_receives_and_closes() {
+    let app = "wp_blocking_own_listener";
+    let config = conninfo(app).parse().unwrap();
+    let mut listener = Listener::connect(&config).unwrap();
+    listener.listen("wp_own").unwrap();
+    let notifier = open_pool("wp_blocking_own_notifier", 1, 1, Duration::from_secs(5));
+    let mut conn = notifier.connection().unwrap();
+    conn.simple_query("NOTIFY wp_own, 'hello'").unwrap();
+    let n = listener.recv(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!((n.payload.as_str(), n.pid), ("hello", conn.backend_pid()));
+    assert_eq!(backends(app), 1);
+    listener.into_connection().close().unwrap();
+    assert_eq!(
+        backends(app),
+        0,
+        "close waits for the server to end the session"
+    );
 }

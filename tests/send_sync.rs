@@ -26,6 +26,9 @@ fn blocking_types_are_send_and_sync() {
     send_sync_static::<blocking::PooledConnection>();
     clone_send_sync::<blocking::CancelToken>();
     send::<blocking::PoolBuilder>();
+    send_sync_static::<blocking::Connection>();
+    send_sync_static::<blocking::Listener>();
+    send::<blocking::Transaction<'static>>();
 }
 
 #[allow(dead_code, clippy::manual_async_fn)]

@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::pool::Pool;
-use super::runtime::{self, Driver};
-use crate::error::{Error, Result};
+use super::runtime::Driver;
+use crate::error::Result;
 use crate::pool::BoxFuture;
 use crate::Connection;
 
@@ -225,9 +225,6 @@ impl PoolBuilder {
     /// As the async [`open`](crate::PoolBuilder::open) (an unparsable conninfo, invalid
     /// sizes); `Io` if the pool's thread cannot start; `InsideAsyncRuntime`.
     pub fn open(self) -> Result<Pool> {
-        if runtime::in_async_task() {
-            return Err(Error::inside_async_runtime());
-        }
         let thread = match &self.name {
             Some(name) => format!("wirepool-{name}"),
             None => "wirepool".to_owned(),

@@ -1,6 +1,6 @@
-//! The pool for synchronous code: [`Pool`], [`PoolBuilder`], [`PooledConnection`],
-//! [`Transaction`] and [`CancelToken`], with the async pool's names and psycopg_pool's
-//! `ConnectionPool` behaviour, callable from any thread.
+//! The pool for synchronous code: [`Pool`], [`PoolBuilder`], [`PooledConnection`] (which
+//! derefs to a [`Connection`]), [`Transaction`], [`CancelToken`] and [`Listener`], with the
+//! async pool's names and psycopg_pool's `ConnectionPool` behaviour, callable from any thread.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -42,9 +42,9 @@
 //! stalling that thread or panicking ("Cannot start a runtime from within a runtime",
 //! rust-postgres#639, #1058): use the async [`crate::Pool`] there, or
 //! `tokio::task::spawn_blocking`, where blocking calls work. Calls that never block
-//! (`putconn`, `stats`, `resize`, the guard's accessors) and drops work anywhere; dropping a
-//! pool or a guard never panics ("Cannot drop a runtime in a context where blocking is not
-//! allowed", reqwest#1017).
+//! (`putconn`, `stats`, `resize`, `drain`, `take`, the connection's accessors) and drops work
+//! anywhere; dropping a pool, a guard, a connection or a listener never panics ("Cannot drop a
+//! runtime in a context where blocking is not allowed", reqwest#1017).
 //!
 //! ```
 //! use std::time::Duration;
@@ -60,13 +60,17 @@
 //! ```
 
 mod builder;
+mod connection;
 mod guard;
+mod listener;
 mod pool;
 mod runtime;
 mod transaction;
 
 pub use crate::pool::PoolStats;
 pub use builder::PoolBuilder;
+pub use connection::Connection;
 pub use guard::{CancelToken, PooledConnection};
+pub use listener::Listener;
 pub use pool::Pool;
 pub use transaction::Transaction;

@@ -178,9 +178,10 @@ impl Pool {
     /// on the pool's thread. Same path as dropping the guard; works in any context.
     ///
     /// # Errors
-    /// `ForeignConnection` if `conn` belongs to another pool; it is then returned to its own.
+    /// `ForeignConnection` if `conn` belongs to another pool (it is then returned to its own),
+    /// or holds a connection taken out of its pool (it is then closed).
     pub fn putconn(&self, conn: PooledConnection) -> Result<()> {
-        self.pool().putconn(conn.into_inner())
+        self.pool().putconn(conn.into_inner()?)
     }
 
     /// Pings every idle connection (one round trip each, all within one `timeout`); broken or
@@ -212,6 +213,14 @@ impl Pool {
     /// Replaces every connection (psycopg_pool 3.3's `drain`): idle ones are closed now and new
     /// ones opened on the pool's thread; checked-out ones are closed when they come back. Use
     /// it after a failover or a credentials rotation. Never blocks.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: &wirepool::blocking::Pool) -> wirepool::Result<()> {
+    /// let before = pool.connection()?.backend_pid();
+    /// pool.drain();
+    /// assert_ne!(pool.connection()?.backend_pid(), before, "a new session");
+    /// # Ok(()) }
+    /// ```
     pub fn drain(&self) {
         self.pool().drain();
     }
@@ -219,6 +228,25 @@ impl Pool {
     /// The pool's gauges and counters (psycopg's `get_stats`).
     pub fn stats(&self) -> PoolStats {
         self.pool().stats()
+    }
+
+    /// Reports the pool's gauges, counters and histogram quantiles through the `metrics`
+    /// crate's recorder, labelled `pool` = the pool's name (feature `metrics`). Never blocks.
+    /// See [`Pool::export_metrics`](crate::Pool::export_metrics).
+    ///
+    /// ```
+    /// let pool = wirepool::blocking::Pool::builder("host=/nonexistent")
+    ///     .name("app")
+    ///     .min_size(0)
+    ///     .max_size(1)
+    ///     .open()?;
+    /// // With a recorder installed (metrics-exporter-prometheus, ...), every few seconds:
+    /// pool.export_metrics(); // wirepool_pool_size{pool="app"} 0, ...
+    /// # Ok::<(), wirepool::Error>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn export_metrics(&self) {
+        self.pool().export_metrics();
     }
 
     /// Like [`stats`](Pool::stats), and resets the counters (psycopg's `pop_stats`).

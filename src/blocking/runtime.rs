@@ -51,7 +51,14 @@ pub(crate) struct Driver {
 
 impl Driver {
     /// Starts the pool thread (named `thread_name`) and its runtime.
+    ///
+    /// # Errors
+    /// [`Error::is_inside_async_runtime`] if the caller is polling async tasks (no thread is
+    /// started); `Io` if the thread or its runtime cannot start.
     pub(crate) fn start(thread_name: String) -> Result<Arc<Driver>> {
+        if in_async_task() {
+            return Err(Error::inside_async_runtime());
+        }
         let (handle_tx, handle_rx) = mpsc::sync_channel(1);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         thread::Builder::new()
@@ -98,6 +105,21 @@ impl Driver {
         let _entered = self.handle.enter();
         Ok(park_on(fut))
     }
+
+    /// [`block_on`](Driver::block_on) for at most `timeout` (on the pool's timer): `None` once
+    /// it has passed, `fut` then dropped. `fut` is polled first, so `Duration::ZERO` still
+    /// completes what is ready at once.
+    ///
+    /// # Errors
+    /// As [`block_on`](Driver::block_on).
+    pub(crate) fn block_on_timeout<F: Future>(
+        &self,
+        fut: F,
+        timeout: Duration,
+    ) -> Result<Option<F::Output>> {
+        // The timer is made inside the future: only there is the pool's runtime entered.
+        self.block_on(async { tokio::time::timeout(timeout, fut).await.ok() })
+    }
 }
 
 /// After the stop signal: wait (bounded) until the tasks the closed pool left behind are done,
@@ -124,7 +146,7 @@ enum Caller {
 }
 
 /// Whether a blocking call from this thread must be refused (see [`polling_async_task`]).
-pub(crate) fn in_async_task() -> bool {
+fn in_async_task() -> bool {
     caller() == Caller::AsyncTask
 }
 

@@ -6,14 +6,15 @@
 
 use std::fmt;
 
-use super::guard::PooledConnection;
+use super::connection::Connection;
 use super::runtime::Driver;
 use crate::conn::{Row, ToParam};
 use crate::error::Result;
 
-/// An open transaction on a blocking [`PooledConnection`]: its queries block until they
+/// An open transaction on a blocking [`Connection`]: its queries block until they
 /// complete. End it with [`commit`](Transaction::commit) or [`rollback`](Transaction::rollback);
-/// dropped unfinished, the pool rolls it back when the connection is returned.
+/// dropped unfinished, the pool rolls it back when the connection is returned (on a connection
+/// taken out of the pool, it stays open until a `ROLLBACK` or the session's end).
 ///
 /// ```no_run
 /// # fn demo(pool: &wirepool::blocking::Pool) -> wirepool::Result<()> {
@@ -30,7 +31,7 @@ pub struct Transaction<'c> {
     driver: &'c Driver,
 }
 
-impl PooledConnection {
+impl Connection {
     /// Starts a transaction (`BEGIN`) and blocks until the server has opened it. See
     /// [`Connection::transaction`](crate::Connection::transaction).
     ///
@@ -99,7 +100,17 @@ impl Transaction<'_> {
         self.driver.block_on(self.tx.commit())?
     }
 
-    /// Rolls back (`ROLLBACK`).
+    /// Rolls back (`ROLLBACK`) and blocks until the server has done it: nothing the
+    /// transaction did is saved.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: &wirepool::blocking::Pool) -> wirepool::Result<()> {
+    /// let mut conn = pool.connection()?;
+    /// let mut tx = conn.transaction()?;
+    /// tx.execute("DELETE FROM jobs", &[])?;
+    /// tx.rollback()?; // the jobs are still there
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`crate::Transaction::rollback`], or `InsideAsyncRuntime`.
