@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::cluster::Cluster;
+use support::logs::Captured;
 use support::standby::Pair;
 use wirepool::Pool;
 
@@ -151,6 +152,7 @@ async fn failover_under_load_lands_writes_on_the_new_primary() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let writes_before = log.lock().unwrap().writes.len();
     assert!(writes_before > 0, "the pool writes before the failover");
+    let stopped = Instant::now();
     let promotion = tokio::task::block_in_place(|| pair.fail_over()).expect("failover");
     let promoted = Instant::now();
     // Wait for the first write on the new primary (bounded).
@@ -173,7 +175,7 @@ async fn failover_under_load_lands_writes_on_the_new_primary() {
         most.fetch_max(backends(&pair.standby, app), SeqCst);
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let recovery = first - promoted;
+    let (recovery, since_stop) = (first - promoted, first - stopped);
     tokio::time::sleep(Duration::from_millis(500)).await;
     most.fetch_max(backends(&pair.standby, app), SeqCst);
     stop_writers(&stop, tasks).await;
@@ -185,7 +187,8 @@ async fn failover_under_load_lands_writes_on_the_new_primary() {
         .collect();
     let stats = pool.stats();
     eprintln!(
-        "failover: promotion {promotion:?}; first write on the new primary {recovery:?} after it; \
+        "failover: promotion {promotion:?}; first write on the new primary {recovery:?} after it, \
+         {since_stop:?} after the primary was stopped; \
          {} writes before, {} in all; {} errors ({} read-only); slowest checkout {:?}; \
          most sessions on the new primary {}; {stats}",
         writes_before,
@@ -215,10 +218,15 @@ async fn failover_under_load_lands_writes_on_the_new_primary() {
 }
 
 /// A switchover leaves the old primary up but read-only: a pooled connection to it sees 25006
-/// on its next write (or the role change at its next checkout) and is discarded, and the next
-/// checkout lands on the server that is writable now.
+/// on its next write (or the role change at its next checkout) and is discarded, with a `warn`
+/// naming the pool and the cause, and the next checkout lands on the server that is writable
+/// now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_sees_25006_is_evicted_and_the_next_lands_on_a_writable_server() {
+    // Checkouts and returns run on this thread (the runtime's `block_on`), where the eviction
+    // is decided and logged.
+    let logs = Captured::default();
+    let _logging = logs.install();
     let old = Cluster::start().expect("a private cluster");
     let new = Cluster::start().expect("a second private cluster");
     for c in [&old, &new] {
@@ -276,6 +284,11 @@ async fn a_connection_that_sees_25006_is_evicted_and_the_next_lands_on_a_writabl
         stats.evicted_read_only + stats.evicted_role_changed,
         1,
         "{stats}"
+    );
+    let warn = logs.line_with("evicted");
+    assert!(
+        warn.contains("WARN") && warn.contains("pool=wp_switchover") && warn.contains("cause="),
+        "{warn}"
     );
     pool.close().await;
 }
