@@ -42,6 +42,7 @@ mod returning;
 mod revoke;
 mod settings;
 mod stats;
+mod sync;
 #[cfg(test)]
 mod testing;
 mod waiting;

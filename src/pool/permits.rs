@@ -32,7 +32,7 @@
 //! - **Closing is final.** Closing sets a bit in the word and closes the semaphore: from then
 //!   on `try_acquire` and `acquire` fail with "closed", whatever is parked.
 
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use super::sync::{AtomicU64, Ordering::*};
 
 use tokio::sync::{AcquireError, Semaphore, TryAcquireError};
 
@@ -333,3 +333,6 @@ mod tests {
         assert_eq!(p.available(), 0);
     }
 }
+
+#[cfg(all(test, wirepool_loom))]
+mod loom_tests;

@@ -12,7 +12,7 @@ use crate::pool::testing;
 #[tokio::test]
 async fn a_pop_leaves_no_phantom_idle_connection() {
     let core = testing::core(0, 2, Duration::from_secs(30));
-    core.size.store(1, SeqCst);
+    core.counts.size.store(1, SeqCst);
     core.push_idle(core.new_slot(0));
     assert_eq!(core.idle_count(), 1);
     core.starving.store(1, SeqCst);
@@ -38,10 +38,10 @@ async fn reservations_stay_within_max_size_and_free_their_unit() {
     let first = core.try_reserve().expect("below min_size");
     let second = core.try_reserve().expect("below min_size");
     assert!(core.try_reserve().is_none(), "max_size reached");
-    assert_eq!((core.size(), core.connecting.load(SeqCst)), (2, 2));
+    assert_eq!((core.size(), core.counts.connecting.load(SeqCst)), (2, 2));
     drop(first);
     assert_eq!(
-        (core.size(), core.connecting.load(SeqCst)),
+        (core.size(), core.counts.connecting.load(SeqCst)),
         (1, 1),
         "unit freed"
     );
@@ -49,7 +49,11 @@ async fn reservations_stay_within_max_size_and_free_their_unit() {
     second.land(7).into_idle();
     drop(second);
     assert_eq!(
-        (core.size(), core.idle_count(), core.connecting.load(SeqCst)),
+        (
+            core.size(),
+            core.idle_count(),
+            core.counts.connecting.load(SeqCst)
+        ),
         (1, 1, 0)
     );
 }
