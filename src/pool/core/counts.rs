@@ -14,8 +14,12 @@
 //!   every holder has released, the permits nobody holds are exactly `max_size` (plus the
 //!   wait watchdog's promotions not yet released, each also owed to `shed`).
 //! - **Return vs close.** A return pushes its connection idle, fences, then reads `closed`;
-//!   closing swaps `closed` (SeqCst), then drains the queue. One of the two sees the other, so
+//!   closing swaps `closed`, fences, then drains the queue. One of the two sees the other, so
 //!   no connection stays idle in a closed pool ([`Counts::push_idle`]).
+//! - **No surplus kept idle.** The same handshake with `resize`: a push that a shrink's pops
+//!   missed sees the new `max_size`, and its pusher closes one idle connection, so once the
+//!   pushes and the shrink are done at most `max_size` connections are alive (counting the
+//!   ones still being closed).
 
 use crossbeam_queue::ArrayQueue;
 
@@ -42,6 +46,9 @@ pub(crate) enum Pushed<T> {
     /// In the queue, but the pool was closed meanwhile: closing may have drained the queue
     /// before the push, so the pusher drains it.
     Closed,
+    /// In the queue, but `resize` shrank `max_size` meanwhile and may have looked for surplus
+    /// before the push: the pusher closes one idle connection.
+    Surplus,
     /// Not pushed: the queue is full (unreachable while its capacity is at least `max_size`).
     Full(T),
 }
@@ -128,22 +135,31 @@ impl Counts {
             let forgotten = permits.forget(want);
             self.shed.fetch_add(want - forgotten, Relaxed);
         }
+        // Pairs with `push_idle`'s fence: a push this caller's pops miss sees the new
+        // `max_size`.
+        fence(SeqCst);
         self.size.load(SeqCst).saturating_sub(max)
     }
 
     /// Marks the pool closed; `false` if it already was. The caller then drains the queue.
     pub(crate) fn close(&self) -> bool {
-        !self.closed.swap(true, SeqCst)
+        let first = !self.closed.swap(true, SeqCst);
+        // Pairs with `push_idle`'s fence, so that the drain that follows sees every push whose
+        // pusher read `closed` as false.
+        fence(SeqCst);
+        first
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(SeqCst)
     }
 
-    /// Pushes `item` idle, then tells whether the pool was closed meanwhile (the pusher must
-    /// then drain the queue: closing may have drained it before the push). The fence pairs with
-    /// `close`'s swap: either the push comes first and closing's drain pops it, or the swap
-    /// does and the pusher sees it.
+    /// Pushes `item` idle, then tells whether the pool was closed or shrunk meanwhile. The
+    /// fence pairs with the ones in `close` and `resize`: either the push comes first and
+    /// their pops can take it, or they do and the pusher sees `closed` (it drains the queue)
+    /// or the new `max_size` (it closes one idle connection). A return checks
+    /// [`within_max`](Self::within_max) before pushing, but a shrink can come between that
+    /// check and the push, and a connect that reserved before the shrink lands after it.
     pub(crate) fn push_idle<T>(&self, idle: &ArrayQueue<T>, item: T) -> Pushed<T> {
         if let Err(item) = idle.push(item) {
             return Pushed::Full(item);
@@ -151,8 +167,13 @@ impl Counts {
         fence(SeqCst);
         if self.closed.load(Relaxed) {
             Pushed::Closed
+        } else if !self.within_max() {
+            Pushed::Surplus
         } else {
             Pushed::Idle
         }
     }
 }
+
+#[cfg(all(test, wirepool_loom))]
+mod loom_tests;

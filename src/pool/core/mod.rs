@@ -439,6 +439,12 @@ impl<M: Manage> Core<M> {
             Pushed::Idle => {}
             // Raced with close(): it may have drained the queue before our push.
             Pushed::Closed => self.drain_idle(),
+            // Raced with a shrink that may have looked for surplus before our push.
+            Pushed::Surplus => {
+                if let Some(surplus) = self.try_pop() {
+                    self.discard(surplus);
+                }
+            }
             Pushed::Full(slot) => {
                 // Capacity ≥ max_size ≥ size makes this unreachable; if it ever happens the
                 // connection is closed, never leaked.
