@@ -1,5 +1,5 @@
 //! The atomics of the pool's lock-free accounting: `std`'s, or loom's when the crate is built
-//! with `--cfg wirepool_loom` for the model-checked tests (docs/reliability.md, "Model-checked
+//! with `--cfg wirepool_loom` for the model-checked tests (docs/architecture.md, "Model-checked
 //! accounting").
 //!
 //! The cfg is `wirepool_loom`, not `loom`: tokio and crossbeam switch their own internals on

@@ -2,7 +2,7 @@
 //! `shed`, and the closed flag that a return's push into the idle queue races with. These
 //! are the steps the core's invariants rest on ("bounded size", "a permit per checkout",
 //! return vs close), kept apart from the tokio and I/O code around them so that loom can
-//! check every interleaving of them (`loom_tests` below; docs/reliability.md).
+//! check every interleaving of them (`loom_tests` below; docs/architecture.md).
 //!
 //! # Invariants
 //!

@@ -1,7 +1,7 @@
 //! loom models of the permit word: every interleaving of two or three threads taking, waiting
 //! for, abandoning, releasing and closing permits, checked against the invariants in
 //! `permits.rs`'s header. tokio's semaphore is outside the model: each of its calls is one
-//! step that loom does not look inside (docs/reliability.md, "Model-checked accounting").
+//! step that loom does not look inside (docs/architecture.md, "Model-checked accounting").
 //!
 //! Run with `RUSTFLAGS="--cfg wirepool_loom" cargo test --release --lib loom`.
 

@@ -2,7 +2,7 @@
 //! pool's close, and a `resize` racing returns (`shed`), checked against the invariants in
 //! `counts.rs` and the core's header. The permit word is modelled too (`permits.rs`); tokio's
 //! semaphore and crossbeam's idle queue are outside the model: each of their calls is one step
-//! that loom does not look inside (docs/reliability.md, "Model-checked accounting").
+//! that loom does not look inside (docs/architecture.md, "Model-checked accounting").
 //!
 //! Run with `RUSTFLAGS="--cfg wirepool_loom" cargo test --release --lib loom`.
 
