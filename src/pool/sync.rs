@@ -8,10 +8,12 @@
 //! (`permits.rs`) and the size and shed counts with the idle queue's closed flag
 //! (`core/counts.rs`), and `waiting.rs`, which shares `shed`.
 
-#[cfg(not(wirepool_loom))]
+// loom is a dev-dependency: only the crate's own test build switches (as tokio's does), so the
+// library itself still builds, with std's atomics, under the cfg.
+#[cfg(not(all(test, wirepool_loom)))]
 pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-#[cfg(wirepool_loom)]
+#[cfg(all(test, wirepool_loom))]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// What the loom tests share: running a model and counting its interleavings, and driving the
