@@ -1,6 +1,5 @@
-//! The atomics of the pool's lock-free accounting: `std`'s, or loom's when the crate is built
-//! with `--cfg wirepool_loom` for the model-checked tests (docs/architecture.md, "Model-checked
-//! accounting").
+//! The atomics of the pool's lock-free accounting: `std`'s, or loom's when the crate's tests
+//! are built with `--cfg wirepool_loom` (docs/architecture.md, "Model-checked accounting").
 //!
 //! The cfg is `wirepool_loom`, not `loom`: tokio and crossbeam switch their own internals on
 //! `cfg(loom)`, and they must stay as they are (tokio's semaphore and crossbeam's queue are
