@@ -14,7 +14,7 @@
 
 #[path = "support/stats.rs"]
 mod bench_stats;
-// The pool's own files, as `waiting.rs` finds them (`super::clock`, `super::stats`).
+// The pool's own files, as `waiting.rs` finds them (`super::clock`, `super::stats`, `super::sync`).
 #[allow(dead_code, unused_imports)]
 #[path = "../src/pool/clock.rs"]
 mod clock;
@@ -24,6 +24,9 @@ mod permits;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/pool/stats.rs"]
 mod stats;
+#[allow(unused_imports)]
+#[path = "../src/pool/sync.rs"]
+mod sync;
 #[allow(dead_code)]
 #[path = "../src/pool/waiting.rs"]
 mod waiting;

@@ -9,9 +9,10 @@
 //! the pool knows PostgreSQL.
 // Layers (each file imports only from the ones above it in this list; docs/architecture.md has
 // the picture):
-// - leaves: `manage` (the trait), `settings`, `clock`, `backoff`, `stats`, `permits`, `errors`,
-//   `hooks` (running user code), `inflight` (work waiting on the server), `revoke` (reaching
-//   checked-out connections), `leaks` (checkouts held too long);
+// - leaves: `sync` (std's atomics, or loom's for the model-checked tests), `manage` (the trait),
+//   `settings`, `clock`, `backoff`, `stats`, `permits`, `errors`, `hooks` (running user code),
+//   `inflight` (work waiting on the server), `revoke` (reaching checked-out connections),
+//   `leaks` (checkouts held too long);
 // - `waiting`: bounded FIFO waits without a timer per waiter (over `permits`);
 // - `core`: the accounting core, its invariants, and every method and guard that changes a count;
 // - `returning` (the return path), `guard` (`PooledConnection`, over `returning`), `checkout`
@@ -42,6 +43,7 @@ mod returning;
 mod revoke;
 mod settings;
 mod stats;
+mod sync;
 #[cfg(test)]
 mod testing;
 mod waiting;

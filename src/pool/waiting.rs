@@ -59,6 +59,7 @@ use tokio::time::Instant;
 use super::clock::FAR_FUTURE;
 use super::permits::Permits;
 use super::stats::stripe;
+use super::sync;
 
 /// Ring slots. With `grain = timeout / 8` the pool's own deadlines span 9 buckets; the rest
 /// absorbs longer per-call timeouts (a longer one can only share a slot with an earlier
@@ -104,7 +105,7 @@ pub(crate) struct Deadlines {
 }
 
 /// Adds `n` permits that the pool forgets on later releases (`Core::release_permit`).
-fn promote(permits: &Permits, shed: &AtomicUsize, n: usize) {
+fn promote(permits: &Permits, shed: &sync::AtomicUsize, n: usize) {
     if n > 0 {
         shed.fetch_add(n, SeqCst);
         permits.add_to_queue(n);
@@ -241,7 +242,7 @@ impl Deadlines {
     pub(crate) async fn acquire(
         &self,
         permits: &Permits,
-        shed: &AtomicUsize,
+        shed: &sync::AtomicUsize,
         timeout: Duration,
     ) -> Result<(), AcquireError> {
         let mut acquire = pin!(permits.acquire());
@@ -282,7 +283,7 @@ impl Deadlines {
     ///
     /// Dropping it (runtime shutdown) promotes every counted waiter once (bounded without a
     /// watchdog).
-    pub(crate) async fn watch(&self, permits: &Permits, shed: &AtomicUsize) {
+    pub(crate) async fn watch(&self, permits: &Permits, shed: &sync::AtomicUsize) {
         let _last = LastPromotion {
             deadlines: self,
             permits,
@@ -381,7 +382,7 @@ impl Drop for Entry<'_> {
 struct LastPromotion<'a> {
     deadlines: &'a Deadlines,
     permits: &'a Permits,
-    shed: &'a AtomicUsize,
+    shed: &'a sync::AtomicUsize,
 }
 
 impl Drop for LastPromotion<'_> {

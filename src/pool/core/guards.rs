@@ -160,7 +160,7 @@ impl<M: Manage> Reservation<M> {
 
 impl<M: Manage> Drop for Reservation<M> {
     fn drop(&mut self) {
-        self.core.connecting.fetch_sub(1, SeqCst);
+        self.core.counts.end_connect();
         // Unwinding: do not ask for another connect from here (a panic that escaped the connect
         // task's guard would otherwise restart at once, again and again).
         if self.abandoned || std::thread::panicking() {

@@ -67,8 +67,10 @@ use super::stats::{bump, Counters, Histograms, PoolStats};
 use super::waiting::Deadlines;
 use crate::error::{Error, Kind, PoolTimeoutInfo};
 
+mod counts;
 mod guards;
 
+use counts::{Counts, Pushed};
 use guards::Gauge;
 pub(crate) use guards::{Freed, Live, Permit, Reservation};
 
@@ -132,8 +134,9 @@ pub(crate) struct Core<M: Manage> {
     /// On lines of their own: every queued checkout and return writes the permit word and the
     /// semaphore's state, and `size`/`max_size` beside them are read by every return.
     permits: CachePadded<Permits>,
-    size: AtomicUsize,
-    connecting: AtomicUsize,
+    /// `size`, `connecting`, `max_size`, `shed` and `closed`: the model-checked counts
+    /// (`counts.rs`).
+    counts: Counts,
     /// Connections being closed (still in `size` until the server has let go of them).
     closing: AtomicUsize,
     /// Busy connections being cancelled, then closed (named by a `PoolTimeout`).
@@ -149,13 +152,8 @@ pub(crate) struct Core<M: Manage> {
     /// Permit holders waiting for a connection to land.
     starving: AtomicUsize,
     min_size: AtomicUsize,
-    max_size: AtomicUsize,
-    /// Permits still to be forgotten as they come back: after `resize` shrank `max_size`, and
-    /// one per promotion of the wait watchdog.
-    shed: AtomicUsize,
     /// Waiters' deadlines, for the one watchdog that bounds every wait (`waiting.rs`).
     deadlines: Deadlines,
-    closed: AtomicBool,
     /// A connection landed in the queue or a slot was freed: wakes one starving waiter.
     landed: Notify,
     /// Something changed (a connect finished, a slot was freed, the pool closed): wakes every
@@ -189,8 +187,7 @@ impl<M: Manage> Core<M> {
             idle: ArrayQueue::new(settings.capacity.max(1)),
             idle_min: AtomicUsize::new(0),
             permits: CachePadded::new(Permits::new(settings.max_size)),
-            size: AtomicUsize::new(0),
-            connecting: AtomicUsize::new(0),
+            counts: Counts::new(settings.max_size),
             closing: AtomicUsize::new(0),
             cancels: InFlight::default(),
             connects: InFlight::default(),
@@ -201,10 +198,7 @@ impl<M: Manage> Core<M> {
             plain_checkout: settings.check.is_none() && settings.leak_threshold.is_none(),
             starving: AtomicUsize::new(0),
             min_size: AtomicUsize::new(settings.min_size),
-            max_size: AtomicUsize::new(settings.max_size),
-            shed: AtomicUsize::new(0),
             deadlines: Deadlines::new(settings.timeout),
-            closed: AtomicBool::new(false),
             landed: Notify::new(),
             events: Arc::new(Notify::new()),
             growth: Notify::new(),
@@ -296,7 +290,7 @@ impl<M: Manage> Core<M> {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(SeqCst)
+        self.counts.is_closed()
     }
 
     /// Idle connections now. Slow paths only: it reads both ends of the queue.
@@ -305,7 +299,7 @@ impl<M: Manage> Core<M> {
     }
 
     pub(crate) fn size(&self) -> usize {
-        self.size.load(SeqCst)
+        self.counts.size.load(SeqCst)
     }
 
     pub(crate) fn min_size(&self) -> usize {
@@ -340,7 +334,9 @@ impl<M: Manage> Core<M> {
         self: &Arc<Self>,
         timeout: Duration,
     ) -> Result<Permit<M>, Error> {
-        let acquired = self.deadlines.acquire(&self.permits, &self.shed, timeout);
+        let acquired = self
+            .deadlines
+            .acquire(&self.permits, &self.counts.shed, timeout);
         match acquired.await {
             Ok(()) => Ok(Permit {
                 core: Arc::clone(self),
@@ -351,22 +347,13 @@ impl<M: Manage> Core<M> {
 
     /// The wait watchdog (`waiting.rs`), run by a task `open` starts until the pool closes.
     pub(crate) async fn watch_deadlines(&self) {
-        self.deadlines.watch(&self.permits, &self.shed).await;
+        self.deadlines.watch(&self.permits, &self.counts.shed).await;
     }
 
     /// Gives a permit back, unless `shed` owes one (`resize` shrank the pool, or the watchdog
     /// promoted a waiter).
     fn release_permit(&self) {
-        if !self.take_shed() {
-            self.permits.release(1);
-        }
-    }
-
-    /// Takes one unit of `shed` if any is owed (a permit to forget instead of giving back).
-    fn take_shed(&self) -> bool {
-        self.shed
-            .fetch_update(Relaxed, Relaxed, |s| s.checked_sub(1))
-            .is_ok()
+        self.counts.release_permit(&self.permits);
     }
 
     // ----- The idle queue ----------------------------------------------------------------
@@ -434,7 +421,7 @@ impl<M: Manage> Core<M> {
     /// (psycopg's shrink rule, `maintenance.rs`). Only a pool above `min_size` can shrink, so
     /// only there is it worth reading the queue's length on a checkout.
     fn note_idle_left(&self) {
-        if self.size.load(Relaxed) > self.min_size.load(Relaxed) {
+        if self.counts.size.load(Relaxed) > self.min_size.load(Relaxed) {
             let left = self.idle_count();
             if left < self.idle_min.load(Relaxed) {
                 self.idle_min.fetch_min(left, Relaxed);
@@ -455,17 +442,23 @@ impl<M: Manage> Core<M> {
     /// Pushes a connection idle (push before release: the caller gives its permit back
     /// afterwards).
     pub(crate) fn push_idle(self: &Arc<Self>, slot: Slot<M::Connection>) {
-        if let Err(slot) = self.idle.push(slot) {
-            // Capacity ≥ max_size ≥ size makes this unreachable; if it ever happens the
-            // connection is closed, never leaked.
-            debug_assert!(false, "idle queue full");
-            self.discard(slot);
-            return;
-        }
-        fence(SeqCst);
-        if self.closed.load(Relaxed) {
+        match self.counts.push_idle(&self.idle, slot) {
+            Pushed::Idle => {}
             // Raced with close(): it may have drained the queue before our push.
-            self.drain_idle();
+            Pushed::Closed => self.drain_idle(),
+            // Raced with a shrink that may have looked for surplus before our push.
+            Pushed::Surplus => {
+                if let Some(surplus) = self.try_pop() {
+                    self.discard(surplus);
+                }
+            }
+            Pushed::Full(slot) => {
+                // Capacity ≥ max_size ≥ size makes this unreachable; if it ever happens the
+                // connection is closed, never leaked.
+                debug_assert!(false, "idle queue full");
+                self.discard(slot);
+                return;
+            }
         }
         self.wake_one();
     }
@@ -491,7 +484,7 @@ impl<M: Manage> Core<M> {
         (state == ConnState::Idle || (state == ConnState::Dirty && !self.settings.reset_dirty))
             && !slot.expired(now)
             && !self.clock.passed(slot.expires)
-            && self.size.load(Relaxed) <= self.max_size.load(Relaxed)
+            && self.counts.within_max()
     }
 
     /// The starving stage: holding `permit`'s place, wait until `deadline` for a connection to
@@ -557,7 +550,7 @@ impl<M: Manage> Core<M> {
 
     /// One unit of `size` is gone; wakes a waiter, which may open a replacement.
     fn release_size(&self) {
-        self.size.fetch_sub(1, SeqCst);
+        self.counts.release_size();
         fence(SeqCst);
         self.wake_one();
         self.events.notify_waiters();
@@ -628,7 +621,7 @@ impl<M: Manage> Core<M> {
     /// stops the background tasks. The caller then drains the idle queue. Returns `false` if it
     /// was already closed.
     pub(crate) fn mark_closed(&self) -> bool {
-        if self.closed.swap(true, SeqCst) {
+        if !self.counts.close() {
             return false;
         }
         tracing::debug!(pool = %self.name(), "closing pool");
@@ -701,9 +694,9 @@ impl<M: Manage> Core<M> {
     /// starving beyond what is idle or already on its way, or — while connecting is known to
     /// fail — no probe in flight.
     pub(crate) fn wants_growth(&self) -> bool {
-        let size = self.size.load(SeqCst);
+        let size = self.counts.size.load(SeqCst);
         let starving = self.starving.load(SeqCst);
-        let connecting = self.connecting.load(SeqCst);
+        let connecting = self.counts.connecting.load(SeqCst);
         let coming = connecting + self.idle_count();
         size < self.min_size.load(Relaxed)
             || starving > coming
@@ -722,7 +715,7 @@ impl<M: Manage> Core<M> {
     pub(crate) fn still_wanted(&self) -> bool {
         !self.is_closed()
             && (self.starving.load(SeqCst) > 0
-                || self.size.load(SeqCst) <= self.min_size.load(Relaxed)
+                || self.counts.size.load(SeqCst) <= self.min_size.load(Relaxed)
                 || self.down.load(SeqCst))
     }
 
@@ -732,20 +725,9 @@ impl<M: Manage> Core<M> {
         if self.is_closed() || !self.wants_growth() {
             return None;
         }
-        let max_connecting = self.settings.max_connecting;
-        self.connecting
-            .fetch_update(SeqCst, SeqCst, |c| (c < max_connecting).then_some(c + 1))
-            .ok()?;
-        let max = self.max_size.load(SeqCst);
-        if self
-            .size
-            .fetch_update(SeqCst, SeqCst, |s| (s < max).then_some(s + 1))
-            .is_err()
-        {
-            self.connecting.fetch_sub(1, SeqCst);
-            return None;
-        }
-        Some(Reservation::new(Arc::clone(self)))
+        self.counts
+            .try_reserve(self.settings.max_connecting)
+            .then(|| Reservation::new(Arc::clone(self)))
     }
 
     /// A connect attempt failed: remembers why (for `PoolTimeout` errors), and marks the pool
@@ -798,23 +780,12 @@ impl<M: Manage> Core<M> {
     /// `min_size`.
     pub(crate) fn resize(self: &Arc<Self>, min: usize, max: usize) {
         self.min_size.store(min, SeqCst);
-        let old = self.max_size.swap(max, SeqCst);
-        if max > old {
-            let mut add = max - old;
-            while add > 0 && self.take_shed() {
-                add -= 1;
-            }
-            self.permits.release(add);
-        } else if max < old {
-            let want = old - max;
-            let forgotten = self.permits.forget(want);
-            self.shed.fetch_add(want - forgotten, Relaxed);
-            let mut excess = self.size.load(SeqCst).saturating_sub(max);
-            while excess > 0 {
-                let Some(slot) = self.try_pop() else { break };
-                self.discard(slot);
-                excess -= 1;
-            }
+        // Surplus idle connections are closed now; checked-out ones as they come back.
+        let mut excess = self.counts.resize(&self.permits, max);
+        while excess > 0 {
+            let Some(slot) = self.try_pop() else { break };
+            self.discard(slot);
+            excess -= 1;
         }
         self.request_growth();
     }
@@ -823,13 +794,14 @@ impl<M: Manage> Core<M> {
     pub(crate) fn stats(&self, reset: bool) -> PoolStats {
         let mut s = PoolStats {
             pool_min: self.min_size.load(Relaxed),
-            pool_max: self.max_size.load(Relaxed),
+            pool_max: self.counts.max_size.load(Relaxed),
             pool_size: self
+                .counts
                 .size
                 .load(Relaxed)
                 .saturating_sub(self.closing.load(Relaxed)),
             pool_available: self.idle_count(),
-            connecting: self.connecting.load(Relaxed),
+            connecting: self.counts.connecting.load(Relaxed),
             permits_available: self.permits.available(),
             ..PoolStats::default()
         };
@@ -849,7 +821,7 @@ impl<M: Manage> Core<M> {
         let info = PoolTimeoutInfo {
             pool: self.name().to_owned(),
             waited: start.elapsed(),
-            size: self.size.load(Relaxed),
+            size: self.counts.size.load(Relaxed),
             idle: self.idle_count(),
             waiting: self.counters.waiting(),
             last_connect_error: last.as_ref().map(|e| e.report()),
@@ -877,7 +849,7 @@ impl<M: Manage> Core<M> {
 impl<M: Manage> Core<M> {
     /// Permits owed to `shed` (promotions and shrinks not yet matched by a release).
     pub(crate) fn shed(&self) -> usize {
-        self.shed.load(SeqCst)
+        self.counts.shed.load(SeqCst)
     }
 
     /// Waiters counted in the watchdog's deadline buckets.

@@ -12,7 +12,7 @@ use crate::pool::testing;
 #[tokio::test]
 async fn a_pop_leaves_no_phantom_idle_connection() {
     let core = testing::core(0, 2, Duration::from_secs(30));
-    core.size.store(1, SeqCst);
+    core.counts.size.store(1, SeqCst);
     core.push_idle(core.new_slot(0));
     assert_eq!(core.idle_count(), 1);
     core.starving.store(1, SeqCst);
@@ -38,10 +38,10 @@ async fn reservations_stay_within_max_size_and_free_their_unit() {
     let first = core.try_reserve().expect("below min_size");
     let second = core.try_reserve().expect("below min_size");
     assert!(core.try_reserve().is_none(), "max_size reached");
-    assert_eq!((core.size(), core.connecting.load(SeqCst)), (2, 2));
+    assert_eq!((core.size(), core.counts.connecting.load(SeqCst)), (2, 2));
     drop(first);
     assert_eq!(
-        (core.size(), core.connecting.load(SeqCst)),
+        (core.size(), core.counts.connecting.load(SeqCst)),
         (1, 1),
         "unit freed"
     );
@@ -49,7 +49,45 @@ async fn reservations_stay_within_max_size_and_free_their_unit() {
     second.land(7).into_idle();
     drop(second);
     assert_eq!(
-        (core.size(), core.idle_count(), core.connecting.load(SeqCst)),
+        (
+            core.size(),
+            core.idle_count(),
+            core.counts.connecting.load(SeqCst)
+        ),
         (1, 1, 0)
+    );
+}
+
+/// A connect that reserved its slot before a shrink lands after it: the landing finds `size`
+/// over the new `max_size` once pushed (`Pushed::Surplus`) and closes an idle connection, so
+/// the server is not left with more sessions than `max_size`. Once that close has finished,
+/// the next landing fits and stays idle.
+#[tokio::test]
+async fn a_connection_landing_after_a_shrink_is_closed_as_surplus() {
+    let core = testing::core(2, 2, Duration::from_secs(30));
+    let mut first = core.try_reserve().expect("below min_size");
+    let mut second = core.try_reserve().expect("below min_size");
+    core.resize(1, 1);
+    assert_eq!(core.idle_count(), 0, "nothing idle for resize to close");
+    first.land(0).into_idle();
+    drop(first);
+    assert_eq!(
+        core.idle_count(),
+        0,
+        "the surplus landing was not kept idle"
+    );
+    for _ in 0..100 {
+        if core.size() == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(core.size(), 1, "its close has finished and freed the slot");
+    second.land(1).into_idle();
+    drop(second);
+    assert_eq!(
+        (core.size(), core.idle_count()),
+        (1, 1),
+        "within max_size: kept"
     );
 }
