@@ -98,12 +98,14 @@ impl Counts {
     }
 
     /// Whether the connections alive fit in `max_size` (a returned one is not surplus).
+    #[inline]
     pub(crate) fn within_max(&self) -> bool {
         self.size.load(Relaxed) <= self.max_size.load(Relaxed)
     }
 
     /// Gives a permit back, unless `shed` owes one (`resize` shrank the pool, or the watchdog
     /// promoted a waiter): then it is forgotten instead.
+    #[inline]
     pub(crate) fn release_permit(&self, permits: &Permits) {
         if !self.take_shed() {
             permits.release(1);
@@ -111,6 +113,7 @@ impl Counts {
     }
 
     /// Takes one unit of `shed` if any is owed.
+    #[inline]
     fn take_shed(&self) -> bool {
         self.shed
             .fetch_update(Relaxed, Relaxed, |s| s.checked_sub(1))
@@ -150,6 +153,7 @@ impl Counts {
         first
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(SeqCst)
     }
@@ -160,6 +164,7 @@ impl Counts {
     /// or the new `max_size` (it closes one idle connection). A return checks
     /// [`within_max`](Self::within_max) before pushing, but a shrink can come between that
     /// check and the push, and a connect that reserved before the shrink lands after it.
+    #[inline]
     pub(crate) fn push_idle<T>(&self, idle: &ArrayQueue<T>, item: T) -> Pushed<T> {
         if let Err(item) = idle.push(item) {
             return Pushed::Full(item);
