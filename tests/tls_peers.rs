@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -757,5 +758,59 @@ async fn a_cancel_refused_tls_fails_and_never_sends_the_key_in_plaintext() {
             Some(&[][..]),
             "{answer:?}: bytes after the refusal"
         );
+    }
+}
+
+/// Wakes a `Notify`; counts as a reference to the task it stands for while anything holds it.
+struct TaskWaker(tokio::sync::Notify);
+
+impl std::task::Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.notify_one();
+    }
+}
+
+/// A connection that goes idle keeps no waker of the task that connected it: otherwise an idle
+/// pooled connection keeps that task's memory alive (tokio-rustls reads the socket once more
+/// after the handshake, which leaves the task's waker registered there).
+#[tokio::test]
+async fn an_idle_connection_holds_no_waker_of_the_task_that_connected_it() {
+    let c = certs();
+    let tls = format!("sslmode=verify-full sslrootcert={}", c.ca.cert.display());
+    for over_tls in [true, false] {
+        let server = if over_tls {
+            tls_peer(&c.full, &[], false, Arc::default())
+        } else {
+            FakeServer::start(|mut tcp: TcpStream| async move {
+                read_startup(&mut tcp).await;
+                tcp.write_all(&trust_handshake()).await.unwrap();
+                let mut sink = [0u8; 64];
+                while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+        };
+        let extra = if over_tls {
+            tls.as_str()
+        } else {
+            "sslmode=disable"
+        };
+        let config: Config = conninfo(server.port(), "localhost", extra).parse().unwrap();
+        let task = Arc::new(TaskWaker(tokio::sync::Notify::new()));
+        let waker = std::task::Waker::from(Arc::clone(&task));
+        let mut connecting = Box::pin(Connection::connect(&config));
+        let conn = loop {
+            let mut cx = std::task::Context::from_waker(&waker);
+            if let std::task::Poll::Ready(r) = connecting.as_mut().poll(&mut cx) {
+                break r.unwrap();
+            }
+            task.0.notified().await;
+        };
+        drop((connecting, waker));
+        assert_eq!(
+            Arc::strong_count(&task),
+            1,
+            "tls {over_tls}: the idle connection still holds the connecting task's waker"
+        );
+        conn.close().await.unwrap();
+        server.join().await;
     }
 }

@@ -185,3 +185,24 @@ async fn keepalive_and_tcp_user_timeout_settings_reach_the_socket() {
     assert_eq!(socket_options(&conn).4, None);
     conn.close().await.unwrap();
 }
+
+/// The cancel the pool prepares for each connection (`Manage::prepare_cancel`) is held for the
+/// connection's whole life, so it holds the token and little more: the request's own state (a
+/// TCP connect and, over TLS, a handshake) is allocated when it is sent.
+#[tokio::test]
+async fn the_prepared_cancel_holds_the_token_not_the_request_state() {
+    use crate::pool::{Manage, PgManager};
+    let c = cluster::Cluster::shared();
+    let conn = connect(&params("postgres", None, &[c.port()]))
+        .await
+        .unwrap();
+    let manager = PgManager::new(c.conninfo("postgres", None).parse().unwrap());
+    let cancel = manager.prepare_cancel(&conn).unwrap();
+    let held = std::mem::size_of_val(&*cancel);
+    let token = std::mem::size_of_val(&conn.cancel_token());
+    assert!(
+        held <= 2 * token,
+        "{held} bytes held for a {token}-byte token"
+    );
+    conn.close().await.unwrap();
+}
