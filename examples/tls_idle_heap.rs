@@ -113,19 +113,8 @@ fn start_cluster(n: usize) -> (cluster::Cluster, pki::Pki, std::path::PathBuf) {
             "DNS:localhost,IP:127.0.0.1",
         )
         .expect("server certificate");
-    let cluster = cluster::Cluster::start_with(cluster::Options {
-        conf: vec![
-            "ssl = on".into(),
-            "ssl_cert_file = '../server.crt'".into(),
-            "ssl_key_file = '../server.key'".into(),
-            format!("max_connections = {}", n + 20),
-        ],
-        files: vec![
-            ("server.crt".into(), cert.cert_pem(), 0o644),
-            ("server.key".into(), cert.key_pem(), 0o600),
-        ],
-        ..cluster::Options::default()
-    })
-    .expect("cluster");
+    let mut options = cluster::Options::tls(cert.cert_pem(), cert.key_pem());
+    options.conf.push(format!("max_connections = {}", n + 20));
+    let cluster = cluster::Cluster::start_with(options).expect("cluster");
     (cluster, pki, ca.cert.clone())
 }

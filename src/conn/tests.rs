@@ -3,6 +3,8 @@
 
 #[path = "../../tests/support/cluster.rs"]
 mod cluster;
+#[path = "../../tests/support/pki.rs"]
+mod pki;
 
 use std::time::Duration;
 
@@ -88,9 +90,37 @@ async fn wrong_password_stops_at_the_first_host() {
 #[tokio::test]
 async fn buffers_grow_for_a_large_result_and_shrink_when_idle() {
     let c = cluster::Cluster::shared();
-    let mut conn = connect(&params("postgres", None, &[c.port()]))
+    let conn = connect(&params("postgres", None, &[c.port()]))
         .await
         .unwrap();
+    buffers_grow_and_shrink(conn).await;
+}
+
+/// The same over TLS: `Framed` sits above the stream, so a TLS connection's buffers are given
+/// back at ReadyForQuery too (rustls' own buffers are its business: docs/performance.md § TLS).
+#[tokio::test]
+async fn buffers_shrink_when_idle_over_tls_too() {
+    let pki = pki::Pki::new().unwrap();
+    let ca = pki.ca("unit-ca", pki::KeyKind::P256).unwrap();
+    let cert = pki
+        .server(
+            "unit-server",
+            &ca,
+            pki::KeyKind::P256,
+            "localhost",
+            "DNS:localhost,IP:127.0.0.1",
+        )
+        .unwrap();
+    let c = cluster::Cluster::start_with(cluster::Options::tls(cert.cert_pem(), cert.key_pem()))
+        .unwrap();
+    let mut p = params("postgres", None, &[c.port()]);
+    p.sslmode = SslMode::Require;
+    let conn = connect(&p).await.unwrap();
+    assert!(conn.inner.io.stream.is_tls());
+    buffers_grow_and_shrink(conn).await;
+}
+
+async fn buffers_grow_and_shrink(mut conn: Connection) {
     let (read, _) = conn.inner.io.buffer_capacities();
     assert!(
         read <= 1024,
