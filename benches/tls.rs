@@ -62,18 +62,8 @@ impl Setup {
             "localhost",
             "DNS:localhost,IP:127.0.0.1",
         )?;
-        let cluster = cluster::Cluster::start_with(cluster::Options {
-            conf: vec![
-                "ssl = on".into(),
-                "ssl_cert_file = '../server.crt'".into(),
-                "ssl_key_file = '../server.key'".into(),
-            ],
-            files: vec![
-                ("server.crt".into(), cert.cert_pem(), 0o644),
-                ("server.key".into(), cert.key_pem(), 0o600),
-            ],
-            ..cluster::Options::default()
-        })?;
+        let cluster =
+            cluster::Cluster::start_with(cluster::Options::tls(cert.cert_pem(), cert.key_pem()))?;
         Ok(Setup {
             cluster,
             ca: ca.cert.clone(),

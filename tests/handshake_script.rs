@@ -542,3 +542,150 @@ fn an_unbound_exchange_cannot_end_in_authentication_ok_under_require() {
     take(&mut hs);
     assert!(hs.handle(sasl_final(SERVER_FINAL)).is_err());
 }
+
+// ---- require_auth with channel_binding (libpq fe-auth.c `check_expected_areq`: require_auth
+// is asked first, then channel_binding; PostgreSQL's src/test/ssl/t/002_scram.pl) ----
+
+fn with_require_auth(mut cfg: AuthConfig, spec: &str) -> AuthConfig {
+    cfg.require_auth = spec.parse().unwrap();
+    cfg
+}
+
+/// RFC 5802 §3 ServerSignature, computed here from the SaltedPassword with HMAC directly.
+fn server_signature(salted: &[u8; 32], auth_message: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    let mac = |key: &[u8], data: &[u8]| {
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    };
+    mac(&mac(salted, b"Server Key"), auth_message)
+}
+
+/// `require_auth=scram-sha-256` with `channel_binding=require` over TLS: SCRAM-SHA-256-PLUS,
+/// the server signature over the *bound* AuthMessage verifies, and the login ends in `Done`.
+/// With `channel_binding=disable` the same policy runs plain SCRAM with `n`.
+#[test]
+fn require_auth_scram_and_channel_binding_require_complete_a_bound_exchange() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let data = vec![0x5a; 48];
+    let cfg = with_require_auth(
+        over_tls(Ok(data.clone()), ChannelBindingMode::Require),
+        "scram-sha-256",
+    );
+    let mut hs = start(cfg);
+    hs.handle(offered(BOTH)).unwrap();
+    let (mechanism, first) = initial_response(&mut hs);
+    assert_eq!(mechanism, "SCRAM-SHA-256-PLUS");
+    assert_eq!(first, format!("p=tls-server-end-point,,n=,r={NONCE}"));
+    let Ok(Step::NeedScramKeys(req)) = hs.handle(sasl_continue(SERVER_FIRST)) else {
+        panic!("keys expected");
+    };
+    let salted: [u8; 32] =
+        pbkdf2::pbkdf2_hmac_array::<sha2::Sha256, 32>(b"foobar", &req.salt, req.iterations);
+    hs.provide_scram_keys(&ScramKeys::derive(b"foobar", &req.salt, req.iterations))
+        .unwrap();
+    let out = take(&mut hs);
+    let client_final = std::str::from_utf8(&out[5..]).unwrap();
+    let (without_proof, _) = client_final.rsplit_once(",p=").unwrap();
+    let bound_c = b64.encode([&b"p=tls-server-end-point,,"[..], &data].concat());
+    assert!(without_proof.starts_with(&format!("c={bound_c},r=")));
+    let auth_message = [
+        format!("n=,r={NONCE},").as_bytes(),
+        SERVER_FIRST,
+        b",",
+        without_proof.as_bytes(),
+    ]
+    .concat();
+    let v = format!("v={}", b64.encode(server_signature(&salted, &auth_message)));
+    let step = hs.handle(auth(Authentication::SaslFinal {
+        data: Bytes::from(v.into_bytes()),
+    }));
+    assert!(matches!(step, Ok(Step::Continue)), "{step:?}");
+    hs.handle(auth(Authentication::Ok)).unwrap();
+    let Ok(Step::Done(_)) = hs.handle(BackendMessage::ReadyForQuery(TransactionStatus::Idle))
+    else {
+        panic!("the bound login did not complete");
+    };
+
+    let cfg = with_require_auth(
+        over_tls(Ok(data), ChannelBindingMode::Disable),
+        "scram-sha-256",
+    );
+    let mut hs = start(cfg);
+    hs.handle(offered(BOTH)).unwrap();
+    assert_eq!(
+        initial_response(&mut hs),
+        ("SCRAM-SHA-256".into(), format!("n,,n=,r={NONCE}"))
+    );
+}
+
+/// Every pairing in which one of the two settings refuses: the refusal comes before any reply,
+/// whichever setting gives it. `require_auth=md5` or `password` is satisfied by the server's
+/// request and `channel_binding=require` still refuses it (002_scram.pl: "channel_binding can
+/// fail even when require_auth succeeds"); a SASL request is refused by a `require_auth` that
+/// does not allow SCRAM before channel binding is considered.
+#[test]
+fn require_auth_and_channel_binding_require_refuse_before_sending_anything() {
+    let not_sasl = "channel binding required but not supported by server's authentication request";
+    let cases: Vec<(&str, BackendMessage, &str)> = vec![
+        (
+            "md5",
+            auth(Authentication::Md5Password { salt: [1, 2, 3, 4] }),
+            not_sasl,
+        ),
+        ("password", auth(Authentication::CleartextPassword), not_sasl),
+        (
+            "md5,password",
+            auth(Authentication::CleartextPassword),
+            not_sasl,
+        ),
+        (
+            "!scram-sha-256",
+            auth(Authentication::Md5Password { salt: [1, 2, 3, 4] }),
+            not_sasl,
+        ),
+        (
+            "md5",
+            offered(BOTH),
+            "authentication method requirement \"md5\" failed: server requested SASL authentication",
+        ),
+        (
+            "password",
+            offered(BOTH),
+            "authentication method requirement \"password\" failed: server requested SASL \
+             authentication",
+        ),
+        (
+            "!scram-sha-256",
+            offered(BOTH),
+            "requirement \"!scram-sha-256\" failed: server requested SASL authentication",
+        ),
+        (
+            "scram-sha-256",
+            auth(Authentication::Ok),
+            "server did not complete authentication",
+        ),
+        (
+            "none",
+            auth(Authentication::Ok),
+            "server authenticated client without channel binding",
+        ),
+        (
+            "scram-sha-256",
+            offered(&["SCRAM-SHA-256"]),
+            "server did not offer an authentication method that supports channel binding",
+        ),
+    ];
+    for (spec, request, says) in cases {
+        let cfg = with_require_auth(over_tls(Ok(vec![1; 32]), ChannelBindingMode::Require), spec);
+        let mut hs = start(cfg);
+        let e = hs.handle(request).unwrap_err();
+        assert!(
+            matches!(&e, HandshakeError::Auth(m) if m.contains(says)),
+            "{spec}: {e}"
+        );
+        assert!(take(&mut hs).is_empty(), "{spec}: nothing may be sent");
+    }
+}

@@ -410,6 +410,57 @@ async fn channel_binding_require_over_tls_authenticates_with_scram_sha_256_plus(
     }
 }
 
+/// `require_auth` and `channel_binding` compose as in libpq (fe-auth.c `check_expected_areq`;
+/// PostgreSQL's src/test/ssl/t/002_scram.pl): over TLS, `require_auth=scram-sha-256` with
+/// `channel_binding=require` logs in with SCRAM-SHA-256-PLUS; a server that asks for MD5 or a
+/// cleartext password satisfies `require_auth=md5`/`password` and is still refused by
+/// `channel_binding=require`; a server that asks for SCRAM is refused by `require_auth=md5`.
+/// tests/handshake_script.rs shows that nothing is sent in reply to any of these requests.
+#[tokio::test]
+async fn require_auth_and_channel_binding_compose_over_tls() {
+    let s = server();
+    let tls = format!("sslmode=verify-full sslrootcert={}", s.ca_file());
+    let mut conn = connect(&s.conninfo(
+        "localhost",
+        "scram_user",
+        &format!("{tls} require_auth=scram-sha-256 channel_binding=require"),
+    ))
+    .await
+    .unwrap();
+    assert!(uses_tls(&mut conn).await);
+    conn.close().await.unwrap();
+    let not_sasl = "channel binding required but not supported by server's authentication request";
+    for (user, spec, says) in [
+        ("md5_user", "md5", not_sasl),
+        ("pass_user", "password", not_sasl),
+        (
+            "scram_user",
+            "md5",
+            "authentication method requirement \"md5\" failed: server requested SASL \
+             authentication",
+        ),
+    ] {
+        let e = connect(&s.conninfo(
+            "localhost",
+            user,
+            &format!("{tls} require_auth={spec} channel_binding=require"),
+        ))
+        .await
+        .unwrap_err();
+        assert!(e.is_auth(), "{user} {spec}: {e}");
+        assert!(e.to_string().contains(says), "{user} {spec}: {e}");
+        // Without channel_binding=require the same policy logs in.
+        let mut conn = connect(&s.conninfo(
+            "localhost",
+            user,
+            &format!("{tls} require_auth={spec},scram-sha-256"),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{user} {spec}: {e}"));
+        assert!(uses_tls(&mut conn).await);
+    }
+}
+
 /// Over plaintext the server offers SCRAM-SHA-256 only: `require` stops at the mechanism list,
 /// before SASLInitialResponse, so no proof (nor anything derived from the password) is sent.
 #[tokio::test]

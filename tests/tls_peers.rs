@@ -1,11 +1,13 @@
 //! TLS negotiation against scripted peers, for what a real PostgreSQL 15 will not do on
 //! demand: bytes stuffed after the `S` (CVE-2021-23222), an ErrorResponse to SSLRequest, a
-//! handshake that stalls, a certificate with only a common name, SNI, and PostgreSQL 17's
-//! direct TLS (`sslnegotiation=direct`, ALPN `postgresql`). The TLS server side is rustls with
+//! handshake that stalls, a handshake broken after the `S` (`prefer`'s plaintext retry), a
+//! cancel request whose SSLRequest is refused, a certificate with only a common name, SNI, and
+//! PostgreSQL 17's direct TLS (`sslnegotiation=direct`, ALPN `postgresql`). The TLS server side is rustls with
 //! certificates made for this run (tests/support/pki.rs).
 
 mod support;
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -561,5 +563,254 @@ fn the_end_point_hash_follows_the_signature_algorithm() {
         for cut in 0..der.len().min(600) {
             assert!(end_point_hash(&der[..cut]).is_err(), "{name} cut at {cut}");
         }
+    }
+}
+
+/// How a scripted peer breaks the TLS handshake after answering `S`.
+#[derive(Debug, Clone, Copy)]
+enum Break {
+    /// Bytes that are not a TLS record.
+    Garbage,
+    /// A fatal `handshake_failure` alert (RFC 8446 §6: level 2, description 40).
+    Alert,
+    /// The socket closed right after the `S`.
+    Close,
+    /// A real handshake showing a certificate the client's root does not sign.
+    UntrustedCertificate,
+}
+
+/// A peer whose first connection answers `S` and then breaks the handshake as `how` says, and
+/// whose later connections log in with `trust` in plaintext; `first_bytes` records, per
+/// connection, the first startup packet it read (SSLRequest, or the plaintext StartupMessage).
+fn broken_then_plaintext(how: Break, first_bytes: Arc<Mutex<Vec<Vec<u8>>>>) -> FakeServer {
+    let acceptor = acceptor(&certs().full, &[]);
+    let connection = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    FakeServer::accept_many(move |mut tcp: TcpStream| {
+        let (acceptor, first_bytes) = (acceptor.clone(), Arc::clone(&first_bytes));
+        let n = connection.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let packet = read_startup(&mut tcp).await;
+            first_bytes.lock().unwrap().push(packet.clone());
+            if n > 0 {
+                tcp.write_all(&trust_handshake()).await.unwrap();
+                let mut sink = [0u8; 64];
+                while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+                return;
+            }
+            assert_eq!(packet, SSL_REQUEST);
+            tcp.write_all(b"S").await.unwrap();
+            if matches!(how, Break::Garbage | Break::Alert) {
+                // The answer comes after the ClientHello: bytes riding on the `S` would be the
+                // CVE-2021-23222 case instead, a fatal error in every sslmode.
+                let mut hello = [0u8; 4096];
+                assert!(tcp.read(&mut hello).await.unwrap() > 0);
+            }
+            match how {
+                Break::Garbage => tcp
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+                    .await
+                    .unwrap(),
+                Break::Alert => tcp.write_all(&[21, 3, 3, 0, 2, 2, 40]).await.unwrap(),
+                Break::Close => return,
+                Break::UntrustedCertificate => {
+                    // The client aborts the handshake once it has seen the certificate.
+                    let _ = acceptor.accept(tcp).await;
+                    return;
+                }
+            }
+            let mut sink = [0u8; 1024];
+            while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+        }
+    })
+}
+
+/// libpq fe-connect.c (`PQconnectPoll`, `CONNECTION_SSL_STARTUP`): under `prefer`, a TLS
+/// handshake that fails after the server's `S` is retried on a new connection in plaintext;
+/// under `require`, it is the error, and no plaintext connection is opened.
+#[tokio::test]
+async fn prefer_retries_in_plaintext_after_a_failed_handshake_and_require_fails() {
+    let c = certs();
+    let other_ca = c.pki.ca("prefer-other-ca", KeyKind::P256).unwrap();
+    let ssl_request = SSL_REQUEST.to_vec();
+    for how in [
+        Break::Garbage,
+        Break::Alert,
+        Break::Close,
+        Break::UntrustedCertificate,
+    ] {
+        // A root file that did not sign the peer's certificate: `prefer` verifies the chain.
+        let root = format!("sslrootcert={}", other_ca.cert.display());
+        let peer = |mode: &str| {
+            let seen: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+            let server = broken_then_plaintext(how, Arc::clone(&seen));
+            let info = conninfo(
+                server.port(),
+                "localhost",
+                &format!("sslmode={mode} {root}"),
+            );
+            (server, seen, info)
+        };
+
+        let (server, seen, info) = peer("prefer");
+        let conn = connect(&info)
+            .await
+            .unwrap_or_else(|e| panic!("{how:?}: prefer did not retry in plaintext: {e}"));
+        assert_eq!(conn.parameter("server_version"), Some("15.0"), "{how:?}");
+        conn.close().await.unwrap();
+        server.join().await;
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen.len(),
+            2,
+            "{how:?}: a TLS attempt and a plaintext retry"
+        );
+        assert_eq!(seen[0], ssl_request, "{how:?}");
+        let (version, params) = fake_server::startup_params(&seen[1]);
+        assert_eq!(version, 196_608, "{how:?}: the retry is a StartupMessage");
+        assert!(params.contains(&("user".into(), "postgres".into())));
+
+        let (server, seen, info) = peer("require");
+        let e = connect(&info).await.unwrap_err();
+        assert!(e.is_tls(), "{how:?}: {e}");
+        assert!(
+            e.to_string().contains("TLS handshake failed"),
+            "{how:?}: {e}"
+        );
+        if let Break::UntrustedCertificate = how {
+            assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+        }
+        server.join().await;
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            1,
+            "{how:?}: require never retries"
+        );
+    }
+}
+
+/// A CancelRequest for a TLS connection travels over TLS (libpq 17 `PQcancelCreate`): a server
+/// that answers its SSLRequest with `N` (or an ErrorResponse) gets an error from the client and
+/// not one byte more, so the backend's cancel key never crosses the network in plaintext.
+#[tokio::test]
+async fn a_cancel_refused_tls_fails_and_never_sends_the_key_in_plaintext() {
+    let c = certs();
+    for answer in [
+        b"N".to_vec(),
+        error_response(&[(b'S', "FATAL"), (b'C', "08P01")]),
+    ] {
+        let after_answer: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
+        let acceptor = acceptor(&c.full, &[]);
+        let connection = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let recorded = Arc::clone(&after_answer);
+        let reply = answer.clone();
+        let server = FakeServer::accept_many(move |mut tcp: TcpStream| {
+            let (acceptor, recorded, reply) =
+                (acceptor.clone(), Arc::clone(&recorded), reply.clone());
+            let n = connection.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                assert_eq!(read_startup(&mut tcp).await, SSL_REQUEST);
+                if n > 0 {
+                    // The cancel connection: refuse TLS, then keep everything the client sends
+                    // until it closes.
+                    tcp.write_all(&reply).await.unwrap();
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 256];
+                    loop {
+                        match tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await
+                        {
+                            Ok(Ok(0)) | Ok(Err(_)) => break,
+                            Ok(Ok(k)) => got.extend_from_slice(&buf[..k]),
+                            Err(_) => panic!("the client kept the refused cancel socket open"),
+                        }
+                    }
+                    *recorded.lock().unwrap() = Some(got);
+                    return;
+                }
+                tcp.write_all(b"S").await.unwrap();
+                let mut tls = acceptor.accept(tcp).await.unwrap();
+                read_startup(&mut tls).await;
+                tls.write_all(&trust_handshake()).await.unwrap();
+                tls.flush().await.unwrap();
+                let mut sink = [0u8; 64];
+                while matches!(tls.read(&mut sink).await, Ok(n) if n > 0) {}
+            }
+        });
+        let conn = connect(&conninfo(
+            server.port(),
+            "localhost",
+            &format!("sslmode=verify-full sslrootcert={}", c.ca.cert.display()),
+        ))
+        .await
+        .unwrap();
+        let key = conn.backend_key().unwrap();
+        assert_eq!((key.pid, key.key), (4242, 0x5eed_i32.to_be_bytes()));
+        let e = conn.cancel_token().cancel().await.unwrap_err();
+        assert!(e.is_tls(), "{answer:?}: {e}");
+        assert!(
+            e.to_string().contains("not sent in plaintext"),
+            "{answer:?}: {e}"
+        );
+        conn.close().await.unwrap();
+        server.join().await;
+        let got = after_answer.lock().unwrap().take();
+        assert_eq!(
+            got.as_deref(),
+            Some(&[][..]),
+            "{answer:?}: bytes after the refusal"
+        );
+    }
+}
+
+/// Wakes a `Notify`; counts as a reference to the task it stands for while anything holds it.
+struct TaskWaker(tokio::sync::Notify);
+
+impl std::task::Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.notify_one();
+    }
+}
+
+/// A connection that goes idle keeps no waker of the task that connected it: otherwise an idle
+/// pooled connection keeps that task's memory alive (tokio-rustls reads the socket once more
+/// after the handshake, which leaves the task's waker registered there).
+#[tokio::test]
+async fn an_idle_connection_holds_no_waker_of_the_task_that_connected_it() {
+    let c = certs();
+    let tls = format!("sslmode=verify-full sslrootcert={}", c.ca.cert.display());
+    for over_tls in [true, false] {
+        let server = if over_tls {
+            tls_peer(&c.full, &[], false, Arc::default())
+        } else {
+            FakeServer::start(|mut tcp: TcpStream| async move {
+                read_startup(&mut tcp).await;
+                tcp.write_all(&trust_handshake()).await.unwrap();
+                let mut sink = [0u8; 64];
+                while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+        };
+        let extra = if over_tls {
+            tls.as_str()
+        } else {
+            "sslmode=disable"
+        };
+        let config: Config = conninfo(server.port(), "localhost", extra).parse().unwrap();
+        let task = Arc::new(TaskWaker(tokio::sync::Notify::new()));
+        let waker = std::task::Waker::from(Arc::clone(&task));
+        let mut connecting = Box::pin(Connection::connect(&config));
+        let conn = loop {
+            let mut cx = std::task::Context::from_waker(&waker);
+            if let std::task::Poll::Ready(r) = connecting.as_mut().poll(&mut cx) {
+                break r.unwrap();
+            }
+            task.0.notified().await;
+        };
+        drop((connecting, waker));
+        assert_eq!(
+            Arc::strong_count(&task),
+            1,
+            "tls {over_tls}: the idle connection still holds the connecting task's waker"
+        );
+        conn.close().await.unwrap();
+        server.join().await;
     }
 }

@@ -121,6 +121,30 @@ impl Stream {
         }
     }
 
+    /// Leaves no task's waker registered with the socket's readiness: registers one that does
+    /// nothing instead (tokio's `poll_read_ready`/`poll_write_ready`: only the waker of the most
+    /// recent call is kept). tokio-rustls reads the socket once more after the handshake (rustls'
+    /// `wants_read` holds while no plaintext is buffered), so a new TLS connection's socket
+    /// would keep the connecting task's waker, and with it that task's memory (about 9 KiB), for
+    /// as long as the connection sits idle. The next read or write registers its own waker.
+    pub(crate) fn forget_wakers(&self) {
+        struct Nothing;
+        impl std::task::Wake for Nothing {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        let waker = std::task::Waker::from(std::sync::Arc::new(Nothing));
+        let mut cx = Context::from_waker(&waker);
+        let _ = match self {
+            Stream::Tcp(s) => (s.poll_read_ready(&mut cx), s.poll_write_ready(&mut cx)),
+            Stream::Tls(s) => {
+                let tcp = s.get_ref().0;
+                (tcp.poll_read_ready(&mut cx), tcp.poll_write_ready(&mut cx))
+            }
+            #[cfg(unix)]
+            Stream::Unix(s) => (s.poll_read_ready(&mut cx), s.poll_write_ready(&mut cx)),
+        };
+    }
+
     /// Whether the stream is encrypted.
     pub(crate) fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))

@@ -212,6 +212,8 @@ async fn startup(
             Step::Done(session) => break session,
         }
     };
+    // The connection goes idle in a pool next: it must not keep this task alive.
+    io.stream.forget_wakers();
     let cancel_timeout = p.connect_timeout.unwrap_or(Duration::from_secs(10));
     Ok(Connection::new(
         io,

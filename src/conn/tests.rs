@@ -3,6 +3,8 @@
 
 #[path = "../../tests/support/cluster.rs"]
 mod cluster;
+#[path = "../../tests/support/pki.rs"]
+mod pki;
 
 use std::time::Duration;
 
@@ -88,9 +90,37 @@ async fn wrong_password_stops_at_the_first_host() {
 #[tokio::test]
 async fn buffers_grow_for_a_large_result_and_shrink_when_idle() {
     let c = cluster::Cluster::shared();
-    let mut conn = connect(&params("postgres", None, &[c.port()]))
+    let conn = connect(&params("postgres", None, &[c.port()]))
         .await
         .unwrap();
+    buffers_grow_and_shrink(conn).await;
+}
+
+/// The same over TLS: `Framed` sits above the stream, so a TLS connection's buffers are given
+/// back at ReadyForQuery too (rustls' own buffers are its business: docs/performance.md § TLS).
+#[tokio::test]
+async fn buffers_shrink_when_idle_over_tls_too() {
+    let pki = pki::Pki::new().unwrap();
+    let ca = pki.ca("unit-ca", pki::KeyKind::P256).unwrap();
+    let cert = pki
+        .server(
+            "unit-server",
+            &ca,
+            pki::KeyKind::P256,
+            "localhost",
+            "DNS:localhost,IP:127.0.0.1",
+        )
+        .unwrap();
+    let c = cluster::Cluster::start_with(cluster::Options::tls(cert.cert_pem(), cert.key_pem()))
+        .unwrap();
+    let mut p = params("postgres", None, &[c.port()]);
+    p.sslmode = SslMode::Require;
+    let conn = connect(&p).await.unwrap();
+    assert!(conn.inner.io.stream.is_tls());
+    buffers_grow_and_shrink(conn).await;
+}
+
+async fn buffers_grow_and_shrink(mut conn: Connection) {
     let (read, _) = conn.inner.io.buffer_capacities();
     assert!(
         read <= 1024,
@@ -183,5 +213,26 @@ async fn keepalive_and_tcp_user_timeout_settings_reach_the_socket() {
     let config: crate::Config = format!("{base} tcp_user_timeout=0").parse().unwrap();
     let conn = Connection::connect(&config).await.unwrap();
     assert_eq!(socket_options(&conn).4, None);
+    conn.close().await.unwrap();
+}
+
+/// The cancel the pool prepares for each connection (`Manage::prepare_cancel`) is held for the
+/// connection's whole life, so it holds the token and little more: the request's own state (a
+/// TCP connect and, over TLS, a handshake) is allocated when it is sent.
+#[tokio::test]
+async fn the_prepared_cancel_holds_the_token_not_the_request_state() {
+    use crate::pool::{Manage, PgManager};
+    let c = cluster::Cluster::shared();
+    let conn = connect(&params("postgres", None, &[c.port()]))
+        .await
+        .unwrap();
+    let manager = PgManager::new(c.conninfo("postgres", None).parse().unwrap());
+    let cancel = manager.prepare_cancel(&conn).unwrap();
+    let held = std::mem::size_of_val(&*cancel);
+    let token = std::mem::size_of_val(&conn.cancel_token());
+    assert!(
+        held <= 2 * token,
+        "{held} bytes held for a {token}-byte token"
+    );
     conn.close().await.unwrap();
 }

@@ -196,8 +196,11 @@ impl Manage for PgManager {
             sent: Arc::new(AtomicBool::new(false)),
             ..conn.cancel_token()
         };
+        // The pool holds this future for the connection's whole life, so it holds only the
+        // token; the request's own state (a TCP connect and, over TLS, a handshake: the larger
+        // part of the future) is boxed when it runs.
         Some(Box::pin(async move {
-            if let Err(e) = token.cancel().await {
+            if let Err(e) = Box::pin(token.cancel()).await {
                 tracing::debug!(error = %e, "CancelRequest failed");
             }
         }))

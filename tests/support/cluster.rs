@@ -95,6 +95,25 @@ pub struct Options {
     pub setup_sql: Vec<String>,
 }
 
+impl Options {
+    /// `ssl = on` with a server certificate and key (PEM), written as `server.crt` and
+    /// `server.key` next to the data directory.
+    pub fn tls(cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Options {
+        Options {
+            conf: vec![
+                "ssl = on".into(),
+                "ssl_cert_file = '../server.crt'".into(),
+                "ssl_key_file = '../server.key'".into(),
+            ],
+            files: vec![
+                ("server.crt".into(), cert_pem, 0o644),
+                ("server.key".into(), key_pem, 0o600),
+            ],
+            ..Options::default()
+        }
+    }
+}
+
 /// A running throwaway PostgreSQL server; see the module docs for its roles and databases.
 #[derive(Debug)]
 pub struct Cluster {
