@@ -296,7 +296,12 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub fn satisfies(&self, target: TargetSessionAttrs) -> bool {
-        target.admits(&self.session_state())
+        // `any` and `prefer-standby` admit every session: skip reading its state (the pool asks
+        // on every checkout and return).
+        matches!(
+            target,
+            TargetSessionAttrs::Any | TargetSessionAttrs::PreferStandby
+        ) || target.admits(&self.session_state())
     }
 
     /// Runs a simple query; returns every data row of every statement, in order.
@@ -444,23 +449,7 @@ impl Connection {
     /// `server_version_num` derived from `server_version` (`"15.20 (Debian ...)"` → 150020;
     /// `"9.6.24"` → 90624), if it parses.
     pub fn server_version_num(&self) -> Option<u32> {
-        let v = self.parameter("server_version")?;
-        let numeric: String = v
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .collect();
-        let mut parts = numeric.split('.').map(|p| p.parse::<u32>().ok());
-        let major = parts.next()??;
-        let minor = parts.next().flatten().unwrap_or(0);
-        if major >= 10 {
-            major.checked_mul(10_000)?.checked_add(minor)
-        } else {
-            let patch = parts.next().flatten().unwrap_or(0);
-            major
-                .checked_mul(10_000)?
-                .checked_add(minor.checked_mul(100)?)?
-                .checked_add(patch)
-        }
+        version_num(self.parameter("server_version")?)
     }
 
     /// Whether an I/O or protocol error, a write cut short by a dropped future, or `close` has
@@ -659,3 +648,26 @@ pub(crate) fn log_notice(n: &DbError) {
 
 #[cfg(test)]
 mod tests;
+
+/// `server_version` as `server_version_num` computes it (`"15.20 (Debian ...)"` → 150020,
+/// `"9.6.24"` → 90624, `"17devel"` → 170000), from its leading digits and dots, with no
+/// allocation (the pool's target check reads it on every checkout with a non-`any` target).
+fn version_num(v: &str) -> Option<u32> {
+    // `split` always yields a first part.
+    let numeric = v
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .unwrap_or_default();
+    let mut parts = numeric.split('.').map(|p| p.parse::<u32>().ok());
+    let major = parts.next()??;
+    let minor = parts.next().flatten().unwrap_or(0);
+    if major >= 10 {
+        major.checked_mul(10_000)?.checked_add(minor)
+    } else {
+        let patch = parts.next().flatten().unwrap_or(0);
+        major
+            .checked_mul(10_000)?
+            .checked_add(minor.checked_mul(100)?)?
+            .checked_add(patch)
+    }
+}

@@ -236,3 +236,16 @@ async fn the_prepared_cancel_holds_the_token_not_the_request_state() {
     );
     conn.close().await.unwrap();
 }
+
+#[test]
+fn server_version_strings_map_to_server_version_num() {
+    use super::version_num;
+    assert_eq!(version_num("15.20 (Debian 15.20-0+deb12u1)"), Some(150_020));
+    assert_eq!(version_num("9.6.24"), Some(90_624));
+    assert_eq!(version_num("17devel"), Some(170_000));
+    assert_eq!(version_num("16beta2"), Some(160_000));
+    assert_eq!(version_num("10.1"), Some(100_001));
+    assert_eq!(version_num("banana"), None);
+    assert_eq!(version_num(""), None);
+    assert_eq!(version_num("99999999999.1"), None, "no overflow");
+}
