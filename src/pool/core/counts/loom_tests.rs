@@ -92,6 +92,21 @@ impl Pool {
     }
 }
 
+/// Both checked-out connections of `pool` come back on threads of their own while this thread
+/// runs `act`; returns once all three are done.
+fn while_both_return(pool: &Arc<Pool>, act: impl FnOnce(&Pool)) {
+    let returns: Vec<_> = (0..2u8)
+        .map(|conn| {
+            let pool = Arc::clone(pool);
+            thread::spawn(move || pool.give_back(conn))
+        })
+        .collect();
+    act(pool);
+    for t in returns {
+        t.join().unwrap();
+    }
+}
+
 /// Bounded size: three connects race for two slots, at most two of them at once. Every
 /// interleaving grants at most `max_size` reservations, `connecting` never passes
 /// `max_connecting`, and `size` is exactly the reservations granted.
@@ -132,16 +147,7 @@ fn reservations_never_exceed_max_size_or_max_connecting() {
 fn returns_racing_close_leave_nothing_idle_and_size_zero() {
     check("return_vs_close", || {
         let pool = Pool::checked_out(2);
-        let returns: Vec<_> = (0..2u8)
-            .map(|conn| {
-                let pool = Arc::clone(&pool);
-                thread::spawn(move || pool.give_back(conn))
-            })
-            .collect();
-        pool.close();
-        for t in returns {
-            t.join().unwrap();
-        }
+        while_both_return(&pool, Pool::close);
         assert!(
             pool.idle.is_empty(),
             "a connection was left idle in a closed pool"
@@ -160,16 +166,7 @@ fn returns_racing_close_leave_nothing_idle_and_size_zero() {
 fn a_shrink_racing_returns_sheds_one_permit_and_one_connection() {
     check("shed_on_resize", || {
         let pool = Pool::checked_out(2);
-        let returns: Vec<_> = (0..2u8)
-            .map(|conn| {
-                let pool = Arc::clone(&pool);
-                thread::spawn(move || pool.give_back(conn))
-            })
-            .collect();
-        pool.resize(1);
-        for t in returns {
-            t.join().unwrap();
-        }
+        while_both_return(&pool, |pool| pool.resize(1));
         let shed = pool.counts.shed.load(SeqCst);
         assert!(shed <= 1, "more owed than the shrink asked");
         assert_eq!(
@@ -195,16 +192,7 @@ fn a_grow_pays_shed_before_adding_permits() {
         let pool = Pool::checked_out(2);
         pool.resize(1); // both permits held: one is owed to `shed`
         assert_eq!(pool.counts.shed.load(SeqCst), 1);
-        let returns: Vec<_> = (0..2u8)
-            .map(|conn| {
-                let pool = Arc::clone(&pool);
-                thread::spawn(move || pool.give_back(conn))
-            })
-            .collect();
-        pool.resize(2);
-        for t in returns {
-            t.join().unwrap();
-        }
+        while_both_return(&pool, |pool| pool.resize(2));
         assert_eq!(
             pool.permits.available(),
             2,
